@@ -1,0 +1,30 @@
+# Hone: `make demo` runs the whole loop on a tiny local model on CPU; `make test` runs the tests.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.hone-installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+# torch first, pinned to the CPU build on this machine's disk; then Hone, whose torch range 2.13.0 satisfies.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(BIN)/python -c "import torch, sys; v = torch.__version__; ok = v.startswith('2.13.0'); print('torch', v); sys.exit(0 if ok else 'torch was replaced by ' + v + ': expected 2.13.0')"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/hone demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/generation.py
+
+clean:
+	rm -rf $(VENV) demo-run .pytest_cache

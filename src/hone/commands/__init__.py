@@ -1,0 +1,1 @@
+"""One module per CLI command (or group); each exposes `register(app)` and holds no stage logic."""

@@ -1,0 +1,177 @@
+"""Convert public benchmark formats into Tasks, refusing content that does not match the declared format.
+
+Ids are stable: the dataset's own id where it has one, otherwise a hash of the question text, so re-importing
+a reordered file gives the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from hone.errors import HoneError
+from hone.records import Task, iter_jsonl
+
+FORMATS = ("gsm8k", "math", "humaneval", "mbpp", "jsonl")
+
+_SIGNATURES: dict[str, set[str]] = {
+    "gsm8k": {"question", "answer"},
+    "math": {"problem", "solution"},
+    "humaneval": {"task_id", "prompt", "entry_point", "test"},
+    "mbpp": {"task_id", "code", "test_list"},
+}
+
+
+def guess_format(obj: dict[str, Any]) -> str | None:
+    """Which known format a record looks like, from its keys and content."""
+    keys = set(obj)
+    if _SIGNATURES["humaneval"] <= keys:
+        return "humaneval"
+    if _SIGNATURES["mbpp"] <= keys:
+        return "mbpp"
+    if _SIGNATURES["gsm8k"] <= keys and "####" in str(obj.get("answer", "")):
+        return "gsm8k"
+    if _SIGNATURES["math"] <= keys and "\\boxed" in str(obj.get("solution", "")):
+        return "math"
+    if "prompt" in keys or "messages" in keys:
+        return "jsonl"
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...} (or \\fbox{...}), with nested braces."""
+    starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
+    if not starts:
+        return None
+    i = starts[-1]
+    depth = 1
+    j = i
+    while j < len(text) and depth:
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        j += 1
+    return text[i : j - 1].strip() if depth == 0 else None
+
+
+def gsm8k_gold(answer: str) -> str | None:
+    """The number after `####`, without thousands separators."""
+    if "####" not in answer:
+        return None
+    gold = answer.rsplit("####", 1)[1].strip().replace(",", "")
+    return gold or None
+
+
+def _hid(prefix: str, text: str) -> str:
+    return f"{prefix}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}"
+
+
+def _wrong_format(where: str, fmt: str, obj: dict) -> HoneError:
+    guessed = guess_format(obj)
+    hint = f"; it looks like {guessed} (use --format {guessed})" if guessed and guessed != fmt else ""
+    return HoneError(f"{where}: this record is not {fmt} (keys: {', '.join(sorted(obj)) or 'none'}){hint}")
+
+
+def _gsm8k(obj: dict, where: str) -> Task:
+    if not _SIGNATURES["gsm8k"] <= set(obj):
+        raise _wrong_format(where, "gsm8k", obj)
+    gold = gsm8k_gold(str(obj["answer"]))
+    if gold is None:
+        raise HoneError(f"{where}: GSM8K `answer` has no `#### N` final answer" +
+                        ("; it looks like MATH (use --format math)" if "\\boxed" in str(obj["answer"]) else ""))
+    q = str(obj["question"]).strip()
+    return Task(id=_hid("gsm8k", q), kind="math", prompt=q, reference=gold,
+                meta={"category": "gsm8k", "solution": obj["answer"]})
+
+
+def _math(obj: dict, where: str) -> Task:
+    if not _SIGNATURES["math"] <= set(obj):
+        raise _wrong_format(where, "math", obj)
+    gold = last_boxed(str(obj["solution"]))
+    if gold is None:
+        raise HoneError(f"{where}: MATH `solution` has no \\boxed{{...}} answer")
+    p = str(obj["problem"]).strip()
+    meta = {"category": str(obj.get("type", "math")), "solution": obj["solution"]}
+    if "level" in obj:
+        meta["level"] = obj["level"]
+    return Task(id=str(obj.get("unique_id") or _hid("math", p)), kind="math", prompt=p, reference=gold, meta=meta)
+
+
+CODE_INSTRUCTION = "Complete the following Python function. Reply with the whole function in a ```python block.\n\n"
+
+
+def _humaneval(obj: dict, where: str) -> Task:
+    if not _SIGNATURES["humaneval"] <= set(obj):
+        raise _wrong_format(where, "humaneval", obj)
+    if "def check" not in str(obj["test"]):
+        raise HoneError(f"{where}: HumanEval `test` has no `def check(candidate)`")
+    code_prompt = str(obj["prompt"])
+    return Task(
+        id=str(obj["task_id"]), kind="code",
+        prompt=f"{CODE_INSTRUCTION}```python\n{code_prompt}```",
+        reference=code_prompt + str(obj.get("canonical_solution", "")),
+        tests=str(obj["test"]), entry_point=str(obj["entry_point"]),
+        meta={"category": "humaneval", "code_prompt": code_prompt, "test_style": "humaneval"},
+    )
+
+
+def _mbpp(obj: dict, where: str) -> Task:
+    if not _SIGNATURES["mbpp"] <= set(obj) or not isinstance(obj["test_list"], list) or not obj["test_list"]:
+        raise _wrong_format(where, "mbpp", obj)
+    text = str(obj.get("text") or obj.get("prompt") or "").strip()
+    if not text:
+        raise HoneError(f"{where}: MBPP record has no `text` (or `prompt`) describing the task")
+    m = re.search(r"assert\s+(?:not\s+)?\(?\s*(?:set\()?\s*([A-Za-z_]\w*)\s*\(", obj["test_list"][0])
+    setup = str(obj.get("test_setup_code") or "")
+    tests = "\n".join([setup, *obj["test_list"], *obj.get("challenge_test_list", [])]).strip() + "\n"
+    return Task(
+        id=f"mbpp/{obj['task_id']}", kind="code",
+        prompt=f"{text}\nYour code should pass this test:\n{obj['test_list'][0]}\n"
+               "Reply with the code in a ```python block.",
+        reference=str(obj["code"]), tests=tests, entry_point=m.group(1) if m else None,
+        meta={"category": "mbpp", "test_style": "asserts"},
+    )
+
+
+def _generic(obj: dict, where: str) -> Task:
+    if "prompt" not in obj and "messages" not in obj:
+        raise _wrong_format(where, "jsonl (needs `prompt` or `messages`)", obj)
+    ref = next((obj[k] for k in ("reference", "response", "answer", "completion") if obj.get(k) is not None), None)
+    meta = dict(obj.get("meta") or obj.get("metadata") or {})
+    fields = {k: obj[k] for k in ("prompt", "messages", "tests", "entry_point") if obj.get(k) is not None}
+    kind = obj.get("kind") or ("code" if obj.get("tests") else "open")
+    basis = str(obj.get("prompt") or obj.get("messages"))
+    meta.setdefault("category", str(meta.get("subject") or meta.get("category") or kind))
+    try:
+        return Task(id=str(obj.get("id") or _hid("task", basis)), kind=kind,
+                    reference=None if ref is None else str(ref), meta=meta, **fields)
+    except ValueError as e:
+        msg = str(e).splitlines()
+        raise HoneError(f"{where}: {msg[-1].strip() if msg else e}") from None
+
+
+_CONVERTERS: dict[str, Callable[[dict, str], Task]] = {
+    "gsm8k": _gsm8k, "math": _math, "humaneval": _humaneval, "mbpp": _mbpp, "jsonl": _generic,
+}
+
+
+def import_tasks(path: str | os.PathLike, fmt: str, limit: int | None = None) -> list[Task]:
+    """Convert every line of `path` as `fmt`; the first line that does not fit raises `file:line: why`."""
+    if fmt not in _CONVERTERS:
+        raise HoneError(f"unknown format {fmt!r} (use one of: {', '.join(FORMATS)})")
+    p = Path(path)
+    tasks: list[Task] = []
+    seen: dict[str, int] = {}
+    for n, obj in iter_jsonl(p):
+        task = _CONVERTERS[fmt](obj, f"{p}:{n}")
+        if task.id in seen:
+            raise HoneError(f"{p}:{n}: duplicate item (same id {task.id!r} as line {seen[task.id]})")
+        seen[task.id] = n
+        task.meta.setdefault("source", f"{p.name}:{n}")
+        tasks.append(task)
+        if limit and len(tasks) >= limit:
+            break
+    if not tasks:
+        raise HoneError(f"{p}: no records (the file is empty)")
+    return tasks

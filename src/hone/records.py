@@ -1,0 +1,258 @@
+"""The records that flow between stages, and their JSONL I/O.
+
+Reading validates every line and reports `file:line: what is wrong`. Writing is atomic. Long stages append to
+a `.partial` file that is renamed over the output only when the stage finishes, so a killed stage resumes
+from the partial file and a partial output never looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Generic, Iterable, Iterator, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hone.atomic import atomic_path
+from hone.errors import HoneError
+
+Kind = Literal["math", "code", "open"]
+Role = Literal["system", "user", "assistant"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Message(Record):
+    role: Role
+    content: str
+
+
+class Task(Record):
+    """One thing to ask the model, with whatever ground truth exists for it."""
+
+    id: str = Field(min_length=1)
+    kind: Kind
+    prompt: str | None = None
+    messages: list[Message] | None = None
+    reference: str | None = None
+    tests: str | None = None
+    entry_point: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Task":
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("a task needs exactly one of `prompt` or `messages`")
+        if self.messages is not None and (not self.messages or self.messages[-1].role != "user"):
+            raise ValueError("`messages` must end with a user message")
+        if self.kind == "code" and not self.tests:
+            raise ValueError("a code task needs `tests`")
+        if self.kind == "math" and not self.reference:
+            raise ValueError("a math task needs a `reference` answer")
+        return self
+
+    def chat(self) -> list[dict[str, str]]:
+        """The task as chat messages (what every renderer takes)."""
+        if self.messages is not None:
+            return [m.model_dump() for m in self.messages]
+        return [{"role": "user", "content": self.prompt or ""}]
+
+
+class Generation(Record):
+    id: str
+    sample: int = 0
+    model: str
+    output: str
+    finish_reason: Literal["stop", "length", "error"]
+    tokens: int = 0
+    seconds: float = 0.0
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+Outcome = Literal["pass", "fail", "error", "win", "tie", "loss"]
+
+
+class Verdict(Record):
+    id: str
+    sample: int = 0
+    judge: str
+    verdict: Outcome
+    score: float | None = None
+    reason: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class Critique(Record):
+    """A failed answer, the model's critique of it, its rewrite, and both live verdicts."""
+
+    id: str
+    sample: int = 0
+    attempt: int = 0
+    mode: Literal["self-critique", "distillation"]
+    model: str
+    judge: str
+    original: str
+    original_verdict: Outcome
+    feedback: str
+    critique: str
+    rewrite: str
+    rewrite_verdict: Outcome
+    rewrite_reason: str = ""
+    accepted: bool
+    round: int | None = None
+
+
+class SFTExample(Record):
+    id: str
+    messages: list[Message]
+    source: Literal["rewrite", "sample", "replay", "forward", "reverse", "seed"]
+    lineage: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ends_with_assistant(self) -> "SFTExample":
+        if not self.messages or self.messages[-1].role != "assistant":
+            raise ValueError("an SFT example must end with an assistant message")
+        return self
+
+
+class PreferencePair(Record):
+    id: str
+    prompt: list[Message]
+    chosen: str
+    rejected: str
+    lineage: dict[str, Any] = Field(default_factory=dict)
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+    msg = first.get("msg", "invalid")
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{loc}: {msg}{more}" if loc else f"{msg}{more}"
+
+
+def parse_line(line: str, model: type[R], where: str) -> R:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise HoneError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(data, dict):
+        raise HoneError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise HoneError(f"{where}: {_describe(e)}") from None
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line; raise `file:line:` on bad JSON."""
+    p = Path(path)
+    if not p.is_file():
+        raise HoneError(f"{p}: no such file")
+    with open(p, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise HoneError(f"{p}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise HoneError(f"{p}:{n}: expected a JSON object, got {type(obj).__name__}")
+            yield n, obj
+
+
+def read_records(path: str | os.PathLike, model: type[R], allow_empty: bool = False) -> list[R]:
+    """Read and validate every line; the first bad line raises `file:line: reason`."""
+    p = Path(path)
+    out: list[R] = []
+    for n, obj in iter_jsonl(p):
+        try:
+            out.append(model.model_validate(obj))
+        except ValidationError as e:
+            raise HoneError(f"{p}:{n}: {_describe(e)}") from None
+    if not out and not allow_empty:
+        raise HoneError(f"{p}: no records (the file is empty)")
+    return out
+
+
+def read_tasks(path: str | os.PathLike) -> list[Task]:
+    tasks = read_records(path, Task)
+    seen: set[str] = set()
+    for t in tasks:
+        if t.id in seen:
+            raise HoneError(f"{path}: duplicate task id {t.id!r}")
+        seen.add(t.id)
+    return tasks
+
+
+def dumps(record: BaseModel) -> str:
+    return json.dumps(record.model_dump(mode="json"), ensure_ascii=False)
+
+
+def write_records(path: str | os.PathLike, records: Iterable[BaseModel]) -> int:
+    """Write all records atomically; return how many."""
+    n = 0
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(dumps(r) + "\n")
+                n += 1
+            f.flush()
+            os.fsync(f.fileno())
+    return n
+
+
+class PartialJsonl(Generic[R]):
+    """An output built line by line: appended to `<out>.partial`, renamed to `<out>` by `finish()`.
+
+    On start it reloads the valid lines of an earlier, killed attempt (a torn last line is dropped), so
+    the stage can skip what is done. `key` says which records count as the same item.
+    """
+
+    def __init__(self, path: str | os.PathLike, model: type[R], key: Callable[[R], Any]):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.model = model
+        self.key = key
+        self.records: list[R] = []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.partial.exists():
+            good = []
+            with open(self.partial, encoding="utf-8") as f:
+                for line in f:
+                    if not line.endswith("\n"):
+                        break  # torn write from a kill: drop it
+                    try:
+                        self.records.append(model.model_validate_json(line))
+                        good.append(line)
+                    except ValidationError:
+                        break
+            with atomic_path(self.partial) as tmp:
+                tmp.write_text("".join(good), encoding="utf-8")
+        self.done = {key(r) for r in self.records}
+        self._fh = open(self.partial, "a", encoding="utf-8")
+
+    def append(self, record: R) -> None:
+        self._fh.write(dumps(record) + "\n")
+        self._fh.flush()
+        self.records.append(record)
+        self.done.add(self.key(record))
+
+    def finish(self, order: Callable[[R], Any] | None = None) -> list[R]:
+        """Write the final output atomically (sorted by `order` if given) and remove the partial file."""
+        self._fh.close()
+        records = sorted(self.records, key=order) if order else self.records
+        write_records(self.path, records)
+        self.partial.unlink(missing_ok=True)
+        return records
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()

@@ -1,0 +1,38 @@
+"""Shared fixtures: the public data in ../shared/data and a tiny local model (no network, no hub)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _shared_data() -> Path:
+    env = os.environ.get("HONE_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = _shared_data()
+    if not (path / "gsm8k_test_part1.jsonl").exists():
+        pytest.fail(f"public test data not found at {path} (set HONE_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A random-init tiny Llama (0.6M parameters) with a local BPE tokenizer and a Llama-3-style template."""
+    from hone.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir):
+    from hone.models.loading import load_tokenizer
+
+    return load_tokenizer(tiny_model_dir)
