@@ -21,8 +21,11 @@ for module in (tasks, generate, demo):
 
 
 def main() -> None:
+    import os
+
     from hone.errors import HoneError
 
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # Hone shows its own progress
     try:
         app()
     except HoneError as e:

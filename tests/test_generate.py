@@ -1,0 +1,158 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from hone.generate.base import GenParams, Request
+from hone.generate.hf import HFGenerator
+from hone.generate.run import run_generate
+from hone.records import Generation, Task, read_records, write_records
+
+HONE = [sys.executable, "-m", "hone.cli"]
+
+
+def _tasks(n):
+    return [Task(id=f"t{i}", kind="math", prompt=f"What is {i} + {i * 7 % 13}?" + " Think." * (i % 4),
+                 reference=str(i + i * 7 % 13)) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_model_dir):
+    return HFGenerator.from_dir(str(tiny_model_dir), device="cpu")
+
+
+def test_batched_greedy_equals_one_at_a_time(generator):
+    reqs = [Request(id=t.id, sample=0, messages=t.chat()) for t in _tasks(6)]
+    params = GenParams(max_new_tokens=12, batch_size=6)
+    batched = {g.id: g.output for g in generator.generate(reqs, params)}
+    single = {g.id: g.output for g in generator.generate(reqs, params.model_copy(update={"batch_size": 1}))}
+    assert batched == single
+
+
+def test_sampling_is_seeded_and_gives_n_samples(generator, tmp_path):
+    tasks = tmp_path / "t.jsonl"
+    write_records(tasks, _tasks(3))
+    params = GenParams(max_new_tokens=8, temperature=1.0, n=4, seed=3, batch_size=12)
+    make = lambda: generator  # noqa: E731
+    a, _ = run_generate(make, tasks, tmp_path / "a.jsonl", params, {"model": "tiny"})
+    b, _ = run_generate(make, tasks, tmp_path / "b.jsonl", params, {"model": "tiny"})
+    assert [(g.id, g.sample) for g in a] == [(f"t{i}", s) for i in range(3) for s in range(4)]
+    assert [g.output for g in a] == [g.output for g in b]
+    assert len({g.output for g in a}) > 1
+    assert all(g.tokens <= 8 and g.params["temperature"] == 1.0 for g in a)
+
+
+def test_stage_is_skipped_when_inputs_match(generator, tmp_path):
+    tasks = tmp_path / "t.jsonl"
+    write_records(tasks, _tasks(2))
+    params = GenParams(max_new_tokens=4)
+    calls = []
+
+    def make():
+        calls.append(1)
+        return generator
+
+    _, skipped = run_generate(make, tasks, tmp_path / "g.jsonl", params, {"model": "tiny"})
+    assert not skipped
+    _, skipped = run_generate(make, tasks, tmp_path / "g.jsonl", params, {"model": "tiny"})
+    assert skipped and len(calls) == 1
+    _, skipped = run_generate(make, tasks, tmp_path / "g.jsonl", params.model_copy(update={"max_new_tokens": 5}),
+                              {"model": "tiny"})
+    assert not skipped
+
+
+def test_cli_generate_resumes_after_kill(tiny_model_dir, tmp_path, shared_data):
+    tasks = tmp_path / "gsm.jsonl"
+    subprocess.run([*HONE, "tasks", "import", str(shared_data / "gsm8k_test_part1.jsonl"), "--format", "gsm8k",
+                    "-o", str(tasks), "--limit", "60"], check=True, capture_output=True)
+    out = tmp_path / "gen.jsonl"
+    partial = Path(str(out) + ".partial")
+    args = [*HONE, "generate", "--model", str(tiny_model_dir), "--tasks", str(tasks), "-o", str(out),
+            "--max-new-tokens", "48", "--batch-size", "2"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not partial.exists() or partial.read_text().count("\n") < 6):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = partial.read_text().splitlines()
+    assert 6 <= len(before) < 60 and not out.exists()
+
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    final = read_records(out, Generation)
+    assert sorted(g.id for g in final) == sorted(json.loads(x)["id"] for x in tasks.read_text().splitlines())
+    by_id = {g.id: g for g in final}
+    for line in before:  # work finished before the kill is kept, not redone
+        g = Generation.model_validate_json(line)
+        assert by_id[g.id] == g
+    assert not partial.exists()
+
+
+def test_cli_bad_inputs(tiny_model_dir, tmp_path):
+    tasks = tmp_path / "t.jsonl"
+    write_records(tasks, _tasks(1))
+    cases = [
+        (["generate", "--model", str(tmp_path), "--tasks", str(tasks), "-o", str(tmp_path / "o.jsonl")],
+         "not a model folder"),
+        (["generate", "--model", str(tiny_model_dir), "--tasks", str(tmp_path / "no.jsonl"),
+          "-o", str(tmp_path / "o.jsonl")], "no such file"),
+        (["tasks", "import", str(tasks), "--format", "xml", "-o", str(tmp_path / "x.jsonl")], "unknown format"),
+    ]
+    for args, message in cases:
+        r = subprocess.run([*HONE, *args], capture_output=True, text=True)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+        assert r.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "o.jsonl").exists() and not (tmp_path / "x.jsonl").exists()
+
+
+class _ChatServer(BaseHTTPRequestHandler):
+    calls: list = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).calls.append((self.path, body, self.headers.get("Authorization")))
+        question = body["messages"][-1]["content"]
+        reply = {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
+                 "choices": [{"index": 0, "finish_reason": "stop",
+                              "message": {"role": "assistant", "content": f"echo: {question}"}}],
+                 "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_openai_backend_against_local_server(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        tasks = tmp_path / "t.jsonl"
+        write_records(tasks, _tasks(5))
+        out = tmp_path / "g.jsonl"
+        env = {**os.environ, "OPENAI_API_KEY": "sk-test-secret-123"}
+        r = subprocess.run([*HONE, "generate", "--backend", "openai", "--model", "served-llama",
+                            "--base-url", f"http://127.0.0.1:{server.server_port}/v1", "--tasks", str(tasks),
+                            "-o", str(out)], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        gens = read_records(out, Generation)
+        assert [g.id for g in gens] == [f"t{i}" for i in range(5)]
+        assert gens[2].output == "echo: What is 2 + 1? Think. Think." and gens[2].tokens == 3
+        assert all(p == "/v1/chat/completions" and b["model"] == "served-llama" for p, b, _ in _ChatServer.calls)
+        assert _ChatServer.calls[0][2] == "Bearer sk-test-secret-123"
+        for f in tmp_path.iterdir():
+            assert "sk-test-secret-123" not in f.read_text()
+    finally:
+        server.shutdown()
