@@ -1,0 +1,200 @@
+"""The `critique` stage: the model critiques and rewrites its own failed answers; the same judge re-checks them.
+
+Only answers judged `fail` are critiqued (never `error`, `tie` or `pass`). In self-critique mode the model sees
+the task, its own answer and the judge's feedback with the reference withheld; in reference-guided mode it
+also sees the reference, and every record says "distillation". Each rewrite is judged live by `rejudge`,
+which must be the judge that produced the original verdicts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from hone.critique.feedback import describe_failure
+from hone.critique.prompts import PROMPT_VERSION, REWRITE_REQUEST, critique_request
+from hone.errors import HoneError
+from hone.generate.base import GenParams, Generator, Request
+from hone.records import Critique, Generation, PartialJsonl, Task, Verdict, read_records, read_tasks
+from hone.runs import Stage, manifest_for
+
+Rejudge = Callable[[list[tuple[Task, Generation]]], list[Verdict]]
+
+
+@dataclass(frozen=True)
+class FailedAnswer:
+    """One answer to critique: the task, the failed generation and the verdict that failed it."""
+
+    task: Task
+    generation: Generation
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class Attempt:
+    item: FailedAnswer
+    attempt: int
+    feedback: str
+    first_turn: list[dict[str, str]]
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.item.task.id, self.item.generation.sample, self.attempt)
+
+
+def failed_answers(tasks_path: str | os.PathLike, generations_path: str | os.PathLike,
+                   verdicts_path: str | os.PathLike) -> list[FailedAnswer]:
+    """Every (task, generation, verdict) whose verdict is `fail`; inconsistent inputs are a clear error."""
+    tasks = {t.id: t for t in read_tasks(tasks_path)}
+    generations: dict[tuple[str, int], Generation] = {}
+    for g in read_records(generations_path, Generation):
+        if (g.id, g.sample) in generations:
+            raise HoneError(f"{generations_path}: two generations for item {g.id!r} sample {g.sample}")
+        generations[(g.id, g.sample)] = g
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for v in read_records(verdicts_path, Verdict):
+        key = (v.id, v.sample)
+        if key in seen:
+            raise HoneError(f"{verdicts_path}: two verdicts for item {v.id!r} sample {v.sample}")
+        seen.add(key)
+        if v.id not in tasks:
+            raise HoneError(f"{verdicts_path}: verdict for {v.id!r}, which is not a task in {tasks_path}")
+        if key not in generations:
+            raise HoneError(f"{verdicts_path}: verdict for {v.id!r} sample {v.sample} has no generation in "
+                            f"{generations_path}")
+        if v.verdict == "fail":
+            out.append(FailedAnswer(tasks[v.id], generations[key], v))
+    return out
+
+
+def first_turn(item: FailedAnswer, feedback: str, reference_guided: bool) -> list[dict[str, str]]:
+    """The task, the model's own answer, and the critique request (with the reference only if guided)."""
+    reference = item.task.reference if reference_guided else None
+    return [*item.task.chat(), {"role": "assistant", "content": item.generation.output},
+            {"role": "user", "content": critique_request(feedback, reference)}]
+
+
+def second_turn(attempt: Attempt, critique: str) -> list[dict[str, str]]:
+    return [*attempt.first_turn, {"role": "assistant", "content": critique},
+            {"role": "user", "content": REWRITE_REQUEST}]
+
+
+def _generate(generator: Generator, attempts: Sequence[Attempt], turns: Sequence[list[dict[str, str]]],
+              params: GenParams, samples: int) -> list[Generation]:
+    """One generation per attempt, matched back by (id, sample), where the request's sample numbers the
+    (original sample, attempt) pair uniquely."""
+    def slot(a: Attempt) -> tuple[str, int]:
+        return a.item.task.id, a.item.generation.sample * samples + a.attempt
+
+    position = {slot(a): n for n, a in enumerate(attempts)}
+    requests = [Request(*slot(a), messages=t) for a, t in zip(attempts, turns)]
+    out: list[Generation | None] = [None] * len(attempts)
+    for g in generator.generate(requests, params):
+        out[position[(g.id, g.sample)]] = g
+    if any(g is None for g in out):
+        raise HoneError(f"generator {generator.name}: returned fewer answers than requests")
+    return out  # type: ignore[return-value]
+
+
+def _rejudge(rejudge: Rejudge, attempts: Sequence[Attempt], rewrites: Sequence[Generation]) -> list[Verdict]:
+    """Live verdicts for the rewrites, matched by (id, sample), never by position alone."""
+    items = [(a.item.task, g) for a, g in zip(attempts, rewrites)]
+    verdicts = rejudge(items)
+    by_key = {(v.id, v.sample): v for v in verdicts}
+    missing = [(g.id, g.sample) for g in rewrites if (g.id, g.sample) not in by_key]
+    if len(verdicts) != len(items) or missing:
+        raise HoneError(f"rejudge returned {len(verdicts)} verdicts for {len(items)} rewrites"
+                        + (f"; none for {missing[0][0]!r}" if missing else ""))
+    for a, g in zip(attempts, rewrites):
+        v = by_key[(g.id, g.sample)]
+        if v.judge != a.item.verdict.judge:
+            raise HoneError(f"{g.id!r}: the rewrite was judged by {v.judge!r} but the original by "
+                            f"{a.item.verdict.judge!r}; uplift needs the same judge on both")
+    return [by_key[(g.id, g.sample)] for g in rewrites]
+
+
+def _record(a: Attempt, critique: Generation, rewrite: Generation, verdict: Verdict | None, model: str,
+            mode: str, round: int | None) -> Critique:
+    item = a.item
+    if verdict is None:  # the generator failed on this item: an explicit error, never a pass
+        bad = critique if critique.finish_reason == "error" else rewrite
+        outcome, reason = "error", f"generation failed: {bad.output[:300]}"
+    else:
+        outcome, reason = verdict.verdict, verdict.reason
+    return Critique(id=item.task.id, sample=item.generation.sample, attempt=a.attempt, mode=mode, model=model,
+                    judge=item.verdict.judge, original=item.generation.output,
+                    original_verdict=item.verdict.verdict, feedback=a.feedback, critique=critique.output,
+                    rewrite=rewrite.output, rewrite_verdict=outcome, rewrite_reason=reason,
+                    accepted=outcome == "pass", round=round)
+
+
+def run_critique(
+    generator: Generator,
+    tasks_path: str | os.PathLike,
+    generations_path: str | os.PathLike,
+    verdicts_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    rejudge: Rejudge,
+    samples: int = 1,
+    params: GenParams,
+    reference_guided: bool = False,
+    round: int | None = None,
+    model_ref: dict[str, str | os.PathLike | None] | None = None,
+    progress_factory: Callable[[int, int], Callable[[int], None]] | None = None,
+) -> list[Critique]:
+    """Critique and rewrite every failed answer `samples` times; write Critique records to `out_path`.
+
+    Work goes in batches of `params.batch_size` attempts: critiques, then rewrites, then live verdicts, then
+    the records are appended to `<out>.partial`, so a killed run loses at most one batch. `model_ref` names
+    the model folder (hashed into the manifest) when the generator's name alone does not pin it.
+    """
+    if samples < 1:
+        raise HoneError(f"samples must be at least 1 (got {samples})")
+    if samples > 1 and params.greedy:
+        raise HoneError(f"{samples} samples per answer need a temperature above 0 (greedy would repeat one)")
+    out = Path(out_path)
+    mode = "distillation" if reference_guided else "self-critique"
+    model_ref = model_ref or {}
+    inputs = {"tasks": tasks_path, "generations": generations_path, "verdicts": verdicts_path,
+              **{k: v for k, v in model_ref.items() if v and os.path.exists(str(v))}}
+    config = {"mode": mode, "samples": samples, "round": round, "prompts": PROMPT_VERSION,
+              "params": params.model_dump(exclude={"batch_size", "n"}), "model": generator.name}
+    stage = Stage(manifest_for(out), "critique", inputs, config)
+    if stage.is_done() and out.exists():
+        return read_records(out, Critique, allow_empty=True)
+    items = failed_answers(tasks_path, generations_path, verdicts_path)
+    stage.start()
+    sink = PartialJsonl(out, Critique, key=lambda c: (c.id, c.sample, c.attempt))
+    try:
+        attempts = []
+        for item in items:
+            feedback = describe_failure(item.task, item.verdict, reveal_reference=reference_guided)
+            turn = first_turn(item, feedback, reference_guided)
+            attempts += [Attempt(item, k, feedback, turn) for k in range(samples)]
+        todo = [a for a in attempts if a.key not in sink.done]
+        progress = progress_factory(len(todo), len(attempts) - len(todo)) if progress_factory else None
+        for start in range(0, len(todo), params.batch_size):
+            batch = todo[start : start + params.batch_size]
+            critiques = _generate(generator, batch, [a.first_turn for a in batch], params, samples)
+            rewrites = _generate(generator, batch, [second_turn(a, c.output) for a, c in zip(batch, critiques)],
+                                 params, samples)
+            ok = [i for i, (c, r) in enumerate(zip(critiques, rewrites)) if "error" not in (c.finish_reason,
+                                                                                           r.finish_reason)]
+            verdicts = _rejudge(rejudge, [batch[i] for i in ok], [rewrites[i] for i in ok]) if ok else []
+            judged = dict(zip(ok, verdicts))
+            for i, a in enumerate(batch):
+                sink.append(_record(a, critiques[i], rewrites[i], judged.get(i), generator.name, mode, round))
+            if progress:
+                progress(len(batch))
+        order = {a.key: n for n, a in enumerate(attempts)}
+        records = sink.finish(order=lambda c: order.get((c.id, c.sample, c.attempt), len(order)))
+    finally:
+        sink.close()
+    stage.finish({"critiques": out}, {"failed_answers": len(items), "attempts": len(records),
+                                      "accepted": sum(c.accepted for c in records),
+                                      "errors": sum(c.rewrite_verdict == "error" for c in records)})
+    return records

@@ -1,0 +1,107 @@
+"""The `data` stage: read critiques / verified samples, build rows, pass them through the guards, write them.
+
+The report (what was built, skipped, deduplicated, dropped for benchmark overlap with the ids, replayed)
+goes into the stage manifest next to the output, so every training set says how it was made.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+from hone.critique import data
+from hone.critique.mix import DEFAULT_NGRAM, BenchIndex, Row, mix
+from hone.errors import HoneError
+from hone.records import (Critique, Generation, PreferencePair, SFTExample, Verdict, read_records, read_tasks,
+                          write_records)
+from hone.runs import Stage, manifest_for
+
+Kind = Literal["sft", "dpo", "bootstrap"]
+
+
+@dataclass
+class DataResult:
+    rows: list[Row]
+    report: dict
+    skipped_stage: bool
+
+
+def load_suites(paths: Sequence[str | os.PathLike]) -> dict[str, list]:
+    """Benchmark suites (Task JSONL) by name: the file stem, or the whole path where stems clash."""
+    stems = Counter(Path(p).stem for p in paths)
+    return {(Path(p).stem if stems[Path(p).stem] == 1 else str(p)): read_tasks(p) for p in paths}
+
+
+def _build(kind: Kind, tasks: dict, critiques_path, generations_path, verdicts_path, round, max_per_task,
+           seed) -> tuple[list[Row], Counter]:
+    if kind == "sft":
+        if critiques_path is None and generations_path is None:
+            raise HoneError("data sft: give --critiques (accepted rewrites) and/or --generations with --verdicts "
+                            "(verified samples)")
+        rows, skipped = [], Counter()
+        if critiques_path is not None:
+            r, s = data.build_sft(tasks, read_records(critiques_path, Critique, allow_empty=True))
+            rows, skipped = rows + r, skipped + s
+        if generations_path is not None:
+            if verdicts_path is None:
+                raise HoneError("data sft: --generations needs --verdicts (only judged samples can be kept)")
+            r, s = data.build_sft_from_samples(tasks, read_records(generations_path, Generation),
+                                               read_records(verdicts_path, Verdict), round=round,
+                                               max_per_task=max_per_task, seed=seed)
+            rows, skipped = rows + r, skipped + s
+        return rows, skipped
+    if kind == "dpo":
+        if critiques_path is None:
+            raise HoneError("data dpo: give --critiques (pairs come from accepted rewrites)")
+        return data.build_dpo(tasks, read_records(critiques_path, Critique, allow_empty=True))
+    if kind == "bootstrap":
+        if verdicts_path is None:
+            raise HoneError("data bootstrap: give --verdicts (pairs come from the failed items' references)")
+        return data.build_bootstrap(tasks, read_records(verdicts_path, Verdict), round=round)
+    raise HoneError(f"unknown data kind {kind!r} (use sft, dpo or bootstrap)")
+
+
+def run_data(
+    kind: Kind,
+    out_path: str | os.PathLike,
+    *,
+    tasks_path: str | os.PathLike,
+    critiques_path: str | os.PathLike | None = None,
+    generations_path: str | os.PathLike | None = None,
+    verdicts_path: str | os.PathLike | None = None,
+    bench_paths: Sequence[str | os.PathLike] = (),
+    replay_path: str | os.PathLike | None = None,
+    replay_share: float = 0.0,
+    ngram: int = DEFAULT_NGRAM,
+    round: int | None = None,
+    max_per_task: int | None = None,
+    seed: int = 0,
+) -> DataResult:
+    """Build `kind` rows, guard them (dedup, decontamination against `bench_paths`, replay share), write them."""
+    if replay_share and replay_path is None:
+        raise HoneError("a replay share needs a replay file (--replay, SFTExample JSONL)")
+    out = Path(out_path)
+    model = PreferencePair if kind == "dpo" else SFTExample
+    inputs = {"tasks": tasks_path, "critiques": critiques_path, "generations": generations_path,
+              "verdicts": verdicts_path, "replay": replay_path,
+              **{f"bench{i}": p for i, p in enumerate(bench_paths)}}
+    config = {"kind": kind, "replay_share": replay_share, "ngram": ngram, "round": round,
+              "max_per_task": max_per_task, "seed": seed}
+    stage = Stage(manifest_for(out), f"data-{kind}", inputs, config)
+    if stage.is_done() and out.exists():
+        return DataResult(read_records(out, model, allow_empty=True), stage.manifest()["counts"], True)
+    tasks = {t.id: t for t in read_tasks(tasks_path)}
+    suites = load_suites(bench_paths)
+    replay = read_records(replay_path, SFTExample) if replay_path is not None else []
+    stage.start()
+    rows, skipped = _build(kind, tasks, critiques_path, generations_path, verdicts_path, round, max_per_task, seed)
+    index = BenchIndex(suites, ngram) if suites else None
+    final, mixed = mix(rows, index=index, replay=replay, replay_share=replay_share, seed=seed)
+    write_records(out, final)
+    report = {"kind": kind, "skipped": dict(skipped), **mixed.to_dict(),
+              "sources": dict(Counter(getattr(r, "source", "dpo") for r in final))}
+    stage.finish({"rows": out}, report)
+    return DataResult(final, report, False)
