@@ -9,6 +9,7 @@ from hone.critique.summary import format_summary, summarize, wilson_interval
 from hone.errors import HoneError
 from hone.generate.base import GenParams
 from hone.generate.hf import HFGenerator
+from hone.hashing import text_sha256
 from hone.records import Critique, Generation, Task, Verdict, read_records, write_records
 
 JUDGE = "exact-number"
@@ -202,6 +203,12 @@ def test_bad_inputs_are_clear_errors(inputs, tmp_path):
     write_records(inputs["verdicts"], [*verdicts, verdicts[0].model_copy(update={"id": "nope"})])
     with pytest.raises(HoneError, match="'nope', which is not a task"):
         _run(ArithmeticSolver(), inputs, tmp_path / "c.jsonl")
+
+    stale = verdicts[1].model_copy(update={"evidence": {"judged_sha256": text_sha256("an older answer")}})
+    write_records(inputs["verdicts"], [verdicts[0], stale])
+    with pytest.raises(HoneError, match="'t1' sample 0 judged another answer"):
+        _run(ArithmeticSolver(), inputs, tmp_path / "c.jsonl")
+    assert not (tmp_path / "c.jsonl").exists()
 
 
 def test_feedback_withholds_the_reference_in_every_spelling():

@@ -7,6 +7,7 @@ from hone.critique.data import build_bootstrap, build_dpo, build_sft, build_sft_
 from hone.critique.dataset import run_data
 from hone.critique.mix import BenchIndex, decontaminate, dedup, mix
 from hone.errors import HoneError
+from hone.hashing import text_sha256
 from hone.importers import import_tasks
 from hone.records import (Critique, Generation, Message, PreferencePair, SFTExample, Task, Verdict, read_records,
                           write_records)
@@ -64,6 +65,11 @@ def test_verified_samples_keep_passes_only():
     assert [r.lineage["task_id"] for r in capped] == ["t0", "t1"]
     with pytest.raises(HoneError, match="pass for 't0' sample 0 has no generation"):
         build_sft_from_samples(tasks, gens[1:], verdicts)
+    verdicts[0].evidence = {"judged_sha256": text_sha256("an answer since replaced")}
+    with pytest.raises(HoneError, match="'t0' sample 0 judged another answer"):
+        build_sft_from_samples(tasks, gens, verdicts)
+    verdicts[0].evidence = {"judged_sha256": text_sha256(gens[0].output)}
+    assert len(build_sft_from_samples(tasks, gens, verdicts)[0]) == 3
 
 
 def test_bootstrap_pairs_are_labelled():

@@ -17,6 +17,7 @@ from hone.critique.feedback import describe_failure
 from hone.critique.prompts import PROMPT_VERSION, REWRITE_REQUEST, critique_request
 from hone.errors import HoneError
 from hone.generate.base import GenParams, Generator, Request
+from hone.hashing import text_sha256
 from hone.records import Critique, Generation, PartialJsonl, Task, Verdict, read_records, read_tasks
 from hone.runs import Stage, manifest_for
 
@@ -44,6 +45,12 @@ class Attempt:
         return (self.item.task.id, self.item.generation.sample, self.attempt)
 
 
+def judged_other_answer(verdict: Verdict, generation: Generation) -> bool:
+    """True when the verdict names the hash of what it judged and that is not this generation's output."""
+    judged = verdict.evidence.get("judged_sha256")
+    return judged is not None and judged != text_sha256(generation.output)
+
+
 def failed_answers(tasks_path: str | os.PathLike, generations_path: str | os.PathLike,
                    verdicts_path: str | os.PathLike) -> list[FailedAnswer]:
     """Every (task, generation, verdict) whose verdict is `fail`; inconsistent inputs are a clear error."""
@@ -65,6 +72,9 @@ def failed_answers(tasks_path: str | os.PathLike, generations_path: str | os.Pat
         if key not in generations:
             raise HoneError(f"{verdicts_path}: verdict for {v.id!r} sample {v.sample} has no generation in "
                             f"{generations_path}")
+        if judged_other_answer(v, generations[key]):
+            raise HoneError(f"{verdicts_path}: the verdict for {v.id!r} sample {v.sample} judged another answer "
+                            f"than the one in {generations_path} (stale verdicts? judge again)")
         if v.verdict == "fail":
             out.append(FailedAnswer(tasks[v.id], generations[key], v))
     return out
@@ -110,6 +120,8 @@ def _rejudge(rejudge: Rejudge, attempts: Sequence[Attempt], rewrites: Sequence[G
                         + (f"; none for {missing[0][0]!r}" if missing else ""))
     for a, g in zip(attempts, rewrites):
         v = by_key[(g.id, g.sample)]
+        if judged_other_answer(v, g):
+            raise HoneError(f"{g.id!r}: rejudge returned a verdict about another answer than the rewrite")
         if v.judge != a.item.verdict.judge:
             raise HoneError(f"{g.id!r}: the rewrite was judged by {v.judge!r} but the original by "
                             f"{a.item.verdict.judge!r}; uplift needs the same judge on both")

@@ -13,6 +13,7 @@ import random
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
+from hone.critique.critique import judged_other_answer
 from hone.critique.prompts import PROMPT_VERSION, reverse_request
 from hone.errors import HoneError
 from hone.records import Critique, Generation, Message, PreferencePair, SFTExample, Task, Verdict
@@ -100,6 +101,9 @@ def build_sft_from_samples(tasks: Mapping[str, Task], generations: Sequence[Gene
         if v is None or v.verdict != "pass":
             skipped[f"verdict {v.verdict if v else 'missing'}"] += 1
             continue
+        if judged_other_answer(v, g):
+            raise HoneError(f"verdicts: the verdict for {g.id!r} sample {g.sample} judged another answer than the "
+                            "generation (stale verdicts? judge again)")
         if g.finish_reason != "stop":
             skipped["answer did not end (cut at max_new_tokens)"] += 1
             continue
