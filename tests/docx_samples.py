@@ -42,9 +42,10 @@ class Doc:
         self.doc = docx.Document()
         self.footnotes: list[str] = []
         self._next_num_id = 100
+        self._bookmarks = 0
 
-    def heading(self, text: str, level: int) -> None:
-        self.doc.add_heading(text, level=level)
+    def heading(self, text: str, level: int):
+        return self.doc.add_heading(text, level=level)
 
     def para(self, *runs: str | tuple[str, dict]):
         """A paragraph of runs; a run is text or (text, {"bold": True, "italic": True, "strike": True,
@@ -76,10 +77,13 @@ class Doc:
         if name not in [s.name for s in self.doc.styles]:
             self.doc.styles.add_style(name, WD_STYLE_TYPE.CHARACTER)
 
-    def hyperlink(self, p, text: str, url: str) -> None:
-        r_id = p.part.relate_to(url, RT.HYPERLINK, is_external=True)
+    def hyperlink(self, p, text: str, url: str | None = None, anchor: str | None = None) -> None:
+        """A link to a web address (`url`) or to a bookmark in the document (`anchor`)."""
         link = OxmlElement("w:hyperlink")
-        link.set(qn("r:id"), r_id)
+        if url is not None:
+            link.set(qn("r:id"), p.part.relate_to(url, RT.HYPERLINK, is_external=True))
+        else:
+            link.set(qn("w:anchor"), anchor)
         run = OxmlElement("w:r")
         t = OxmlElement("w:t")
         t.text = text
@@ -87,6 +91,14 @@ class Doc:
         run.append(t)
         link.append(run)
         p._p.append(link)
+
+    def bookmark(self, p, name: str) -> None:
+        """A named bookmark around nothing at the start of `p`, as Word puts `_Toc...` ones on headings."""
+        self._bookmarks += 1
+        start = parse_xml(f'<w:bookmarkStart {nsdecls("w")} w:id="{self._bookmarks}" w:name="{name}"/>')
+        end = parse_xml(f'<w:bookmarkEnd {nsdecls("w")} w:id="{self._bookmarks}"/>')
+        p._p.insert(1 if p._p.pPr is not None else 0, end)
+        p._p.insert(1 if p._p.pPr is not None else 0, start)
 
     def footnote(self, p, text: str) -> None:
         """A footnote reference at the end of `p`, its text in word/footnotes.xml (ids from 1, as Word)."""

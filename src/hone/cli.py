@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from hone.commands import data, demo, generate, tasks
+from hone.commands import data, demo, docx, generate, tasks
 
 app = typer.Typer(
     name="hone",
@@ -16,7 +16,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (tasks, generate, data, demo):
+for module in (tasks, generate, data, demo, docx):
     module.register(app)
 
 
