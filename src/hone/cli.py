@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from hone.commands import data, demo, docx, generate, tasks
+from hone.commands import data, demo, docx, failures, generate, judge, tasks
 
 app = typer.Typer(
     name="hone",
@@ -16,7 +16,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (tasks, generate, data, demo, docx):
+for module in (tasks, generate, judge, failures, data, demo, docx):
     module.register(app)
 
 
