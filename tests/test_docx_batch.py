@@ -145,3 +145,18 @@ def test_missing_input_empty_folder_and_two_inputs_writing_one_output(tmp_path):
     assert f"{tmp_path / 'empty'}: no .docx file in this folder" in stderr
     assert f"{second}: " in stderr and f"is also the output of {first} in this run" in stderr
     assert (tmp_path / "o/same.md").read_text() == "# X\n\nAbout X.\n"
+
+
+def test_picture_missing_from_the_archive_is_a_warning_not_a_failure(tmp_path):
+    d = Doc()
+    d.para("Chart:")
+    d.image(png_bytes(), "Chart")
+    full = d.save(tmp_path / "full.docx")
+    with zipfile.ZipFile(full) as zin, zipfile.ZipFile(tmp_path / "holed.docx", "w") as zout:
+        for info in zin.infolist():
+            if not info.filename.startswith("word/media/"):
+                zout.writestr(copy.copy(info), zin.read(info.filename))
+    code, _, stderr = hone_docx(tmp_path / "holed.docx")
+    assert code == 0
+    assert stderr.startswith(f"{tmp_path / 'holed.docx'}: warning: missing picture skipped")
+    assert (tmp_path / "holed.md").read_text() == "Chart:\n"

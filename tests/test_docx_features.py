@@ -59,6 +59,14 @@ def test_nested_bulleted_and_numbered_lists(tmp_path):
         "1. mix\n   1. stir well\n   2. rest\n2. bake\n")
 
 
+def test_words_list_bullet_2_and_list_number_2_styles_nest(tmp_path):
+    d = Doc()
+    for style, text in (("List Bullet", "fruit"), ("List Bullet 2", "apple"), ("List Bullet 3", "green"),
+                        ("List Number", "mix"), ("List Number 2", "stir"), ("List Number", "bake")):
+        d.doc.add_paragraph(text, style=style)
+    assert convert(d, tmp_path) == "- fruit\n  - apple\n    - green\n\n1. mix\n   1. stir\n2. bake\n"
+
+
 def test_table_in_place_with_header_escaped_pipe_merged_cells_and_cell_line_breaks(tmp_path):
     d = Doc()
     d.para("Before the table.")

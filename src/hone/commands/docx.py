@@ -10,7 +10,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("docx")
     def docx_command(
-        inputs: list[Path] = typer.Argument(..., help=".docx files, or folders searched recursively."),
+        inputs: list[Path] = typer.Argument(..., metavar="IN...", help=".docx files, or folders searched recursively."),
         out_dir: Path = typer.Option(None, "-o", "--out-dir", help="Folder for the .md files (default: beside "
                                      "each .docx); a folder's sub-folders are kept."),
         assets: Path = typer.Option(None, "--assets", help="Folder for extracted pictures, one sub-folder per "
@@ -35,6 +35,8 @@ def register(app: typer.Typer) -> None:
                     plural = "s" if outcome.images > 1 else ""
                     pictures = f" ({outcome.images} picture{plural})" if outcome.images else ""
                     typer.echo(f"{outcome.source} -> {outcome.markdown}{pictures}")
+                    for warning in outcome.warnings:
+                        typer.echo(f"{outcome.source}: warning: {warning}", err=True)
                 advance(1)
         summary = f"converted {len(jobs) - failed} of {len(jobs)} documents"
         if failed:

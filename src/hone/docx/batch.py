@@ -26,6 +26,7 @@ class Outcome:
     markdown: Path | None = None
     images: int = 0
     error: str | None = None
+    warnings: tuple[str, ...] = ()  # converted, but something was left out (e.g. a picture the file lacks)
 
 
 def plan(inputs: list[Path], out_dir: Path | None = None, assets_dir: Path | None = None
@@ -68,7 +69,7 @@ def run(job: Job | Outcome, overwrite: bool = False) -> Outcome:
         converted = convert_file(job.source, job.markdown, job.assets, overwrite=overwrite)
     except HoneError as e:
         return Outcome(job.source, error=str(e))
-    return Outcome(job.source, job.markdown, images=len(converted.images))
+    return Outcome(job.source, job.markdown, images=len(converted.images), warnings=tuple(converted.warnings))
 
 
 def convert_paths(inputs: list[Path], out_dir: Path | None = None, assets_dir: Path | None = None,
