@@ -50,7 +50,8 @@ def feature_document(path: Path) -> Path:
     d.list_items([(0, "fruit"), (1, "apple"), (2, "green"), (0, "bread")], ordered=False)
     d.list_items([(0, "mix"), (1, "stir well"), (0, "bake")], ordered=True)
     d.para("Before the table.")
-    t = d.table([["Name", "Value", "Note"], ["a|b", "1", "line1\nline2"], ["WIDE-CELL", "", "TALL-CELL"], ["m2", "y", ""]])
+    t = d.table([["Name", "Value", "Note"], ["a|b", "1", "line1\nline2"], ["WIDE-CELL", "", "TALL-CELL"],
+                 ["m2", "y", ""]])
     t.cell(2, 0).merge(t.cell(2, 1))
     t.cell(2, 2).merge(t.cell(3, 2))
     d.para("After the table.")

@@ -10,7 +10,8 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("docx")
     def docx_command(
-        inputs: list[Path] = typer.Argument(..., metavar="IN...", help=".docx files, or folders searched recursively."),
+        inputs: list[Path] = typer.Argument(..., metavar="IN...",
+                                            help=".docx files, or folders searched recursively."),
         out_dir: Path = typer.Option(None, "-o", "--out-dir", help="Folder for the .md files (default: beside "
                                      "each .docx); a folder's sub-folders are kept."),
         assets: Path = typer.Option(None, "--assets", help="Folder for extracted pictures, one sub-folder per "

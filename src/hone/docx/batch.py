@@ -54,6 +54,8 @@ def plan(inputs: list[Path], out_dir: Path | None = None, assets_dir: Path | Non
             markdown = (out_dir / sub if out_dir else source.parent) / f"{source.stem}.md"
             assets = (assets_dir / sub if assets_dir else markdown.parent / "assets") / source.stem
             clash = claimed.get(markdown.resolve()) or claimed.get(assets.resolve())
+            if clash is not None and clash.resolve() == source.resolve():
+                continue  # the same file named twice (itself and through its folder): converted once
             if clash is not None:
                 yield Outcome(source, error=f"{markdown} or {assets} is also the output of {clash} in this run")
                 continue

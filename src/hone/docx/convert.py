@@ -38,7 +38,10 @@ def convert_file(source: Path, markdown: Path, assets: Path, overwrite: bool = F
     data = read_docx_bytes(source)
     link = quote(Path(os.path.relpath(assets, markdown.parent)).as_posix())
     converted = docx_to_markdown(data, link)
-    for image in converted.images:
-        write_bytes_atomic(assets / image.name, image.data)
-    write_text_atomic(markdown, converted.markdown)
+    try:
+        for image in converted.images:
+            write_bytes_atomic(assets / image.name, image.data)
+        write_text_atomic(markdown, converted.markdown)
+    except OSError as e:
+        raise HoneError(f"cannot write {e.filename or markdown} ({e.strerror or e})") from None
     return converted

@@ -26,7 +26,10 @@ def read_docx_bytes(path: Path) -> bytes:
             raise HoneError("old binary Word format (.doc) is not supported: "
                             "open it in Word or LibreOffice and save it as .docx")
         raise HoneError("not a .docx file name (expected a name ending in .docx)")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise HoneError(f"cannot read the file ({e.strerror or e})") from None
     if not data:
         raise HoneError("empty file (0 bytes)")
     if data.startswith(_OLE_MAGIC):
