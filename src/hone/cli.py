@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from hone.commands import data, demo, docx, failures, generate, judge, tasks
+from hone.commands import data, demo, docx, failures, generate, judge, merge, tasks, train
 
 app = typer.Typer(
     name="hone",
@@ -16,7 +16,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (tasks, generate, judge, failures, data, demo, docx):
+for module in (tasks, generate, judge, failures, data, train, merge, demo, docx):
     module.register(app)
 
 

@@ -1,0 +1,55 @@
+"""`hone merge` and `hone verify-merge`: streaming LoRA merge into the exact base, with proof."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def _summary(verification: dict) -> str:
+    c = verification["logits"]
+    return (f"max |dlogit| {c['max_abs_logit_diff']['value']:.2g}, mean KL {c['mean_kl']['value']:.2g}, "
+            f"top-1 {c['top1_agreement']['value']:.3f}, greedy identical {c['greedy_identical']['value']:.0%} "
+            f"on {verification['probes']} probes; reference: {verification['reference']}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def merge(
+        base: Path = typer.Option(..., help="The full-precision base the adapter was trained on."),
+        adapter: Path = typer.Option(..., help="LoRA adapter folder (adapter_config.json + safetensors)."),
+        out: Path = typer.Option(..., "-o", "--out", help="New folder for the merged model."),
+        force: bool = typer.Option(False, "--force", help="Merge despite a lineage mismatch (loud; verified)."),
+        dequantized_base: bool = typer.Option(False, "--dequantized-base",
+                                              help="Merge into the quantize/dequantize round trip the adapter saw."),
+        verify: bool = typer.Option(True, "--verify/--no-verify", help="Verify the merge (default: on)."),
+        probes: Path = typer.Option(None, help="Extra probe prompts (JSONL: prompt or messages)."),
+    ) -> None:
+        """Merge ADAPTER into BASE shard by shard; refuse the wrong base; verify before the result appears."""
+        from hone.merge.merge import merge_adapter
+        from hone.merge.verify import read_probes
+
+        report = merge_adapter(base, adapter, out, force=force, dequantized_base=dequantized_base, verify=verify,
+                               probes=read_probes(probes) if probes else None)
+        m = report["merge"]
+        typer.echo(f"merged {m['lora_modules']} LoRA modules into {m['into']} in {m['seconds']:.1f}s -> {out}")
+        if report["verification"]:
+            typer.echo(f"verified clean: {_summary(report['verification'])}")
+        else:
+            typer.echo("NOT verified (--no-verify): run `hone verify-merge` before using it", err=True)
+
+    @app.command("verify-merge")
+    def verify_merge_cmd(
+        base: Path = typer.Option(..., help="The base the adapter was trained on."),
+        adapter: Path = typer.Option(..., help="The LoRA adapter folder."),
+        merged: Path = typer.Option(..., help="The merged model folder to check."),
+        probes: Path = typer.Option(None, help="Extra probe prompts (JSONL: prompt or messages)."),
+    ) -> None:
+        """Compare MERGED with the adapter on the base as trained; exit non-zero, saying why, if not clean."""
+        from hone.merge.verify import read_probes, verify_merge
+
+        result = verify_merge(base, adapter, merged, probes=read_probes(probes) if probes else None)
+        typer.echo(f"clean: {_summary(result)}")
+        for w in result["warnings"]:
+            typer.echo(f"warning: {w}", err=True)

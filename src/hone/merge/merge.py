@@ -1,0 +1,237 @@
+"""`hone merge`: add a LoRA adapter to its exact base, one tensor at a time, then prove the result.
+
+For each base shard: copy it, then rewrite in place each weight the adapter changes with
+`cast(W + scale * B @ A)` computed in float32, so memory stays near the adapter plus one tensor whatever the model
+size. Config, generation config, tokenizer and the shard index are copied; names, shapes, dtypes and byte layout
+are the base's, so the result loads wherever the base loads (transformers, vLLM).
+
+Refusals (lesson 1 of DESIGN.md): a base whose weights hash differs from the adapter's lineage, and an adapter
+trained on a quantized base unless `dequantized_base` merges into the weights it actually saw. `force` overrides
+both, loudly, and verification still decides. The merge is built in a hidden folder and renamed into place only
+once verified, so a failed or killed merge never leaves a usable-looking model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from hone.errors import HoneError
+from hone.merge.adapter import load_adapter
+from hone.merge.shards import (INDEX_FILE, TensorEntry, copy_file, read_tensor, torch_dtype_of, weight_index,
+                               write_tensor)
+
+REPORT_FILE = "merge_report.json"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
+_NOT_COPIED = {INDEX_FILE, REPORT_FILE, "lineage.json", "train_log.json"}  # the base's own history
+
+
+def _warn(message: str) -> None:
+    from hone.progress import console
+
+    console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def _check_output(base: Path, out: Path) -> None:
+    b, o = base.resolve(), out.resolve()
+    if o == b or b in o.parents or o in b.parents:
+        raise HoneError(f"{out}: the merge output must be a new folder outside the base ({base})")
+    if out.exists():
+        leftovers = [f.name for f in out.iterdir() if f.name != REPORT_FILE]
+        if leftovers:
+            raise HoneError(f"{out}: already exists and is not empty; choose a new output folder or delete it")
+
+
+def plan(base: Path, adapter_dir: Path, *, force: bool, dequantized_base: bool,
+         warn: Callable[[str], None] = _warn) -> dict[str, Any]:
+    """Every check that can fail before a byte is written: lineage, coverage, shapes."""
+    from hone.models.loading import inspect_model_dir, weights_sha256
+    from hone.train.lineage import read_lineage
+    from hone.train.quantize import check_spec
+
+    info = inspect_model_dir(base)
+    if info.quantized:
+        raise HoneError(f"{base}: the base is stored quantized ({info.describe_quantization()}); merge into the "
+                        "full-precision weights")
+    adapter = load_adapter(adapter_dir)
+    lineage = read_lineage(adapter_dir)
+    files, tensors = weight_index(base)
+    quant = None
+    if lineage is None:
+        warn(f"{adapter_dir}: no lineage.json (made by another tool?): nothing proves which base it was trained "
+             "on; merging anyway, verification decides")
+        if dequantized_base:
+            raise HoneError(f"{adapter_dir}: --dequantized-base needs the lineage's quantization settings, and this "
+                            "adapter has no lineage.json")
+    else:
+        recorded = lineage["base"].get("weights_sha256")
+        actual = weights_sha256(base)
+        if recorded != actual:
+            msg = (f"{base}: these weights (sha256 {actual[:12]}) are not the base the adapter was trained on "
+                   f"({lineage['base'].get('path')}, sha256 {str(recorded)[:12]})")
+            if not force:
+                raise HoneError(msg + "; pass --force to merge anyway and let verification judge")
+            warn("FORCED: " + msg)
+        quant = check_spec(lineage["base"].get("quantization"), str(adapter_dir / "lineage.json"))
+        if quant and not dequantized_base:
+            msg = (f"{adapter_dir}: the adapter was trained on a quantized base ({quant.describe()}); adding it to the "
+                   "full-precision weights gives a model that behaves like neither (merged corruption)")
+            if not force:
+                raise HoneError(msg + "; merge with --dequantized-base into the weights the adapter actually saw")
+            warn("FORCED: " + msg + "; verification will compare against the adapter on the quantized base")
+            quant = None
+        elif dequantized_base and not quant:
+            raise HoneError(f"{adapter_dir}: --dequantized-base, but the lineage says the base was not quantized")
+        if quant:
+            missing = [n for n in quant.modules if n not in tensors]
+            if missing:
+                raise HoneError(f"{base}: the lineage lists quantized weights this base does not have: "
+                                f"{', '.join(missing[:3])}")
+    for target, module in adapter.modules.items():
+        entry = tensors.get(target)
+        if entry is None:
+            raise HoneError(f"{adapter_dir}: the adapter changes {target}, which the base does not have "
+                            "(an adapter for another architecture?)")
+        if entry.shape != module.shape:
+            raise HoneError(f"{adapter_dir}: {target} is {entry.shape} in the base but the adapter's update is "
+                            f"{module.shape} (an adapter for another model size?)")
+        if not entry.is_float:
+            raise HoneError(f"{base}: {target} is stored as {entry.dtype}; only float weights can be merged")
+    for target, tensor in adapter.replacements.items():
+        entry = tensors.get(target)
+        if entry is None or entry.shape != tuple(tensor.shape):
+            raise HoneError(f"{adapter_dir}: modules_to_save tensor {target} does not match the base "
+                            f"({'missing' if entry is None else entry.shape})")
+    return {"files": files, "tensors": tensors, "adapter": adapter, "lineage": lineage, "quantization": quant}
+
+
+def _merge_shard(src: Path, dst: Path, entries: list[TensorEntry], p: dict[str, Any]) -> int:
+    import torch
+
+    from hone.train.quantize import dequantized
+
+    copy_file(src, dst)
+    adapter, quant = p["adapter"], p["quantization"]
+    changed = 0
+    with open(src, "rb") as fin, open(dst, "r+b") as fout:
+        for entry in entries:
+            module = adapter.modules.get(entry.name)
+            replacement = adapter.replacements.get(entry.name)
+            requantize = quant is not None and entry.name in quant.modules
+            if module is None and replacement is None and not requantize:
+                continue
+            dtype = torch_dtype_of(entry.dtype)
+            if replacement is not None:
+                merged = replacement.to(dtype)
+            else:
+                weight = dequantized(entry.name, read_tensor(entry, fin).to(torch.float32), quant)
+                if module is not None:
+                    weight = weight + module.delta()
+                merged = weight.to(dtype)
+            write_tensor(fout, entry, merged)
+            changed += 1
+        fout.flush()
+        os.fsync(fout.fileno())
+    return changed
+
+
+def _copy_side_files(base: Path, dst: Path) -> list[str]:
+    """Config, generation config, tokenizer, chat template, index...: every top-level non-weight file."""
+    copied = []
+    for f in sorted(base.iterdir()):
+        if f.is_file() and not f.name.startswith(".") and f.name not in _NOT_COPIED \
+                and not f.name.endswith(_WEIGHT_SUFFIXES):
+            shutil.copy2(f, dst / f.name)
+            copied.append(f.name)
+    if (base / INDEX_FILE).exists():
+        shutil.copy2(base / INDEX_FILE, dst / INDEX_FILE)
+    return copied
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    from hone.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def merge_adapter(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                  force: bool = False, dequantized_base: bool = False, verify: bool = True,
+                  probes: list[list[dict[str, str]]] | None = None) -> dict[str, Any]:
+    """Merge, verify (unless `verify=False`), and return the merge report (also in `out_dir/merge_report.json`).
+
+    Raises HoneError for a refused merge (nothing written) or a failed verification (the output folder then holds
+    only the report saying what failed).
+    """
+    from hone.hashing import tree_sha256
+    from hone.runs import package_versions
+    from hone.train.lineage import write_lineage
+
+    base, adapter_path, out = Path(base_dir), Path(adapter_dir), Path(out_dir)
+    _check_output(base, out)
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        _warn(message)
+
+    p = plan(base, adapter_path, force=force, dequantized_base=dequantized_base, warn=warn)
+    work = out.parent / f".{out.name}.merging"
+    if work.exists():
+        shutil.rmtree(work)  # a killed earlier attempt
+    work.mkdir(parents=True)
+    t0 = time.perf_counter()
+    try:
+        changed = 0
+        by_file: dict[Path, list[TensorEntry]] = {}
+        for entry in p["tensors"].values():
+            by_file.setdefault(entry.file, []).append(entry)
+        for f in p["files"]:
+            changed += _merge_shard(f, work / f.name, sorted(by_file.get(f, []), key=lambda e: e.start), p)
+        copied = _copy_side_files(base, work)
+        merge_seconds = time.perf_counter() - t0
+        adapter_lineage = p["lineage"]
+        report: dict[str, Any] = {
+            "base": str(base.resolve()),
+            "adapter": str(adapter_path.resolve()),
+            "output": str(out.resolve()),
+            "merge": {"lora_modules": len(p["adapter"].modules), "replaced_modules": len(p["adapter"].replacements),
+                      "tensors_written": changed, "shards": len(p["files"]), "files_copied": copied,
+                      "into": "dequantized base" if p["quantization"] else "base as stored",
+                      "forced": force, "seconds": round(merge_seconds, 3)},
+            "warnings": warnings,
+            "versions": package_versions(),
+        }
+        write_lineage(work, {
+            "kind": "merged",
+            "base": adapter_lineage["base"] if adapter_lineage else {"path": str(base.resolve())},
+            "merged_into": {"path": str(base.resolve()), "dequantized": bool(p["quantization"])},
+            "adapter": {"path": str(adapter_path.resolve()), "sha256": tree_sha256(adapter_path),
+                        "lineage": adapter_lineage},
+        })
+        _write_json(work / REPORT_FILE, report)
+        if verify:
+            from hone.merge.verify import verify_merge
+
+            try:
+                report["verification"] = verify_merge(base, adapter_path, work, probes=probes)
+            except HoneError as e:
+                failed = json.loads((work / REPORT_FILE).read_text())
+                out.mkdir(parents=True, exist_ok=True)
+                _write_json(out / REPORT_FILE, {**failed, "status": "failed: the merged weights were deleted"})
+                raise HoneError(str(e).replace(str(work), str(out))) from None
+        else:
+            report["verification"] = None
+            warn(f"{out}: merged WITHOUT verification; run `hone verify-merge` before trusting it")
+        report["status"] = "verified" if verify else "unverified"
+        _write_json(work / REPORT_FILE, report)
+        if out.exists():
+            shutil.rmtree(out)  # only a report of an earlier failed attempt (checked above)
+        os.replace(work, out)
+    finally:
+        if work.exists():
+            shutil.rmtree(work)
+    return report
