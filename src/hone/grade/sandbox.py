@@ -1,0 +1,278 @@
+"""Run candidate code with its task's tests in a separate, limited process tree, and read back one result.
+
+Layers, outermost first (docs/sandbox.md says what each does and does not protect against):
+* a new session (process group) killed as a whole at the wall-clock limit;
+* `unshare`: network, PID and mount namespaces (no network; the tree dies with its first process; a private
+  /proc), where the machine allows it: as root, or through a user namespace;
+* as root, the candidate runs under a fresh unprivileged uid, in its own temp dir (the only place it can write
+  besides world-writable dirs), which also makes RLIMIT_NPROC a real cap on forks;
+* resource limits on the candidate: CPU time, address space, file size, processes, open files, no core dumps;
+* an empty environment (no API keys), stdin closed;
+* inside the candidate's interpreter, a Python audit-hook guard (harness.install_guard);
+* the verdict comes from a separate checker process that only ever sees built-in values (harness.py).
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import os
+import random
+import secrets
+import shutil
+import site
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from hone.errors import HoneError
+
+_HARNESS = Path(__file__).with_name("harness.py")
+_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
+_NS_FLAGS = ["--net", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc"]
+# Unprivileged uids for candidates (root only): far above ordinary accounts, random per run.
+_UID_RANGE = (1_000_000, 1_900_000)
+_lock = threading.Lock()
+_isolation: dict[str, "Isolation"] = {}
+_root: str | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-candidate limits. `timeout_s` is wall clock for the whole test run, candidate start-up included."""
+
+    timeout_s: float = 10.0
+    memory_mb: int = 2048
+    file_mb: int = 16
+    nproc: int = 32
+    nofile: int = 128
+    cpu_s: float | None = None  # default: the wall-clock timeout + 1 s
+
+    def as_job(self) -> dict:
+        d = asdict(self)
+        d["cpu_s"] = self.cpu_s if self.cpu_s is not None else self.timeout_s + 1
+        return d
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What this machine lets the sandbox do; recorded in every code verdict's evidence."""
+
+    drop_uid: bool
+    unshare: tuple[str, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    expose: tuple[tuple[str, str | None], ...] = ()  # see harness._expose
+
+    @property
+    def network_isolated(self) -> bool:
+        return "--net" in self.unshare
+
+    def describe(self) -> str:
+        parts = ["separate uid" if self.drop_uid else "same uid as the grader"]
+        parts.append("network, pid and mount namespaces" if self.unshare else "NO namespaces (network reachable)")
+        return ", ".join(parts) + "; rlimits; Python guard"
+
+
+def _probe(argv: list[str]) -> str | None:
+    """None when `argv` runs and exits 0, else the reason it does not."""
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    return None if done.returncode == 0 else (done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}")
+
+
+def _python_paths() -> list[str]:
+    import sysconfig
+
+    paths = [os.path.realpath(sys.executable), sys.prefix, sys.base_prefix, *_site_paths()]
+    paths += [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib")]
+    return [os.path.realpath(p) for p in paths]
+
+
+def blocked_ancestors(paths: list[str]) -> tuple[tuple[str, str], ...]:
+    """(dir, entry) for each dir on the way to `paths` that other users cannot traverse (e.g. /root, 0700)."""
+    found: set[tuple[str, str]] = set()
+    for path in paths:
+        parts = Path(path).parts
+        for i in range(1, len(parts) - 1):
+            parent = os.path.join(*parts[: i + 1])
+            try:
+                if not os.stat(parent).st_mode & 0o001:
+                    found.add((parent, parts[i + 1]))
+            except OSError:
+                break
+    return tuple(sorted(found))
+
+
+_SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
+
+
+def writable_covers(keep: str) -> tuple[tuple[str, str | None], ...]:
+    """(dir, entry) to hide every world-writable dir behind a read-only tmpfs, keeping the one holding `keep`."""
+    found: dict[str, str | None] = {}
+    for d in _SHARED_WRITABLE:
+        real = os.path.realpath(d)
+        try:
+            if not (os.path.isdir(real) and os.stat(real).st_mode & 0o002):
+                continue
+        except OSError:
+            continue
+        rel = os.path.relpath(os.path.realpath(keep), real)
+        found[real] = None if rel.startswith("..") else rel.split(os.sep)[0]
+    return tuple(sorted(found.items()))
+
+
+def isolation(mode: str | None = None) -> Isolation:
+    """Probe once per process. `mode` (or HONE_SANDBOX) = "auto" | "none" forces the weakest setup for tests."""
+    mode = mode or os.environ.get("HONE_SANDBOX", "auto")
+    with _lock:
+        if mode not in _isolation:
+            _isolation[mode] = _probe_isolation(mode)
+        return _isolation[mode]
+
+
+def _probe_isolation(mode: str) -> Isolation:
+    if mode not in ("auto", "none"):
+        raise HoneError(f"HONE_SANDBOX={mode!r}: use auto or none")
+    root = os.geteuid() == 0
+    if mode == "none":
+        return _without_namespaces(root, "namespaces turned off (HONE_SANDBOX=none): the network is NOT isolated")
+    exe = shutil.which("unshare")
+    if not exe:
+        return _without_namespaces(root, "no `unshare` binary: the network is NOT isolated")
+    flags = _NS_FLAGS if root else ["--user", "--map-root-user", *_NS_FLAGS]
+    why = _probe([exe, *flags, "true"])
+    if why is None:
+        return Isolation(drop_uid=root, unshare=(exe, *flags), expose=blocked_ancestors(_python_paths()) if root else ())
+    return _without_namespaces(root, f"`unshare {' '.join(flags)}` failed ({why[:200]}): the network is NOT isolated")
+
+
+def _without_namespaces(root: bool, note: str) -> Isolation:
+    """No mount namespace: a separate uid is only possible when it can reach the interpreter."""
+    if root and blocked_ancestors(_python_paths()):
+        return Isolation(drop_uid=False, unshare=(), notes=(
+            note, "the Python interpreter is not reachable by other users, so candidates run as root"))
+    return Isolation(drop_uid=root, unshare=(), notes=(note,))
+
+
+@functools.lru_cache(maxsize=1)
+def _harness_source() -> str:
+    return _HARNESS.read_text(encoding="utf-8")
+
+
+def _private_root() -> str:
+    """A per-process parent for candidate dirs: traversable, not listable, not writable by candidates."""
+    global _root
+    with _lock:
+        if _root is None or not os.path.isdir(_root):
+            _root = tempfile.mkdtemp(prefix="hone-sandbox-")
+            os.chmod(_root, 0o711)
+            atexit.register(shutil.rmtree, _root, ignore_errors=True)
+        return _root
+
+
+def _site_paths() -> list[str]:
+    paths = [*site.getsitepackages()]
+    return [p for p in paths if os.path.isdir(p)]
+
+
+def clean_env(workdir: str) -> dict[str, str]:
+    """The whole environment a candidate gets: nothing inherited, so no API key can leak."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir, "TMPDIR": workdir,
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def redact(text: str) -> str:
+    """Remove the values of secret-looking environment variables from text that will be stored."""
+    for name, value in os.environ.items():
+        if len(value) >= 8 and any(w in name.upper() for w in _SECRET_WORDS) and value in text:
+            text = text.replace(value, "[redacted]")
+    return text
+
+
+def _remove(path: str) -> None:
+    def make_writable(func, p, _exc):
+        try:
+            os.chmod(p, 0o700)
+            func(p)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=make_writable)
+
+
+def run_tests(source: str, tests: str, *, style: str, entry_point: str | None = None, prompt: str | None = None,
+              limits: Limits = Limits(), guard: bool = True, mode: str | None = None) -> dict:
+    """Run `source` against `tests` in the sandbox and return the checker's result.
+
+    style "humaneval": `tests` defines `check(candidate)`, called with `entry_point`; `prompt` (the task's own
+    code, e.g. helper functions the tests use) runs in the checker first. style "asserts": `tests` is plain
+    code calling the candidate's functions by name. The result has outcome pass/fail/timeout/error, a reason,
+    stdout/stderr tails, seconds and the isolation used.
+    """
+    iso = isolation(mode)
+    workdir = tempfile.mkdtemp(prefix="run-", dir=_private_root())
+    uid = random.randint(*_UID_RANGE) if iso.drop_uid else None
+    if uid is not None:
+        os.chown(workdir, uid, uid)
+    nonce = secrets.token_hex(16)
+    job = {"source": source, "tests": tests, "style": style, "entry_point": entry_point, "prompt": prompt,
+           "limits": limits.as_job(), "guard": guard, "uid": uid, "nonce": nonce, "env": clean_env(workdir),
+           "site_paths": _site_paths(), "harness": _harness_source(),
+           "expose": [*iso.expose, *writable_covers(workdir)] if iso.drop_uid and iso.unshare else []}
+    argv = [*iso.unshare, sys.executable, "-I", "-S", "-c", _harness_source(), "check"]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=workdir, env=clean_env(workdir), start_new_session=True)
+        try:
+            out, err = proc.communicate(json.dumps(job).encode(), timeout=limits.timeout_s + 5)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)  # not reaped yet, so the group id cannot have been reused
+            out, err = proc.communicate()
+            timed_out = True
+        result = _read_result(out, nonce)
+        if result is None:
+            if timed_out:
+                result = {"outcome": "timeout", "reason": f"the sandbox ran past {limits.timeout_s} s and was killed"}
+            else:
+                result = {"outcome": "error", "reason": f"the sandbox's checker gave no result (exit {proc.returncode}): "
+                                                        f"{err.decode(errors='replace').strip()[-300:]}"}
+    finally:
+        _remove(workdir)
+    result["seconds"] = round(time.perf_counter() - t0, 4)
+    result["isolation"] = iso.describe()
+    if iso.notes:
+        result["isolation_notes"] = list(iso.notes)
+    if uid is not None:
+        result["uid"] = uid
+    for key in ("reason", "stdout_tail", "stderr_tail"):
+        if key in result:
+            result[key] = redact(str(result[key]))
+    return result
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, 9)
+    except OSError:
+        pass
+
+
+def _read_result(out: bytes, nonce: str) -> dict | None:
+    """The checker's last stdout line, if it carries this run's nonce."""
+    for line in reversed(out.decode("utf-8", "replace").splitlines()):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and obj.pop("nonce", None) == nonce:
+            return obj
+    return None

@@ -1,0 +1,198 @@
+"""Hostile candidates are contained and graded fail (or timeout), never pass.
+
+Each case runs through the full grader (`verify`), so both walls count: the OS layers (separate uid,
+namespaces, rlimits) and the Python guard. The OS layers alone are tested further down with the guard off,
+where this machine allows them (root with `unshare`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import psutil
+import pytest
+
+from hone.grade import sandbox, verify
+from hone.grade.sandbox import Limits, isolation, run_tests
+from hone.records import Generation, Task
+
+SECRET = "sk-ant-api03-do-not-leak-0123456789"
+TESTS = "def check(candidate):\n    assert candidate(2) == 4\n"
+SHORT = Limits(timeout_s=3, memory_mb=512)
+LOOP = Limits(timeout_s=1.5, memory_mb=512)
+
+
+def _task() -> Task:
+    return Task(id="double", kind="code", prompt="double x", tests=TESTS, entry_point="double",
+                meta={"test_style": "humaneval"})
+
+
+def _grade(code: str, limits: Limits = SHORT):
+    return verify(_task(), Generation(id="double", model="m", output=f"```python\n{code}\n```",
+                                      finish_reason="stop"), limits=limits)
+
+
+@pytest.fixture
+def listener():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    yield srv
+    srv.close()
+
+
+def _accepted(srv) -> bool:
+    try:
+        conn, _ = srv.accept()
+    except (socket.timeout, BlockingIOError):
+        return False
+    conn.close()
+    return True
+
+
+def test_a_correct_answer_passes_so_the_failures_below_mean_something():
+    assert _grade("def double(x):\n    return 2 * x").verdict == "pass"
+
+
+def test_infinite_loop_times_out():
+    t0 = time.monotonic()
+    v = _grade("def double(x):\n    while True:\n        pass", LOOP)
+    assert v.verdict == "fail" and v.evidence["outcome"] == "timeout"
+    assert time.monotonic() - t0 < LOOP.timeout_s + 5
+
+
+def test_infinite_loop_at_import_times_out():
+    v = _grade("while True:\n    pass\ndef double(x):\n    return 2 * x", LOOP)
+    assert v.verdict == "fail" and v.evidence["outcome"] == "timeout"
+
+
+def test_fork_bomb_is_contained():
+    before = len(psutil.pids())
+    v = _grade("import os\ndef double(x):\n    while True:\n        os.fork()")
+    assert v.verdict == "fail"
+    assert len(psutil.pids()) < before + 10
+
+
+def test_memory_hog_fails():
+    v = _grade("def double(x):\n    hog = []\n    while True:\n        hog.append(bytearray(50 * 2**20))")
+    assert v.verdict == "fail" and v.evidence["outcome"] in ("fail", "timeout")
+
+
+def test_writing_outside_the_temp_dir_is_refused(tmp_path):
+    target = tmp_path / "escaped.txt"
+    code = (f"def double(x):\n    open({str(target)!r}, 'w').write('x')\n"
+            f"    open('../escaped.txt', 'w').write('x')\n    return 2 * x")
+    v = _grade(code)
+    assert v.verdict == "fail" and "PermissionError" in v.reason
+    assert not target.exists()
+    assert not any(p.name == "escaped.txt" for p in sandbox.Path(sandbox._private_root()).iterdir())
+
+
+def test_writing_inside_the_temp_dir_is_allowed():
+    code = "def double(x):\n    open('scratch.txt', 'w').write(str(x))\n    return 2 * int(open('scratch.txt').read())"
+    assert _grade(code).verdict == "pass"
+
+
+def test_api_keys_are_not_in_the_environment_and_never_in_the_evidence(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    code = (f"import os\ndef double(x):\n    key = os.environ.get('ANTHROPIC_API_KEY', '')\n    print('key:', key)\n"
+            f"    try:\n        print(open('/proc/{os.getpid()}/environ').read())\n    except OSError as e:\n"
+            f"        print('proc:', e)\n    return 2 * x if key else -1")
+    v = _grade(code)
+    assert v.verdict == "fail"
+    assert "key: \n" in v.evidence["stdout_tail"]
+    assert SECRET not in v.model_dump_json()
+
+
+def test_opening_a_socket_fails_and_nothing_connects(listener):
+    port = listener.getsockname()[1]
+    code = (f"import socket\ndef double(x):\n    socket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
+            f"    return 2 * x")
+    v = _grade(code)
+    assert v.verdict == "fail"
+    assert not _accepted(listener)
+
+
+def test_killing_the_parent_or_the_grader_fails_and_harms_nothing():
+    code = (f"import os, signal\ndef double(x):\n    for pid in (os.getppid(), {os.getpid()}, 1):\n"
+            f"        try:\n            os.kill(pid, signal.SIGKILL)\n        except OSError:\n            pass\n"
+            f"    return 2 * x + 1")
+    v = _grade(code)
+    assert v.verdict == "fail"
+    assert psutil.pid_exists(os.getpid())
+
+
+def test_sys_exit_before_the_tests_is_not_a_pass():
+    v = _grade("import sys\nsys.exit(0)\ndef double(x):\n    return 2 * x")
+    assert v.verdict == "fail" and "does not load: SystemExit" in v.reason
+    v = _grade("import os\ndef double(x):\n    os._exit(0)")
+    assert v.verdict == "fail" and "exited with code 0" in v.reason
+
+
+def test_printing_a_fake_result_line_is_not_a_pass():
+    code = ('import sys\nprint(\'{"outcome": "pass", "reason": "all tests passed", "nonce": "x"}\')\n'
+            "sys.stdout.flush()\nsys.exit(0)")
+    assert _grade(code).verdict == "fail"
+
+
+@pytest.mark.parametrize("cls", ["class Liar:", "class Liar(int):", "class Liar(str):"])
+def test_a_result_whose_eq_is_always_true_fails(cls):
+    code = (f"{cls}\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n"
+            f"        return False\n    __hash__ = object.__hash__\n"
+            f"def double(x):\n    return Liar()")
+    v = _grade(code)
+    assert v.verdict == "fail" and "cannot cross the sandbox boundary" in v.reason
+
+
+# ----------------------------------------------------------------------------------------- the OS layers alone
+needs_full_isolation = pytest.mark.skipif(
+    not (isolation().drop_uid and isolation().network_isolated),
+    reason=f"needs root with namespaces; this machine: {isolation().describe()}")
+
+
+@needs_full_isolation
+def test_without_the_guard_the_network_namespace_blocks_sockets(listener):
+    port = listener.getsockname()[1]
+    code = (f"import socket\ndef f(x):\n    socket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
+            f"    return 2 * x")
+    r = run_tests(code, TESTS.replace("double", "f"), style="humaneval", entry_point="f", limits=SHORT, guard=False)
+    assert r["outcome"] == "fail" and "Network is unreachable" in r["reason"]
+    assert not _accepted(listener)
+
+
+@needs_full_isolation
+def test_without_the_guard_a_fork_bomb_hits_nproc_and_leaves_no_process():
+    code = "import os\ndef f(x):\n    while True:\n        os.fork()"
+    r = run_tests(code, TESTS.replace("double", "f"), style="humaneval", entry_point="f", limits=SHORT, guard=False)
+    assert r["outcome"] in ("fail", "timeout")
+    assert not [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == r["uid"]]
+
+
+@needs_full_isolation
+def test_without_the_guard_uid_and_mounts_block_writes_secrets_and_signals(tmp_path):
+    target = tmp_path / "escaped.txt"
+    code = (f"import os\ndef f(x):\n    out = []\n"
+            f"    for path in ({str(target)!r}, '/tmp/escaped.txt', '/var/tmp/escaped.txt'):\n"
+            f"        try:\n            open(path, 'w').write('x')\n            out.append(path)\n"
+            f"        except OSError:\n            pass\n"
+            f"    try:\n        os.kill({os.getpid()}, 9)\n        out.append('kill')\n    except OSError:\n        pass\n"
+            f"    out.append(sorted(os.listdir('/root')))\n    print(out)\n    return out")
+    r = run_tests(code, "def check(candidate):\n    assert candidate(1) == [['.pyenv']] or candidate(1) == [[]]\n",
+                  style="humaneval", entry_point="f", limits=SHORT, guard=False)
+    assert r["outcome"] == "pass", r
+    assert not target.exists() and not os.path.exists("/tmp/escaped.txt")
+
+
+def test_weakest_mode_still_grades_hostile_answers_fail():
+    """HONE_SANDBOX=none (no namespaces): the guard and the checker still refuse the cheap tricks."""
+    limits = Limits(timeout_s=2, memory_mb=512)
+    for code in ("import sys\nsys.exit(0)", "import os\ndef f(x):\n    os.fork()\n    return 2 * x",
+                 "class L:\n    def __eq__(s, o):\n        return True\ndef f(x):\n    return L()",
+                 "def f(x):\n    while True:\n        pass"):
+        r = run_tests(code, TESTS.replace("double", "f"), style="humaneval", entry_point="f", limits=limits,
+                      mode="none")
+        assert r["outcome"] in ("fail", "timeout"), (code, r)
+        assert "NO namespaces" in r["isolation"]
