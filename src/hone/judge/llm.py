@@ -45,7 +45,8 @@ class LLMJudge:
         self.budget = Budget(cache, budget_usd)
         self.limiter = RateLimiter(concurrency, config.rpm, config.tpm)
         self.policy = RetryPolicy(config.max_attempts, config.base_delay_s, config.max_delay_s)
-        self.parallelism = config.batch_max_requests if backend.batched else concurrency
+        # More items in flight than call slots, so a slot never waits on an item being rendered or parsed.
+        self.parallelism = config.batch_max_requests if backend.batched else 2 * concurrency
         self.stats: Counter[str] = Counter()
         self._locks = LoopLocal(dict)
         if backend.batched:

@@ -24,7 +24,10 @@ class VerifierJudge:
         from hone.grade import verify
 
         try:
-            verdict = await asyncio.to_thread(verify, task, generation)
+            if task.kind == "code":  # unit tests run in a sandboxed process: wait for it off the event loop
+                verdict = await asyncio.to_thread(verify, task, generation)
+            else:  # math-verify is quick, and its timeouts need the main thread (elsewhere verify uses a process)
+                verdict = verify(task, generation)
         except Exception as e:  # noqa: BLE001 - a verifier failure is an error verdict, never a pass
             return error_verdict(generation, self.name, f"verifier failed: {type(e).__name__}: {e}", "internal")
         if verdict is None:
