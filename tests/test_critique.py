@@ -220,3 +220,53 @@ def test_feedback_withholds_the_reference_in_every_spelling():
     assert "gold" not in text and text.count(WITHHELD) == 3
     assert "98765" in describe_failure(task, v, reveal_reference=True)
     assert redact("a cat sat", "cat") == f"a {WITHHELD} sat" and redact("concat", "cat") == "concat"
+
+
+@pytest.fixture(scope="module")
+def verified(tmp_path_factory):
+    """Four math tasks, answers, and their verdicts from the real verifier judge (math-verify)."""
+    from hone.judge import judge_all, make_judge
+
+    tmp_path = tmp_path_factory.mktemp("verified")
+    tasks = _tasks()[:4]
+    gens = [Generation(id=t.id, model="m", output=f"The answer is {o}.", finish_reason="stop")
+            for t, o in zip(tasks, ["41", "90909", "80000", "7"])]
+    verdicts = judge_all(make_judge("verifier"), list(zip(tasks, gens)))
+    paths = {name: tmp_path / f"{name}.jsonl" for name in ("tasks", "generations", "verdicts")}
+    write_records(paths["tasks"], tasks)
+    write_records(paths["generations"], gens)
+    write_records(paths["verdicts"], verdicts)
+    return paths, verdicts
+
+
+def test_rejudged_by_the_real_verifier(verified, tmp_path):
+    from hone.judge import judge_all, make_judge
+
+    paths, verdicts = verified
+    assert [v.verdict for v in verdicts] == ["fail", "pass", "fail", "fail"]
+    judge = make_judge("verifier")
+    records = _run(ArithmeticSolver(stubborn={"t3"}), paths, tmp_path / "c.jsonl",
+                   rejudge=lambda items: judge_all(judge, items))
+    assert {c.id: c.accepted for c in records} == {"t0": True, "t2": True, "t3": False}
+    assert all(c.judge == verdicts[0].judge and c.judge.startswith("verifier:math") for c in records)
+    for c in records:  # math-verify names the reference in its reason and evidence; the model is not shown it
+        assert c.feedback and WITHHELD in c.feedback and _tasks()[int(c.id[1:])].reference not in c.feedback
+
+
+def test_cli_critique_with_the_tiny_model(tiny_model_dir, verified, tmp_path):
+    import subprocess
+    import sys
+
+    paths, _ = verified
+    out = tmp_path / "c.jsonl"
+    args = [sys.executable, "-m", "hone.cli", "critique", "--model", str(tiny_model_dir), "--tasks",
+            str(paths["tasks"]), "--generations", str(paths["generations"]), "--verdicts", str(paths["verdicts"]),
+            "-o", str(out), "--judge", "verifier", "--max-new-tokens", "8", "--round", "1"]
+    r = subprocess.run(args, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    records = read_records(out, Critique)
+    assert [c.id for c in records] == ["t0", "t2", "t3"] and all(c.round == 1 for c in records)
+    assert "3 failed answers" in r.stdout and "paired uplift on the failed items" in r.stdout
+    assert "95% CI" in r.stdout and "self-critique" in r.stdout
+    r = subprocess.run([*args[:-4], "--samples", "2"], capture_output=True, text=True)
+    assert r.returncode == 2 and "need a temperature above 0" in r.stderr and "Traceback" not in r.stderr

@@ -16,9 +16,10 @@ from typing import Callable, Sequence
 from hone.critique.feedback import describe_failure
 from hone.critique.prompts import PROMPT_VERSION, REWRITE_REQUEST, critique_request
 from hone.errors import HoneError
+from hone.judge.base import content_sha256, is_retryable
 from hone.generate.base import GenParams, Generator, Request
-from hone.hashing import text_sha256
-from hone.records import Critique, Generation, PartialJsonl, Task, Verdict, read_records, read_tasks
+from hone.records import (Critique, Generation, PartialJsonl, Task, Verdict, read_records, read_tasks,
+                          write_records)
 from hone.runs import Stage, manifest_for
 
 Rejudge = Callable[[list[tuple[Task, Generation]]], list[Verdict]]
@@ -48,7 +49,7 @@ class Attempt:
 def judged_other_answer(verdict: Verdict, generation: Generation) -> bool:
     """True when the verdict names the hash of what it judged and that is not this generation's output."""
     judged = verdict.evidence.get("judged_sha256")
-    return judged is not None and judged != text_sha256(generation.output)
+    return judged is not None and judged != content_sha256(generation)
 
 
 def failed_answers(tasks_path: str | os.PathLike, generations_path: str | os.PathLike,
@@ -122,7 +123,7 @@ def _rejudge(rejudge: Rejudge, attempts: Sequence[Attempt], rewrites: Sequence[G
         v = by_key[(g.id, g.sample)]
         if judged_other_answer(v, g):
             raise HoneError(f"{g.id!r}: rejudge returned a verdict about another answer than the rewrite")
-        if v.judge != a.item.verdict.judge:
+        if v.verdict != "error" and v.judge != a.item.verdict.judge:
             raise HoneError(f"{g.id!r}: the rewrite was judged by {v.judge!r} but the original by "
                             f"{a.item.verdict.judge!r}; uplift needs the same judge on both")
     return [by_key[(g.id, g.sample)] for g in rewrites]
@@ -143,6 +144,13 @@ def _record(a: Attempt, critique: Generation, rewrite: Generation, verdict: Verd
                     accepted=outcome == "pass", round=round)
 
 
+def check_sampling(samples: int, params: GenParams) -> None:
+    if samples < 1:
+        raise HoneError(f"samples must be at least 1 (got {samples})")
+    if samples > 1 and params.greedy:
+        raise HoneError(f"{samples} samples per answer need a temperature above 0 (greedy would repeat one)")
+
+
 def run_critique(
     generator: Generator,
     tasks_path: str | os.PathLike,
@@ -161,13 +169,12 @@ def run_critique(
     """Critique and rewrite every failed answer `samples` times; write Critique records to `out_path`.
 
     Work goes in batches of `params.batch_size` attempts: critiques, then rewrites, then live verdicts, then
-    the records are appended to `<out>.partial`, so a killed run loses at most one batch. `model_ref` names
-    the model folder (hashed into the manifest) when the generator's name alone does not pin it.
+    the records are appended to `<out>.partial`, so a killed run loses at most one batch. Attempts whose
+    generation failed or whose verdict is a retryable judge error are written but not final: `<out>.partial`
+    stays and the next run redoes only those. `model_ref` names the model folder (hashed into the manifest)
+    when the generator's name alone does not pin it.
     """
-    if samples < 1:
-        raise HoneError(f"samples must be at least 1 (got {samples})")
-    if samples > 1 and params.greedy:
-        raise HoneError(f"{samples} samples per answer need a temperature above 0 (greedy would repeat one)")
+    check_sampling(samples, params)
     out = Path(out_path)
     mode = "distillation" if reference_guided else "self-critique"
     model_ref = model_ref or {}
@@ -181,6 +188,7 @@ def run_critique(
     items = failed_answers(tasks_path, generations_path, verdicts_path)
     stage.start()
     sink = PartialJsonl(out, Critique, key=lambda c: (c.id, c.sample, c.attempt))
+    retry_later: list[Critique] = []
     try:
         attempts = []
         for item in items:
@@ -199,14 +207,26 @@ def run_critique(
             verdicts = _rejudge(rejudge, [batch[i] for i in ok], [rewrites[i] for i in ok]) if ok else []
             judged = dict(zip(ok, verdicts))
             for i, a in enumerate(batch):
-                sink.append(_record(a, critiques[i], rewrites[i], judged.get(i), generator.name, mode, round))
+                record = _record(a, critiques[i], rewrites[i], judged.get(i), generator.name, mode, round)
+                verdict = judged.get(i)
+                # A failed generation or a retryable judge error (API down, budget spent) is not final.
+                retry_later.append(record) if verdict is None or is_retryable(verdict) else sink.append(record)
             if progress:
                 progress(len(batch))
         order = {a.key: n for n, a in enumerate(attempts)}
-        records = sink.finish(order=lambda c: order.get((c.id, c.sample, c.attempt), len(order)))
+
+        def position(c: Critique) -> int:
+            return order.get((c.id, c.sample, c.attempt), len(order))
+
+        if retry_later:  # written so they can be seen, but the stage stays unfinished: a re-run redoes them
+            records = sorted(sink.records + retry_later, key=position)
+            write_records(out, records)
+        else:
+            records = sink.finish(order=position)
     finally:
         sink.close()
-    stage.finish({"critiques": out}, {"failed_answers": len(items), "attempts": len(records),
-                                      "accepted": sum(c.accepted for c in records),
-                                      "errors": sum(c.rewrite_verdict == "error" for c in records)})
+    if not retry_later:
+        stage.finish({"critiques": out}, {"failed_answers": len(items), "attempts": len(records),
+                                          "accepted": sum(c.accepted for c in records),
+                                          "errors": sum(c.rewrite_verdict == "error" for c in records)})
     return records

@@ -18,6 +18,9 @@ WITHHELD = "[withheld]"
 GROUND_TRUTH_KEYS = frozenset({"reference", "expected", "gold", "target", "answer_key", "solution",
                                "canonical_solution", "correct", "correct_answer", "ground_truth", "gold_parsed",
                                "expected_answer", "reference_answer"})
+# Bookkeeping that says nothing about what is wrong with the answer.
+BOOKKEEPING_KEYS = frozenset({"judged_sha256", "b_sha256", "method", "seconds", "retryable", "error_kind",
+                              "decided_by", "program_chars", "style", "second_opinion", "consistent"})
 MAX_VALUE_CHARS = 600
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
 
@@ -54,7 +57,7 @@ def describe_failure(task: Task, verdict: Verdict, reveal_reference: bool = Fals
     if verdict.reason.strip():
         lines.append(verdict.reason.strip())
     for key, value in sorted(verdict.evidence.items()):
-        if value in (None, "", [], {}):
+        if value in (None, "", [], {}) or key in BOOKKEEPING_KEYS:
             continue
         if not reveal_reference and key.lower() in GROUND_TRUTH_KEYS:
             continue

@@ -74,6 +74,8 @@ def summarize(critiques: Sequence[Critique]) -> CritiqueSummary:
 def format_summary(s: CritiqueSummary) -> str:
     """A short report; reference-guided runs are called distillation, never self-critique."""
     name = "distillation (rewrites saw the reference)" if s.mode == "distillation" else s.mode
+    if not s.failed_items:
+        return f"{name}: no failed answers to critique"
     lo, hi = s.uplift_ci95
     lines = [
         f"{name}: {s.failed_items} failed answers, {s.attempts} rewrites, {s.accepted} accepted "

@@ -1,0 +1,68 @@
+"""`hone critique`: the local model critiques and rewrites its failed answers; the same judge re-checks them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def critique(
+        model: Path = typer.Option(..., help="Model folder (the model whose answers failed)."),
+        tasks: Path = typer.Option(..., help="Task JSONL."),
+        generations: Path = typer.Option(..., help="The model's answers (Generation JSONL)."),
+        verdicts: Path = typer.Option(..., help="Their verdicts (Verdict JSONL); only `fail` ones are critiqued."),
+        out: Path = typer.Option(..., "-o", "--out", help="Critique JSONL to write."),
+        judge: str = typer.Option("verifier", help="The judge that produced --verdicts, used again on the "
+                                                   "rewrites: verifier | composite[:LLM] | anthropic[:MODEL] | "
+                                                   "openai:MODEL@URL | local:DIR"),
+        samples: int = typer.Option(1, help="Critique + rewrite attempts per failed answer."),
+        temperature: float = typer.Option(0.0, help="0 = greedy (then --samples must be 1)."),
+        top_p: float = typer.Option(1.0),
+        max_new_tokens: int = typer.Option(512),
+        batch_size: int = typer.Option(16),
+        seed: int = typer.Option(0),
+        reference_guided: bool = typer.Option(False, help="Show the reference to the model: the records and "
+                                                          "report say distillation, not self-critique."),
+        round: Optional[int] = typer.Option(None, help="Loop round, recorded in each record."),
+        budget_usd: Optional[float] = typer.Option(None, help="Cap on judge spending (LLM judges)."),
+        concurrency: int = typer.Option(8, help="Judge calls in flight (LLM judges)."),
+        dtype: str = typer.Option(None, help="float32 | bfloat16 | float16"),
+        device: str = typer.Option(None, help="cpu | cuda"),
+        trust_remote_code: bool = typer.Option(False, help="Run the model folder's own Python code."),
+    ) -> None:
+        """Critique and rewrite each failed answer (never shown the reference unless --reference-guided);
+        every rewrite is judged live, and the report gives acceptance and the paired uplift with a 95% CI."""
+        from hone.critique.critique import check_sampling, run_critique
+        from hone.critique.summary import format_summary, summarize
+        from hone.generate.base import GenParams
+        from hone.generate.hf import HFGenerator
+        from hone.judge import judge_all, make_judge
+        from hone.judge.factory import default_cache_path
+        from hone.models.loading import inspect_model_dir, load_tokenizer
+        from hone.progress import stage_bar
+
+        params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                           batch_size=batch_size)
+        check_sampling(samples, params)
+        inspect_model_dir(model)
+        load_tokenizer(model, trust_remote_code=trust_remote_code)  # fail before any work is done
+        rejudge_with = make_judge(judge, cache_path=default_cache_path(out.parent), concurrency=concurrency,
+                                  budget_usd=budget_usd)
+        generator = HFGenerator.from_dir(str(model), dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+        factory = stage_bar("critique")
+        try:
+            records = run_critique(generator, tasks, generations, verdicts, out,
+                                   rejudge=lambda items: judge_all(rejudge_with, items), samples=samples,
+                                   params=params, reference_guided=reference_guided, round=round,
+                                   model_ref={"model": model}, progress_factory=factory)
+        finally:
+            factory.close()
+        typer.echo(f"wrote {len(records)} critiques to {out}")
+        typer.echo(format_summary(summarize(records)))
+        if Path(str(out) + ".partial").exists():
+            typer.echo("some attempts ended in errors a re-run may fix (generation or judge API failures): run the "
+                       "same command again to redo only those", err=True)
