@@ -270,3 +270,22 @@ def test_cli_critique_with_the_tiny_model(tiny_model_dir, verified, tmp_path):
     assert "95% CI" in r.stdout and "self-critique" in r.stdout
     r = subprocess.run([*args[:-4], "--samples", "2"], capture_output=True, text=True)
     assert r.returncode == 2 and "need a temperature above 0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_retryable_judge_errors_are_redone_on_the_next_run(inputs, tmp_path):
+    from hone.judge.base import error_verdict
+
+    out = tmp_path / "c.jsonl"
+
+    def api_down_for_t2(items):
+        return [error_verdict(g, JUDGE, "529 overloaded", "api") if g.id == "t2" else v
+                for (t, g), v in zip(items, exact_number_judge(items))]
+
+    first = _run(ArithmeticSolver(), inputs, out, rejudge=api_down_for_t2)
+    assert [c.rewrite_verdict for c in first] == ["pass", "pass", "error", "pass"]
+    assert read_records(out, Critique) == first and (tmp_path / "c.jsonl.partial").exists()  # not final
+
+    again = ArithmeticSolver()
+    second = _run(again, inputs, out)
+    assert {i for i, _ in again.seen} == {"t2"}  # only the unfinished attempt is redone
+    assert [c.rewrite_verdict for c in second] == ["pass"] * 4 and not (tmp_path / "c.jsonl.partial").exists()
