@@ -73,9 +73,7 @@ class FakeLLM:
         class Handler(_Handler):
             server_fake = fake
 
-        ThreadingHTTPServer.request_queue_size = 1024
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
@@ -180,6 +178,11 @@ class FakeLLM:
                               "message": self.anthropic_message(params["model"], system, messages, text)}})
             b["results"] = lines[::-1]
         return b["results"]
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # bursts of concurrent connections must not be refused
+    daemon_threads = True
 
 
 class _Handler(BaseHTTPRequestHandler):

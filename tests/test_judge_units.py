@@ -125,6 +125,22 @@ def test_rate_limiter_holds_requests_per_minute():
     assert 0.4 <= asyncio.run(main()) < 1.5
 
 
+def test_rate_limiter_holds_tokens_per_minute():
+    limiter = RateLimiter(concurrency=10, tpm=6000)  # 100 tokens per second once the first 6000 are used
+
+    async def take(tokens: int) -> None:
+        async with limiter.slot(tokens=tokens):
+            pass
+
+    async def main() -> float:
+        await take(6000)
+        t0 = time.monotonic()
+        await take(50)
+        return time.monotonic() - t0
+
+    assert 0.4 <= asyncio.run(main()) < 1.2
+
+
 def test_rate_limiter_holds_concurrency():
     limiter = RateLimiter(concurrency=3)
     inside, peak = 0, 0

@@ -63,27 +63,39 @@ class LLMJudge:
     async def ask(self, request: JudgeRequest) -> tuple[Completion, str]:
         """The answer to one rendered prompt, from the cache or paid for exactly once."""
         key = cache_key(self.name, request)
-        locks: dict[str, asyncio.Lock] = self._locks.get()
-        async with locks.setdefault(key, asyncio.Lock()):  # the same prompt twice at once is paid once
-            hit = self.cache.get(key)
-            if hit is not None:
-                self.stats["cached"] += 1
-                return hit, key
-            worst = self._usd(worst_input_tokens(request), request.max_tokens) or 0.0
-            self.budget.reserve(worst)
-            actual = None
-            try:
-                if self.backend.batched:  # the backend commits each result itself, as soon as it is read
-                    completion = await self.backend.complete(request, key)
-                else:
-                    completion = await call_with_retries(
-                        lambda: self.backend.complete(request), self.limiter, self.policy,
-                        tokens=request.chars() // 3 + request.max_tokens,
-                        on_retry=lambda e: self.stats.update(["retries"]))
-                    actual = self._usd(completion.input_tokens, completion.output_tokens)
-                    self.cache.record(key, self.name, request, completion, actual, "realtime")
-            finally:
-                self.budget.settle(worst, actual)
+        # The same prompt asked twice at once is paid once: the second waits, then finds the answer cached.
+        locks: dict[str, list] = self._locks.get()
+        entry = locks.setdefault(key, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                return await self._ask_once(request, key)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del locks[key]
+
+    async def _ask_once(self, request: JudgeRequest, key: str) -> tuple[Completion, str]:
+        """Cache first; otherwise reserve the worst case against the budget, call, commit, then settle."""
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.stats["cached"] += 1
+            return hit, key
+        worst = self._usd(worst_input_tokens(request), request.max_tokens) or 0.0
+        self.budget.reserve(worst)
+        actual = None
+        try:
+            if self.backend.batched:  # the backend commits each result itself, as soon as it is read
+                completion = await self.backend.complete(request, key)
+            else:
+                completion = await call_with_retries(
+                    lambda: self.backend.complete(request), self.limiter, self.policy,
+                    tokens=request.chars() // 3 + request.max_tokens,
+                    on_retry=lambda e: self.stats.update(["retries"]))
+                actual = self._usd(completion.input_tokens, completion.output_tokens)
+                self.cache.record(key, self.name, request, completion, actual, "realtime")
+        finally:
+            self.budget.settle(worst, actual)
         self.stats["calls"] += 1
         self.stats["input_tokens"] += completion.input_tokens
         self.stats["output_tokens"] += completion.output_tokens
