@@ -113,6 +113,19 @@ def test_decontamination_drops_and_reports_overlaps(shared_data):
     assert decontaminate([pair], index)[1] == {"p": {"suite": "arith", "bench_id": "held-7"}}
 
 
+def test_shared_instructions_are_not_contamination(shared_data):
+    """Every HumanEval prompt starts with the same instruction; a training task in the same format is not a leak."""
+    code = import_tasks(shared_data / "humaneval_part1.jsonl", "humaneval", limit=14)
+    system = "You are a careful assistant who always explains each step before answering the question asked."
+    bench = [t.model_copy(update={"prompt": None, "messages": [Message(role="system", content=system),
+                                                               Message(role="user", content=t.prompt)]})
+             for t in code[:10]]
+    index = BenchIndex({"humaneval": bench})
+    rows = [_row(0, code[12].prompt), _row(1, system), _row(2, code[3].prompt)]
+    kept, dropped = decontaminate(rows, index)
+    assert [r.id for r in kept] == ["r0", "r1"] and dropped == {"r2": {"suite": "humaneval", "bench_id": code[3].id}}
+
+
 def test_dedup_and_replay_share_are_seeded():
     rows = [_row(i, f"question {i}") for i in range(30)] + [_row(99, "question 3")]
     kept, dups = dedup(rows)

@@ -1,8 +1,8 @@
 """Guards every training set passes before it is written: dedup, benchmark decontamination, replay mixing.
 
-Decontamination drops any row whose text shares an n-gram (word and symbol tokens, lowercased) with a
-benchmark item, or whose source task id is a benchmark id. A benchmark text shorter than n tokens counts as
-one n-gram of its own length, so short items (arithmetic, one-line questions) are still caught verbatim.
+Decontamination drops any row whose text shares a word n-gram (lowercased) with a benchmark item, or whose
+source task id is a benchmark id. A benchmark text shorter than n words is looked for whole (words and
+symbols), so short items (arithmetic, one-line questions) are still caught verbatim.
 Replay rows from the original training set are mixed in at a fixed share, seeded, to hold off forgetting.
 """
 
@@ -12,7 +12,7 @@ import hashlib
 import json
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence, Union
 
@@ -22,10 +22,18 @@ from hone.records import PreferencePair, SFTExample, Task
 Row = Union[SFTExample, PreferencePair]
 DEFAULT_NGRAM = 13
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORD = re.compile(r"\w+")
+_SHORT = "\0short"  # marks a whole short item among the n-grams
 
 
 def tokens(text: str) -> list[str]:
+    """Words and symbols: what a short item (`What is 12 + 34?`) is compared on, operators included."""
     return _TOKEN.findall(text.lower())
+
+
+def words(text: str) -> list[str]:
+    """Words only: what long items are compared on, so punctuation and code symbols do not shorten n-grams."""
+    return _WORD.findall(text.lower())
 
 
 def row_texts(row: Row) -> list[str]:
@@ -58,22 +66,48 @@ def dedup(rows: Iterable[Row]) -> tuple[list[Row], list[str]]:
 
 
 class BenchIndex:
-    """The n-grams and ids of benchmark suites, to test training rows against."""
+    """The n-grams and ids of benchmark suites, to test training rows against.
 
-    def __init__(self, suites: Mapping[str, Sequence[Task]], n: int = DEFAULT_NGRAM):
+    Long items are compared on word n-grams; an item shorter than n words is compared whole, on its words
+    and symbols (so `12 + 34` and `12 - 34` differ). System messages, and n-grams found in
+    `boilerplate_items` or more distinct benchmark items (an instruction every item of a suite repeats, such
+    as "Complete the following Python function..."), are template text, not item content: they would flag
+    every training row written in the same format.
+    """
+
+    def __init__(self, suites: Mapping[str, Sequence[Task]], n: int = DEFAULT_NGRAM, boilerplate_items: int = 5):
         if n < 1:
             raise HoneError(f"n-gram size must be at least 1 (got {n})")
         self.n = n
         self.ids: dict[str, tuple[str, str]] = {}
-        self.grams: dict[int, dict[tuple[str, ...], tuple[str, str]]] = defaultdict(dict)
+        owners: dict[tuple[str, ...], tuple[str, str]] = {}
+        items_with: Counter = Counter()
         for suite, tasks in suites.items():
             for t in tasks:
                 self.ids.setdefault(t.id, (suite, t.id))
+                grams: set[tuple[str, ...]] = set()
                 for m in t.chat():
-                    toks = tokens(m["content"])
-                    size = min(n, len(toks))
-                    for i in range(len(toks) - size + 1) if size else ():
-                        self.grams[size].setdefault(tuple(toks[i : i + size]), (suite, t.id))
+                    if m["role"] != "system":
+                        grams.update(self._grams(m["content"]))
+                for g in grams:
+                    owners.setdefault(g, (suite, t.id))
+                items_with.update(grams)
+        self.long: dict[tuple[str, ...], tuple[str, str]] = {}
+        self.short: dict[int, dict[tuple[str, ...], tuple[str, str]]] = defaultdict(dict)
+        for g, owner in owners.items():
+            if items_with[g] >= boilerplate_items:
+                continue
+            if g[0] == _SHORT:
+                self.short[len(g) - 1][g[1:]] = owner
+            else:
+                self.long[g] = owner
+
+    def _grams(self, text: str) -> set[tuple[str, ...]]:
+        w = words(text)
+        if len(w) >= self.n:
+            return {tuple(w[i : i + self.n]) for i in range(len(w) - self.n + 1)}
+        t = tokens(text)
+        return {(_SHORT, *t)} if t else set()
 
     def hit(self, row: Row) -> tuple[str, str] | None:
         """(suite, benchmark id) that `row` overlaps, or None."""
@@ -81,11 +115,14 @@ class BenchIndex:
         if task_id in self.ids:
             return self.ids[task_id]
         for text in row_texts(row):
-            toks = tokens(text)
-            for size, grams in self.grams.items():
-                for i in range(len(toks) - size + 1):
-                    found = grams.get(tuple(toks[i : i + size]))
-                    if found:
+            w = words(text)
+            for i in range(len(w) - self.n + 1):
+                if (found := self.long.get(tuple(w[i : i + self.n]))):
+                    return found
+            t = tokens(text)
+            for size, grams in self.short.items():
+                for i in range(len(t) - size + 1):
+                    if (found := grams.get(tuple(t[i : i + size]))):
                         return found
         return None
 
