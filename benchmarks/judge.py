@@ -2,7 +2,7 @@
 
 The peer is the way an earlier project judged: one call after another with the synchronous SDK. Hone's judge
 (cache, budget, limiter, retries, schema validation all on) runs at concurrency 1, 8 and 32 on fresh caches,
-then once more at 32 on a warm cache. The bound at concurrency c is c / latency items per second; the target
+then once more at 32 on a warm cache. The bare async SDK at 32 shows the ceiling the machine allows. The bound at concurrency c is c / latency items per second; the target
 is at least 0.8 of it at 32.
 
     .venv/bin/python benchmarks/judge.py [--latency 0.2] [-o benchmarks/out/judge.json]
@@ -50,6 +50,30 @@ def sequential_baseline(items, model: str) -> float:
     return len(items) / (time.perf_counter() - t0)
 
 
+def raw_sdk_rate(items, concurrency: int, model: str) -> float:
+    """The SDK alone (AsyncAnthropic, a semaphore, nothing else): the ceiling this machine allows at this load."""
+    import asyncio
+
+    import anthropic
+
+    async def main() -> float:
+        client = anthropic.AsyncAnthropic(max_retries=0)
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(task, gen) -> None:
+            req = grade_request(task, gen.output, 256)
+            async with sem:
+                await client.messages.create(model=model, max_tokens=256, system=req.system, messages=req.chat())
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(t, g) for t, g in items))
+        rate = len(items) / (time.perf_counter() - t0)
+        await client.close()
+        return rate
+
+    return asyncio.run(main())
+
+
 def hone_rate(items, concurrency: int, cache: Path, model: str) -> float:
     judge = make_judge(f"anthropic:{model}", cache_path=cache, concurrency=concurrency, budget_usd=10.0,
                        max_tokens=256)
@@ -80,6 +104,9 @@ def main() -> None:
                 rate = hone_rate(arithmetic(n), c, Path(tmp) / f"c{c}.sqlite", model)
                 rows.append({"runner": "hone judge", "concurrency": c, "items": n, "items_per_s": rate,
                              "bound": c / args.latency})
+            raw = raw_sdk_rate(arithmetic(256), 32, model)
+            rows.append({"runner": "AsyncAnthropic alone (no cache, limits, validation)", "concurrency": 32,
+                         "items": 256, "items_per_s": raw, "bound": 32 / args.latency})
             warm = hone_rate(arithmetic(256), 32, Path(tmp) / "c32.sqlite", model)
             rows.append({"runner": "hone judge, warm cache", "concurrency": 32, "items": 256, "items_per_s": warm,
                          "bound": None})
