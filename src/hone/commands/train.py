@@ -59,6 +59,10 @@ def register(app: typer.Typer) -> None:
             run_train(cfg, data, base, out, progress=factory)
         finally:
             factory.close()
+        import os
+
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # under `accelerate launch`, the main process reports
         if finished_before:
             typer.echo(f"{out}: already trained from this base, data and settings (skipped)")
             return

@@ -183,6 +183,8 @@ def _sft_args(config: TrainConfig, ckpt_dir: Path, device: str, dtype: str, chec
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataloader_pin_memory=device != "cpu",
+        use_cpu=device == "cpu",  # also what makes several CPU processes join one gloo group
+        ddp_find_unused_parameters=False,
         # Rows are tokenized and cut by Hone; TRL's own truncation pass would only cost time.
         max_length=config.max_length if config.packing else None,
         packing=config.packing,
@@ -304,6 +306,7 @@ def run_train(config: TrainConfig, data_path: str | os.PathLike, base_dir: str |
             "training": {"steps": trainer.state.global_step, "device": device,
                          "processes": trainer.accelerator.num_processes,
                          "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
+                         "mean_loss": summary.get("train_loss"),
                          "runtime_s": summary.get("train_runtime"), "tokens": tokens,
                          "resumed_from": resume.name if resume else None},
             "versions": package_versions(),
