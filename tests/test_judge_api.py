@@ -203,3 +203,20 @@ def test_local_model_judge_fails_closed(tiny_model_dir, tmp_path):
     assert [v.verdict for v in verdicts] == ["error"] * 3
     assert all(v.evidence["error_kind"] == "invalid_reply" for v in verdicts)
     assert judge.stats["calls"] == 6 and judge.cache.totals()["usd"] == 0  # asked, re-asked, free
+
+
+def test_pairwise_callable_for_bench_closes_and_reopens(fake, tmp_path):
+    from hone.judge import pairwise_callable
+
+    judge = make_judge("anthropic", cache_path=tmp_path / "c.sqlite", **FAST)
+    compare = pairwise_callable(judge)
+    assert compare.name == "anthropic:claude-haiku-5-5"
+    pairs = _pairs(4)
+
+    async def main(chunk):
+        return await asyncio.gather(*(compare(t, a, b) for t, a, b in chunk))
+
+    first = asyncio.run(main(pairs[:2]))  # the bench calls it in one event loop ...
+    second = asyncio.run(main(pairs))     # ... and the judge still works in the next one
+    assert [v.verdict for v in second] == [_want(i) for i in range(4)] and second[:2] == first
+    assert sum(fake.paid.values()) == 8

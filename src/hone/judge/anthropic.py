@@ -67,7 +67,6 @@ class AnthropicBackend:
         return Completion(message_text(msg), msg.usage.input_tokens, msg.usage.output_tokens, msg.stop_reason or "")
 
     async def aclose(self) -> None:
-        try:
-            await self._client.get().close()
-        except RuntimeError:
-            pass
+        client = self._client.pop()
+        if client is not None:
+            await client.close()

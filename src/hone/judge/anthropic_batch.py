@@ -210,11 +210,11 @@ class AnthropicBatchBackend:
         self.cache.conn.execute("UPDATE batches SET state = 'done' WHERE batch_id = ?", (batch_id,))
 
     async def aclose(self) -> None:
-        st = self._state.get()
-        for task in [st.flusher, *st.pollers.values()]:
+        """Stop polling; batches still open stay in the run's SQLite file and are resumed by the next call."""
+        st = self._state.pop()
+        for task in [st.flusher, *st.pollers.values()] if st else []:
             if task and not task.done():
                 task.cancel()
-        try:
-            await self._client.get().close()
-        except RuntimeError:
-            pass
+        client = self._client.pop()
+        if client is not None:
+            await client.close()

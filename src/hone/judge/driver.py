@@ -68,3 +68,24 @@ def compare_all(judge: Judge, items: list[tuple[Task, Generation, Generation]],
                 progress: Progress | None = None) -> list[Verdict]:
     """Compare every (task, A, B) in both orders; win / tie / loss from A's side, in order."""
     return _run(judge, compare_jobs(judge, items), progress)
+
+
+def pairwise_callable(judge: Judge) -> Callable[[Task, Generation, Generation], Awaitable[Verdict]]:
+    """`judge.compare` as a plain callable named after the judge (what `hone.bench` takes for open tasks).
+
+    The judge's clients are closed when the last comparison in flight ends; a later call opens new ones.
+    """
+    inflight = 0
+
+    async def compare(task: Task, ours: Generation, theirs: Generation) -> Verdict:
+        nonlocal inflight
+        inflight += 1
+        try:
+            return await judge.compare(task, ours, theirs)
+        finally:
+            inflight -= 1
+            if inflight == 0:
+                await judge.aclose()
+
+    compare.name = judge.name  # type: ignore[attr-defined]
+    return compare

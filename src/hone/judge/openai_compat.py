@@ -41,7 +41,6 @@ class OpenAIBackend:
                           usage.completion_tokens if usage else 0, choice.finish_reason or "")
 
     async def aclose(self) -> None:
-        try:
-            await self._client.get().close()
-        except RuntimeError:
-            pass
+        client = self._client.pop()
+        if client is not None:
+            await client.close()

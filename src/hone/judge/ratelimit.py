@@ -37,6 +37,13 @@ class LoopLocal(Generic[T]):
             self._value, self._loop = self._factory(), loop
         return self._value  # type: ignore[return-value]
 
+    def pop(self) -> T | None:
+        """This loop's object, forgotten (the next `get` makes a new one); None if this loop has none."""
+        if self._loop is not asyncio.get_running_loop():
+            return None
+        value, self._value, self._loop = self._value, None, None
+        return value
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
