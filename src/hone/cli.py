@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from hone.commands import critique, data, demo, docx, failures, generate, grade, judge, merge, tasks, train
+from hone.commands import bench, critique, data, demo, docx, failures, generate, grade, judge, merge, tasks, train
 
 app = typer.Typer(
     name="hone",
@@ -16,7 +16,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (tasks, generate, grade, judge, failures, critique, data, train, merge, demo, docx):
+for module in (tasks, generate, grade, bench, judge, failures, critique, data, train, merge, demo, docx):
     module.register(app)
 
 

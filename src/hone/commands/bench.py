@@ -1,0 +1,41 @@
+"""`hone bench`: ground-truth accuracy per suite and category, and win/tie/loss against a reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def bench(
+        model: Path = typer.Option(..., help="Model folder (Hugging Face format, safetensors)."),
+        tasks: list[str] = typer.Option(..., help="Suite: Task JSONL, or NAME=PATH. Repeat for several."),
+        out: Path = typer.Option(..., "-o", "--out", help="Output folder (bench.json, bench.md, failures.jsonl)."),
+        reference: Path = typer.Option(None, help="Another model's Generation JSONL on the same tasks."),
+        train_data: list[Path] = typer.Option(None, help="Training file to check the suites against (repeatable)."),
+        n: int = typer.Option(1, "-n", help="Samples per task (pass@k when > 1)."),
+        temperature: float = typer.Option(0.0, help="0 = greedy."),
+        top_p: float = typer.Option(1.0),
+        max_new_tokens: int = typer.Option(512),
+        batch_size: int = typer.Option(16),
+        seed: int = typer.Option(0),
+        workers: int = typer.Option(None, help="Parallel graders (default: all cores)."),
+    ) -> None:
+        """Generate (batched), grade, and report accuracy with 95% CIs; a killed run resumes."""
+        from hone.bench.run import run_bench
+        from hone.generate.base import GenParams
+        from hone.models.loading import inspect_model_dir
+        from hone.progress import stage_bar
+
+        inspect_model_dir(model)  # a wrong folder fails at once; the suites are checked before the model loads
+        params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n, seed=seed,
+                           batch_size=batch_size)
+        report = run_bench(model, tasks, out, params=params, reference=reference, train_data=train_data or None,
+                           workers=workers, progress_factory=stage_bar)
+        typer.echo((out / "bench.md").read_text(encoding="utf-8"))
+        flagged = sum(len(c["contaminated"]) for c in (report["contamination"] or {"suites": {}})["suites"].values())
+        if flagged:
+            typer.echo(f"warning: {flagged} benchmark tasks overlap the training data (see bench.json)", err=True)
+        typer.echo(f"wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'failures.jsonl'}")
