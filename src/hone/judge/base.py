@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hone.hashing import text_sha256
@@ -59,7 +59,6 @@ class Completion:
     input_tokens: int
     output_tokens: int
     stop_reason: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class LLMBackend(Protocol):
@@ -68,6 +67,8 @@ class LLMBackend(Protocol):
     batched: bool  # True: the backend queues calls itself (Message Batches) and needs no rate limiter
 
     async def complete(self, request: JudgeRequest) -> Completion:
+        """One answer, or a JudgeCallError. Batched backends take the cache key too (it is the custom_id) and
+        commit their results themselves, through the callback given to `attach`."""
         ...
 
     async def aclose(self) -> None:

@@ -80,9 +80,6 @@ class JudgeCache:
         return {"calls": calls, "input_tokens": tin, "output_tokens": tout, "usd": round(usd, 6),
                 "calls_of_unknown_cost": unknown}
 
-    def close(self) -> None:
-        self.conn.close()
-
 
 class Budget:
     """A USD cap over the ledger. A call is made only if what is spent, plus the worst case of every call in
