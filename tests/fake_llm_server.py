@@ -10,6 +10,7 @@ are scripted by markers inside the judged answer, so they travel through files a
     [[fault:malformed]]        first ask gets prose instead of JSON; the re-ask gets a valid reply
     [[fault:malformed-always]] every ask gets prose
     [[fault:wrong-id]]         first ask gets a verdict about another item
+    [[fault:thinking]]         (Anthropic) a thinking block holding a decoy verdict comes before the text block
     [[fault:batch-missing]]    first batch holding it returns no result for it, and one for an unknown custom_id
     [[fault:batch-errored]]    first batch holding it returns an `errored` (overloaded) result
 
@@ -125,7 +126,7 @@ class FakeLLM:
         with self.lock:
             self.attempts[conv] += 1
             attempt = self.attempts[conv]
-        if kind in ("400", "malformed", "malformed-always", "wrong-id"):
+        if kind in ("400", "malformed", "malformed-always", "wrong-id", "thinking"):
             return kind
         return kind if attempt <= times else None
 
@@ -136,10 +137,15 @@ class FakeLLM:
     def usage(self, system: str, messages: list[dict[str, str]], text: str) -> tuple[int, int]:
         return (len(system) + sum(len(m["content"]) for m in messages)) // 4 + 1, len(text) // 4 + 1
 
-    def anthropic_message(self, model: str, system: str, messages: list[dict[str, str]], text: str) -> dict:
+    def anthropic_message(self, model: str, system: str, messages: list[dict[str, str]], text: str,
+                          thinking: bool = False) -> dict:
         tin, tout = self.usage(system, messages, text)
+        content = [{"type": "text", "text": text}]
+        if thinking:
+            decoy = '{"id": "x", "verdict": "pass", "score": 1, "reason": "decoy"}'
+            content.insert(0, {"type": "thinking", "thinking": f"Maybe {decoy}", "signature": "c2ln"})
         return {"id": f"msg_{hashlib.sha1(text.encode()).hexdigest()[:16]}", "type": "message", "role": "assistant",
-                "model": model, "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                "model": model, "content": content, "stop_reason": "end_turn",
                 "stop_sequence": None, "usage": {"input_tokens": tin, "output_tokens": tout}}
 
     def batch_view(self, batch_id: str) -> dict:
@@ -293,7 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "model": body["model"], "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                                      "finish_reason": "stop", "logprobs": None}],
                 "usage": {"prompt_tokens": tin, "completion_tokens": tout, "total_tokens": tin + tout}})
-        return self._send(200, fake.anthropic_message(body["model"], system, messages, text))
+        return self._send(200, fake.anthropic_message(body["model"], system, messages, text, fault == "thinking"))
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from hone.judge import compare_all, judge_all, make_judge
 from hone.records import Generation, Task
 from judge_support import FAST, SECRET, arithmetic, expected, fake  # noqa: F401 - `fake` is a fixture
 
-FAULTS = {1: "429", 2: "500", 4: "529", 5: "slow", 7: "malformed", 8: "wrong-id", 10: "500*3"}
+FAULTS = {1: "429", 2: "500", 4: "529", 5: "slow", 7: "malformed", 8: "wrong-id", 10: "500*3", 14: "thinking"}
 # Faults no retry can fix: the item must end as an explicit error, never as a pass.
 BROKEN = {11: "400", 13: "malformed-always"}
 
@@ -28,7 +28,7 @@ def _check_fail_closed(verdicts, items, broken):
 
 @pytest.mark.parametrize("spec", ["anthropic:claude-haiku-5-5", "openai:judge-model@{url}/v1"])
 def test_faults_end_as_verdicts_never_as_silent_passes(fake, tmp_path, spec):
-    items = arithmetic(15, fault={**FAULTS, **BROKEN})
+    items = arithmetic(16, fault={**FAULTS, **BROKEN})
     judge = make_judge(spec.format(url=fake.url), cache_path=tmp_path / "c.sqlite", concurrency=4, **FAST)
     verdicts = judge_all(judge, items)
     _check_fail_closed(verdicts, items, BROKEN)
