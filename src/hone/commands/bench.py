@@ -22,6 +22,8 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(16),
         seed: int = typer.Option(0),
         workers: int = typer.Option(None, help="Parallel graders (default: all cores)."),
+        judge: str = typer.Option(None, "--judge", help="Pairwise judge for open tasks against --reference, e.g. "
+                                  "anthropic or openai:MODEL@URL (cache + ledger in the output folder)."),
     ) -> None:
         """Generate (batched), grade, and report accuracy with 95% CIs; a killed run resumes."""
         from hone.bench.run import run_bench
@@ -30,10 +32,19 @@ def register(app: typer.Typer) -> None:
         from hone.progress import stage_bar
 
         inspect_model_dir(model)  # a wrong folder fails at once; the suites are checked before the model loads
+        pairwise_judge = None
+        if judge:
+            from hone.errors import HoneError
+            from hone.judge import make_judge, pairwise_callable
+            from hone.judge.factory import default_cache_path
+
+            if reference is None:
+                raise HoneError("--judge compares open answers with a reference model's: it needs --reference")
+            pairwise_judge = pairwise_callable(make_judge(judge, cache_path=default_cache_path(out)))
         params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n, seed=seed,
                            batch_size=batch_size)
         report = run_bench(model, tasks, out, params=params, reference=reference, train_data=train_data or None,
-                           workers=workers, progress_factory=stage_bar)
+                           pairwise_judge=pairwise_judge, workers=workers, progress_factory=stage_bar)
         typer.echo((out / "bench.md").read_text(encoding="utf-8"))
         flagged = sum(len(c["contaminated"]) for c in (report["contamination"] or {"suites": {}})["suites"].values())
         if flagged:
