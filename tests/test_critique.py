@@ -5,7 +5,8 @@ import pytest
 from hone.chat import render_prompt
 from hone.critique.critique import run_critique
 from hone.critique.feedback import WITHHELD, describe_failure, redact
-from hone.critique.summary import format_summary, summarize, wilson_interval
+from hone.bench.stats import paired_difference_ci
+from hone.critique.summary import format_summary, summarize
 from hone.errors import HoneError
 from hone.generate.base import GenParams
 from hone.generate.hf import HFGenerator
@@ -136,8 +137,9 @@ def test_rewrites_are_rejudged_live_and_summarised(inputs, tmp_path):
     s = summarize(records)
     assert (s.failed_items, s.attempts, s.accepted, s.fixed_first_attempt) == (4, 4, 3, 3)
     assert s.uplift == 0.75 and s.acceptance_rate == 0.75
-    lo, hi = s.uplift_ci95
-    assert lo == pytest.approx(wilson_interval(3, 4)[0]) and 0.0 < lo < 0.75 < hi <= 1.0
+    lo, hi = s.uplift_ci95  # paired: 0 both right, 3 right only after, 0 right only before, 1 neither
+    assert (lo, hi) == paired_difference_ci(0, 3, 0, 1) and 0.0 < lo < 0.75 < hi <= 1.0
+    assert s.mcnemar_p == 0.25
     assert "+3/4" in format_summary(s) and "self-critique" in format_summary(s)
 
 

@@ -42,8 +42,8 @@ def register(app: typer.Typer) -> None:
             critiques: Optional[Path] = typer.Option(None, help="Critique JSONL (from `hone critique`)."),
             generations: Optional[Path] = typer.Option(None, help="Generation JSONL (sft: verified samples)."),
             verdicts: Optional[Path] = typer.Option(None, help="Verdict JSONL for --generations / bootstrap."),
-            bench_suite: List[Path] = typer.Option([], "--bench-suite",
-                                                   help="Held-out Task JSONL to decontaminate against (repeat)."),
+            bench_suite: List[str] = typer.Option([], "--bench-suite", help="Held-out suite to decontaminate "
+                                                  "against: PATH or NAME=PATH (Task JSONL); repeatable."),
             replay: Optional[Path] = typer.Option(None, help="Original training set (SFTExample JSONL)."),
             replay_share: float = typer.Option(0.0, help="Share of the final rows drawn from --replay."),
             ngram: int = typer.Option(13, help="N-gram size for benchmark overlap."),

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
+from hone.bench.suites import parse_spec
 from hone.critique import data
 from hone.critique.mix import DEFAULT_NGRAM, BenchIndex, Row, mix
 from hone.errors import HoneError
-from hone.records import (Critique, Generation, PreferencePair, SFTExample, Verdict, read_records, read_tasks,
-                          write_records)
+from hone.records import (Critique, Generation, PreferencePair, SFTExample, Task, Verdict, read_records,
+                          read_tasks, write_records)
 from hone.runs import Stage, manifest_for
 
 Kind = Literal["sft", "dpo", "bootstrap"]
@@ -29,10 +30,17 @@ class DataResult:
     skipped_stage: bool
 
 
-def load_suites(paths: Sequence[str | os.PathLike]) -> dict[str, list]:
-    """Benchmark suites (Task JSONL) by name: the file stem, or the whole path where stems clash."""
-    stems = Counter(Path(p).stem for p in paths)
-    return {(Path(p).stem if stems[Path(p).stem] == 1 else str(p)): read_tasks(p) for p in paths}
+def load_suites(specs: Sequence[str | os.PathLike]) -> dict[str, list[Task]]:
+    """Benchmark suites by name, from `PATH` or `NAME=PATH` specs (as `hone bench` takes them)."""
+    from hone.bench.suites import load_suite
+
+    suites: dict[str, list[Task]] = {}
+    for spec in specs:
+        suite = load_suite(str(spec))
+        if suite.name in suites:
+            raise HoneError(f"{spec}: a second suite named {suite.name!r} (name them NAME=PATH)")
+        suites[suite.name] = suite.tasks
+    return suites
 
 
 def _build(kind: Kind, tasks: dict, critiques_path, generations_path, verdicts_path, round, max_per_task,
@@ -87,7 +95,7 @@ def run_data(
     model = PreferencePair if kind == "dpo" else SFTExample
     inputs = {"tasks": tasks_path, "critiques": critiques_path, "generations": generations_path,
               "verdicts": verdicts_path, "replay": replay_path,
-              **{f"bench{i}": p for i, p in enumerate(bench_paths)}}
+              **{f"bench{i}": parse_spec(str(p))[1] for i, p in enumerate(bench_paths)}}
     config = {"kind": kind, "replay_share": replay_share, "ngram": ngram, "round": round,
               "max_per_task": max_per_task, "seed": seed}
     stage = Stage(manifest_for(out), f"data-{kind}", inputs, config)

@@ -16,13 +16,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence, Union
 
+from hone.bench.suites import NGRAM as DEFAULT_NGRAM
+from hone.bench.suites import words
 from hone.errors import HoneError
 from hone.records import PreferencePair, SFTExample, Task
 
 Row = Union[SFTExample, PreferencePair]
-DEFAULT_NGRAM = 13
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-_WORD = re.compile(r"\w+")
 _SHORT = "\0short"  # marks a whole short item among the n-grams
 
 
@@ -31,9 +31,9 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def words(text: str) -> list[str]:
-    """Words only: what long items are compared on, so punctuation and code symbols do not shorten n-grams."""
-    return _WORD.findall(text.lower())
+def template_items(suite_size: int) -> int:
+    """More items than this sharing an n-gram make it template text (the rule of `hone.bench.suites`)."""
+    return max(3, suite_size // 10)
 
 
 def row_texts(row: Row) -> list[str]:
@@ -75,14 +75,16 @@ class BenchIndex:
     every training row written in the same format.
     """
 
-    def __init__(self, suites: Mapping[str, Sequence[Task]], n: int = DEFAULT_NGRAM, boilerplate_items: int = 5):
+    def __init__(self, suites: Mapping[str, Sequence[Task]], n: int = DEFAULT_NGRAM):
         if n < 1:
             raise HoneError(f"n-gram size must be at least 1 (got {n})")
         self.n = n
         self.ids: dict[str, tuple[str, str]] = {}
-        owners: dict[tuple[str, ...], tuple[str, str]] = {}
-        items_with: Counter = Counter()
+        self.long: dict[tuple[str, ...], tuple[str, str]] = {}
+        self.short: dict[int, dict[tuple[str, ...], tuple[str, str]]] = defaultdict(dict)
         for suite, tasks in suites.items():
+            owners: dict[tuple[str, ...], tuple[str, str]] = {}
+            items_with: Counter = Counter()
             for t in tasks:
                 self.ids.setdefault(t.id, (suite, t.id))
                 grams: set[tuple[str, ...]] = set()
@@ -92,15 +94,14 @@ class BenchIndex:
                 for g in grams:
                     owners.setdefault(g, (suite, t.id))
                 items_with.update(grams)
-        self.long: dict[tuple[str, ...], tuple[str, str]] = {}
-        self.short: dict[int, dict[tuple[str, ...], tuple[str, str]]] = defaultdict(dict)
-        for g, owner in owners.items():
-            if items_with[g] >= boilerplate_items:
-                continue
-            if g[0] == _SHORT:
-                self.short[len(g) - 1][g[1:]] = owner
-            else:
-                self.long[g] = owner
+            template = template_items(len(tasks))
+            for g, owner in owners.items():
+                if items_with[g] > template:
+                    continue
+                if g[0] == _SHORT:
+                    self.short[len(g) - 1].setdefault(g[1:], owner)
+                else:
+                    self.long.setdefault(g, owner)
 
     def _grams(self, text: str) -> set[tuple[str, ...]]:
         w = words(text)
