@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 from hone.critique.feedback import describe_failure
 from hone.critique.prompts import PROMPT_VERSION, REWRITE_REQUEST, critique_request
 from hone.errors import HoneError
-from hone.judge.base import content_sha256, is_retryable
 from hone.generate.base import GenParams, Generator, Request
+from hone.judge.base import content_sha256, is_retryable
 from hone.records import (Critique, Generation, PartialJsonl, Task, Verdict, read_records, read_tasks,
                           write_records)
 from hone.runs import Stage, manifest_for
