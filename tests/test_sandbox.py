@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -88,7 +89,7 @@ def test_writing_outside_the_temp_dir_is_refused(tmp_path):
     v = _grade(code)
     assert v.verdict == "fail" and "PermissionError" in v.reason
     assert not target.exists()
-    assert not any(p.name == "escaped.txt" for p in sandbox.Path(sandbox._private_root()).iterdir())
+    assert not any(p.name == "escaped.txt" for p in Path(sandbox._private_root()).iterdir())
 
 
 def test_writing_inside_the_temp_dir_is_allowed():

@@ -83,11 +83,18 @@ def _pairwise(judge: PairwiseJudge, suite: Suite, ours: list[Generation], theirs
             else:
                 sink.append(checked(t, result))
         if pending:
-            async def gather():
-                return await asyncio.gather(*(r for _, r in pending), return_exceptions=True)
+            async def one(task: Task, awaitable: Any) -> tuple[Task, Any]:
+                try:
+                    return task, await awaitable
+                except Exception as e:  # noqa: BLE001 - becomes an error verdict in `checked`
+                    return task, e
 
-            for (t, _), result in zip(pending, asyncio.run(gather())):
-                sink.append(checked(t, result))
+            async def judge_all() -> None:
+                for done in asyncio.as_completed([one(t, a) for t, a in pending]):
+                    task, result = await done
+                    sink.append(checked(task, result))  # as each finishes: a kill keeps what was judged
+
+            asyncio.run(judge_all())
         order = {t.id: i for i, t in enumerate(suite.tasks)}
         return sink.finish(order=lambda v: order.get(v.id, len(order)))
     finally:

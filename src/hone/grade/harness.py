@@ -1,4 +1,4 @@
-"""The program that runs inside the sandbox. Standard library only: it is started as `python -I -S -c <source>`.
+"""The program that runs inside the sandbox. Standard library only: it runs as `python -I -S harness.pyc ROLE`.
 
 Two processes, two roles, so that the verdict never depends on anything the candidate's code can reach:
 
@@ -16,7 +16,6 @@ that exits early (`sys.exit(0)` before the tests) simply stops answering: the te
 """
 
 import builtins
-import json
 import os
 import sys
 import time
@@ -26,6 +25,50 @@ TAIL = 2000
 
 
 # ----------------------------------------------------------------------------------------------- wire format
+def _json_codec():
+    """(dumps, loads) on CPython's C JSON scanner/encoder directly: importing the `json` package pulls in `re`
+    and `enum`, which would double the start-up time of both sandbox interpreters. Falls back to `json`."""
+    try:
+        import _json
+
+        class Context:
+            strict = True
+            object_hook = object_pairs_hook = None
+            parse_float, parse_int, parse_constant = float, int, float
+            memo = {}
+
+        scan = _json.make_scanner(Context())
+
+        def refuse(value):
+            raise TypeError(f"not JSON: {type(value).__name__}")
+
+        encoder = _json.make_encoder(None, refuse, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+    except (ImportError, AttributeError, TypeError):
+        import json
+
+        return json.dumps, json.loads
+
+    def dumps(value):
+        return "".join(encoder(value, 0))
+
+    def loads(text):
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        text = text.strip()
+        try:
+            value, end = scan(text, 0)
+        except StopIteration:
+            raise ValueError("not valid JSON") from None
+        if end != len(text):
+            raise ValueError("extra data after JSON value")
+        return value
+
+    return dumps, loads
+
+
+dumps, loads = _json_codec()
+
+
 def encode(value, depth=0):
     """A JSON-able form of a built-in value; anything else raises TypeError (it cannot be compared safely)."""
     if depth > 200:
@@ -76,7 +119,7 @@ def decode(obj):
 
 
 def _send(stream, obj):
-    stream.write(json.dumps(obj).encode() + b"\n")
+    stream.write(dumps(obj).encode() + b"\n")
     stream.flush()
 
 
@@ -172,7 +215,7 @@ def _describe(exc):
 def serve(req_fd, resp_fd):
     requests = os.fdopen(req_fd, "rb")
     responses = os.fdopen(resp_fd, "wb")
-    job = json.loads(requests.readline(MAX_LINE))
+    job = loads(requests.readline(MAX_LINE))
     sys.path.extend(job.get("site_paths", []))
     if job.get("guard", True):
         install_guard(os.getcwd())
@@ -195,7 +238,7 @@ def serve(req_fd, resp_fd):
         line = requests.readline(MAX_LINE)
         if not line:
             return
-        request = json.loads(line)
+        request = loads(line)
         try:
             fn = namespace[request["name"]]
             result = fn(*decode(request["args"]), **decode(request["kwargs"]))
@@ -263,7 +306,7 @@ class Channel:
                 raise CandidateGone()
         line, _, self.buffer = self.buffer.partition(b"\n")
         try:
-            return json.loads(line)
+            return loads(line)
         except ValueError:
             raise CandidateGone() from None
 
@@ -313,10 +356,27 @@ def _failed_line(tb, sources):
     return f"{name[1:-1]} line {line}: {text}"
 
 
-def _limit_candidate(limits, uid):
+def _spawn_candidate(job, req_r, resp_w, out_fd, err_fd):
+    """fork + exec the candidate server: own session, stdin closed, limits, unprivileged uid; no other fds.
+
+    Plain os.fork/execve (the checker is single-threaded): importing `subprocess` would cost more start-up
+    time than the rest of the checker.
+    """
     import resource
 
-    def apply():
+    limits, uid = job["limits"], job.get("uid")
+    argv = [sys.executable, "-I", "-S", "-u", job["harness"], "serve", "3", "4"]
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDONLY)
+        for src, dst in ((null, 0), (out_fd, 1), (err_fd, 2), (req_r, 5), (resp_w, 6)):
+            os.dup2(src, dst)
+        os.dup2(5, 3)
+        os.dup2(6, 4)
+        os.closerange(5, 1 << 16)
         cpu = int(limits["cpu_s"])
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         resource.setrlimit(resource.RLIMIT_AS, (limits["memory_mb"] << 20,) * 2)
@@ -324,8 +384,45 @@ def _limit_candidate(limits, uid):
         resource.setrlimit(resource.RLIMIT_NPROC, (limits["nproc"],) * 2)
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits["nofile"],) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+        os.execve(sys.executable, argv, job["env"])
+    except BaseException as e:  # noqa: B036 - report and leave; never fall through into the checker's code
+        os.write(2, f"sandbox: cannot start the candidate: {e}\n".encode())
+    finally:
+        os._exit(127)
 
-    return apply
+
+class Candidate:
+    """The candidate server's process, as the checker sees it."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.status = None
+
+    def poll(self, wait=0.0):
+        """Exit code (negative: killed by that signal), or None while it runs."""
+        end = time.monotonic() + wait
+        while self.status is None:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.status = os.waitstatus_to_exitcode(status)
+            elif time.monotonic() >= end:
+                break
+            else:
+                time.sleep(0.01)
+        return self.status
+
+    def kill(self):
+        try:
+            os.killpg(self.pid, 9)
+        except OSError:
+            pass
+        if self.status is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.status = os.waitstatus_to_exitcode(status)
 
 
 def _expose(pairs):
@@ -385,29 +482,23 @@ def _tail(path):
 
 
 def check(job):
-    import subprocess
-
     limits = job["limits"]
     workdir = os.getcwd()
     deadline = time.monotonic() + limits["timeout_s"]
+    uid = job.get("uid")
     req_r, req_w = os.pipe()
     resp_r, resp_w = os.pipe()
     out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
     if job.get("expose"):
         _expose(job["expose"])
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        uid = job.get("uid")
-        if uid is not None:
-            os.chown(out_path, uid, uid)
-            os.chown(err_path, uid, uid)
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-u", "-c", job["harness"], "serve", str(req_r), str(resp_w)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=workdir, env=job["env"],
-            pass_fds=(req_r, resp_w), start_new_session=True, preexec_fn=_limit_candidate(limits, uid),
-            **({"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}),
-        )
-    os.close(req_r)
-    os.close(resp_w)
+    out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    err_fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if uid is not None:
+        os.fchown(out_fd, uid, uid)
+        os.fchown(err_fd, uid, uid)
+    proc = Candidate(_spawn_candidate(job, req_r, resp_w, out_fd, err_fd))
+    for fd in (req_r, resp_w, out_fd, err_fd):
+        os.close(fd)
     channel = Channel(proc, os.fdopen(req_w, "wb"), resp_r, deadline)
     sources = {"<tests>": job["tests"], "<prompt>": job.get("prompt") or ""}
     result = {"outcome": "pass", "reason": "all tests passed"}
@@ -443,12 +534,7 @@ def check(job):
     except CandidateTimeout:
         result = {"outcome": "timeout", "reason": f"no answer within {limits['timeout_s']} s"}
     except CandidateGone:
-        code = proc.poll()
-        if code is None:
-            try:
-                code = proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                code = None
+        code = proc.poll(wait=0.5)
         how = "stopped answering" if code is None else (
             f"was killed by signal {-code}" if code < 0 else f"exited with code {code}")
         result = {"outcome": "fail", "reason": f"the candidate's process {how} before the tests finished"}
@@ -462,18 +548,14 @@ def check(job):
         where = _failed_line(e.__traceback__, sources)
         result = {"outcome": "fail", "reason": f"{type(e).__name__}: {str(e)[:500]}" + (f" at {where}" if where else "")}
     finally:
-        try:
-            os.killpg(proc.pid, 9)
-        except OSError:
-            pass
-        proc.wait()
+        proc.kill()
         if uid is not None:
             _kill_uid(uid)
     result["calls"] = channel.calls
     result["stdout_tail"] = _tail(out_path)
     result["stderr_tail"] = _tail(err_path)
     result["nonce"] = job["nonce"]
-    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.write(dumps(result) + "\n")
     sys.stdout.flush()
 
 
@@ -483,7 +565,7 @@ def main(argv):
         return
     import resource
 
-    job = json.loads(sys.stdin.read())
+    job = loads(sys.stdin.read())
     sys.stdin.close()
     own = job["limits"]
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

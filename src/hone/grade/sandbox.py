@@ -15,9 +15,9 @@ Layers, outermost first (docs/sandbox.md says what each does and does not protec
 from __future__ import annotations
 
 import atexit
-import functools
 import json
 import os
+import py_compile
 import random
 import secrets
 import shutil
@@ -40,6 +40,7 @@ _UID_RANGE = (1_000_000, 1_900_000)
 _lock = threading.Lock()
 _isolation: dict[str, "Isolation"] = {}
 _root: str | None = None
+_compiled: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,18 @@ def _without_namespaces(root: bool, note: str) -> Isolation:
     return Isolation(drop_uid=root, unshare=(), notes=(note,))
 
 
-@functools.lru_cache(maxsize=1)
-def _harness_source() -> str:
-    return _HARNESS.read_text(encoding="utf-8")
+def _harness_program() -> str:
+    """harness.py compiled once per process into the private root (readable by candidates: it holds no secret),
+    so the two interpreters of every run load bytecode instead of compiling the source again."""
+    global _compiled
+    root = _private_root()
+    with _lock:
+        if _compiled is None or not os.path.exists(_compiled):
+            target = os.path.join(root, "harness.pyc")
+            py_compile.compile(str(_HARNESS), cfile=target, doraise=True)
+            os.chmod(target, 0o644)
+            _compiled = target
+        return _compiled
 
 
 def _private_root() -> str:
@@ -224,9 +234,9 @@ def run_tests(source: str, tests: str, *, style: str, entry_point: str | None = 
     nonce = secrets.token_hex(16)
     job = {"source": source, "tests": tests, "style": style, "entry_point": entry_point, "prompt": prompt,
            "limits": limits.as_job(), "guard": guard, "uid": uid, "nonce": nonce, "env": clean_env(workdir),
-           "site_paths": _site_paths(), "harness": _harness_source(),
+           "site_paths": _site_paths(), "harness": _harness_program(),
            "expose": [*iso.expose, *writable_covers(workdir)] if iso.drop_uid and iso.unshare else []}
-    argv = [*iso.unshare, sys.executable, "-I", "-S", "-c", _harness_source(), "check"]
+    argv = [*iso.unshare, sys.executable, "-I", "-S", _harness_program(), "check"]
     t0 = time.perf_counter()
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
