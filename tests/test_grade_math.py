@@ -118,5 +118,6 @@ def test_many_math_answers_in_worker_processes_match_one_process(gsm8k_tasks, mo
 
     items = _answers(gsm8k_tasks[:10], 0) + _answers(gsm8k_tasks[:10], 1)
     monkeypatch.setattr(grade, "MATH_PROCESS_THRESHOLD", 10)
+    monkeypatch.setattr(grade, "MATH_PROCESS_MIN_WORKERS", 2)
     parallel = verify_many(items, workers=2)
     assert [v.verdict for v in parallel] == ["pass"] * 110 + ["fail"] * 110

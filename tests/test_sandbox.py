@@ -148,6 +148,15 @@ def test_a_result_whose_eq_is_always_true_fails(cls):
     assert v.verdict == "fail" and "cannot cross the sandbox boundary" in v.reason
 
 
+def test_redefining_a_builtin_the_tests_use_does_not_make_them_compare_the_candidate_with_itself():
+    task = Task(id="evens", kind="code", prompt="evens", tests="assert set(evens([1, 2, 4])) == set([2, 4])\n",
+                meta={"test_style": "asserts"})
+    code = "def set(values):\n    return 0\ndef evens(xs):\n    return []"
+    v = verify(task, Generation(id="evens", model="m", output=f"```python\n{code}\n```", finish_reason="stop"),
+               limits=SHORT)
+    assert v.verdict == "fail"
+
+
 # ----------------------------------------------------------------------------------------- the OS layers alone
 needs_full_isolation = pytest.mark.skipif(
     not (isolation().drop_uid and isolation().network_isolated),
@@ -185,6 +194,15 @@ def test_without_the_guard_uid_and_mounts_block_writes_secrets_and_signals(tmp_p
                   style="humaneval", entry_point="f", limits=SHORT, guard=False)
     assert r["outcome"] == "pass", r
     assert not target.exists() and not os.path.exists("/tmp/escaped.txt")
+
+
+@needs_full_isolation
+def test_without_the_guard_filling_the_disk_stops_at_the_private_tmpfs():
+    code = ("def f(x):\n    n = 0\n    while True:\n        with open(f'f{n}', 'wb') as fh:\n"
+            "            fh.write(b'x' * (8 << 20))\n        n += 1\n")
+    r = run_tests(code, TESTS.replace("double", "f"), style="humaneval", entry_point="f",
+                  limits=Limits(timeout_s=5, disk_mb=32), guard=False)
+    assert r["outcome"] == "fail" and "No space left on device" in r["reason"]
 
 
 def test_weakest_mode_still_grades_hostile_answers_fail():

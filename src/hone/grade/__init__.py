@@ -18,8 +18,10 @@ from hone.records import Generation, Task, Verdict
 if TYPE_CHECKING:
     from hone.grade.sandbox import Limits
 
-# Below this many math answers, one process is faster than starting workers (each imports sympy, ~1.5 s).
-MATH_PROCESS_THRESHOLD = 400
+# Worker processes for math pay off only for many answers on several free cores: each worker imports sympy
+# (seconds), and on 2 busy cores benchmarks/grading.py measured the pool slower than one process at 4000 answers.
+MATH_PROCESS_THRESHOLD = 2000
+MATH_PROCESS_MIN_WORKERS = 4
 MATH_CHUNK = 50
 
 _shared_pool: ProcessPoolExecutor | None = None
@@ -99,7 +101,7 @@ def iter_verdicts(items: Sequence[Item], workers: int | None = None, progress: C
     with ThreadPoolExecutor(max_workers=workers) as threads:
         for i in code:
             futures[threads.submit(verify, *items[i], limits)] = [i]
-        if math and (not main_thread or (workers > 1 and len(math) >= MATH_PROCESS_THRESHOLD)):
+        if math and (not main_thread or (workers >= MATH_PROCESS_MIN_WORKERS and len(math) >= MATH_PROCESS_THRESHOLD)):
             pool: Executor = _math_pool() if not main_thread else (own_pool := _spawn_pool(min(workers, len(math))))
             for start in range(0, len(math), MATH_CHUNK):
                 chunk = math[start:start + MATH_CHUNK]

@@ -127,7 +127,7 @@ def _send(stream, obj):
 _DENIED_EVENTS = frozenset({
     "os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork", "os.forkpty", "subprocess.Popen",
     "os.kill", "os.killpg", "signal.pthread_kill", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
-    "sys.addaudithook", "os.setuid", "os.setgid", "os.putenv", "os.unsetenv",
+    "sys.addaudithook", "os.setuid", "os.setgid",
 })
 _DENIED_IMPORTS = frozenset({"_posixsubprocess", "_ctypes", "ctypes"})
 _PATH_EVENTS = frozenset({
@@ -249,6 +249,14 @@ def serve(req_fd, resp_fd):
 
 
 # -------------------------------------------------------------------------------------------- checker side
+# MBPP-style asserts may use a module the candidate imported (`math.isclose(...)`), as they would in one shared
+# namespace. The checker imports those itself, from this list only (the names come from the candidate).
+_TEST_MODULES = frozenset({
+    "array", "base64", "binascii", "bisect", "calendar", "cmath", "collections", "copy", "dataclasses", "datetime",
+    "decimal", "difflib", "enum", "fractions", "functools", "hashlib", "heapq", "itertools", "json", "math",
+    "numbers", "operator", "os", "queue", "random", "re", "statistics", "string", "struct", "sys", "textwrap",
+    "time", "typing", "unicodedata", "zlib",
+})
 class CandidateGone(BaseException):
     """The candidate's process stopped answering (exited, crashed, was killed). Not catchable by `except Exception`."""
 
@@ -266,15 +274,15 @@ class CandidateError(RuntimeError):
 
 
 def _rebuild_exception(reply):
-    message = f"{reply['message']} (raised by the candidate" + (
-        f" at line {reply['line']})" if reply.get("line") else ")")
-    cls = getattr(builtins, reply["raised"], None)
+    name, line = str(reply.get("raised", "Exception")), reply.get("line")
+    message = f"{str(reply.get('message', ''))[:500]} (raised by the candidate" + (f" at line {line})" if line else ")")
+    cls = getattr(builtins, name, None)
     if isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__ == "builtins":
         try:
             return cls(message)
         except Exception:  # noqa: BLE001 - some built-in exceptions need special arguments
             pass
-    return CandidateError(f"{reply['raised']}: {message}")
+    return CandidateError(f"{name}: {message}")
 
 
 class Channel:
@@ -306,9 +314,12 @@ class Channel:
                 raise CandidateGone()
         line, _, self.buffer = self.buffer.partition(b"\n")
         try:
-            return loads(line)
+            reply = loads(line)
         except ValueError:
             raise CandidateGone() from None
+        if not isinstance(reply, dict):
+            raise CandidateGone()
+        return reply
 
     def send(self, obj):
         try:
@@ -425,18 +436,24 @@ class Candidate:
             self.status = os.waitstatus_to_exitcode(status)
 
 
-def _expose(pairs):
-    """Reshape the filesystem the candidate sees, inside our private mount namespace (root only).
+def _reshape_filesystem(pairs, workdir, disk_mb, uid):
+    """What the candidate sees of the filesystem, inside our private mount namespace (root only).
 
     `pairs` are (dir, entry or None). Each dir is covered by an empty, root-owned tmpfs (mode 755) and only
     the named entries are bind-mounted back: directories other users cannot traverse (e.g. /root holding the
     interpreter under .pyenv) become reachable without showing anything else in them, and world-writable
-    directories (/tmp, /dev/shm, ...) stop being writable, except the sandbox's own directory.
+    directories (/tmp, /dev/shm, ...) stop being writable. The candidate's own directory becomes a tmpfs of
+    `disk_mb`, owned by its uid, so it cannot fill the host's disk.
     """
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
     ms_bind, ms_rec = 4096, 16384
+
+    def mount(source, target, fstype, flags, options):
+        if libc.mount(source, target.encode(), fstype, flags, options) != 0:
+            raise OSError(ctypes.get_errno(), f"sandbox: mounting {target}")
+
     keep = {}
     for parent, child in pairs:
         keep.setdefault(parent, [])
@@ -444,17 +461,17 @@ def _expose(pairs):
             keep[parent].append(child)
     for parent in sorted(keep, key=len):
         fds = {c: os.open(os.path.join(parent, c), os.O_PATH) for c in keep[parent]}
-        if libc.mount(b"tmpfs", parent.encode(), b"tmpfs", 0, b"mode=0755,size=64k") != 0:
-            raise OSError(ctypes.get_errno(), f"mounting a tmpfs over {parent}")
+        mount(b"tmpfs", parent, b"tmpfs", 0, b"mode=0755,size=64k")
         for child, fd in fds.items():
             target = os.path.join(parent, child)
             if os.path.isdir(f"/proc/self/fd/{fd}"):
                 os.mkdir(target)
             else:
                 open(target, "w").close()
-            if libc.mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, ms_bind | ms_rec, None) != 0:
-                raise OSError(ctypes.get_errno(), f"bind-mounting {target}")
+            mount(f"/proc/self/fd/{fd}".encode(), target, None, ms_bind | ms_rec, None)
             os.close(fd)
+    mount(b"tmpfs", workdir, b"tmpfs", 0, f"mode=0700,size={disk_mb}m,uid={uid},gid={uid}".encode())
+    os.chdir(workdir)
 
 
 def _kill_uid(uid):
@@ -490,7 +507,7 @@ def check(job):
     resp_r, resp_w = os.pipe()
     out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
     if job.get("expose"):
-        _expose(job["expose"])
+        _reshape_filesystem(job["expose"], workdir, limits["disk_mb"], uid)
     out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     err_fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     if uid is not None:
@@ -506,18 +523,22 @@ def check(job):
         channel.send({"source": job["source"], "guard": job.get("guard", True),
                       "site_paths": job.get("site_paths", [])})
         hello = channel.receive()
-        if "load_error" in hello:
+        if isinstance(hello.get("load_error"), dict):
             e = hello["load_error"]
             where = f" at line {e['line']}" if e.get("line") else ""
-            result = {"outcome": "fail",
-                      "reason": f"the candidate does not load: {e['raised']}{where}: {e['message']}"}
+            result = {"outcome": "fail", "reason": f"the candidate does not load: {str(e.get('raised'))}{where}: "
+                                                   f"{str(e.get('message'))[:500]}"}
         else:
+            # Names the candidate may lend the tests: its own functions, never a builtin (a candidate-defined
+            # `set` or `sorted` used on both sides of an assert would make it compare with itself).
+            functions = [f for f in hello.get("functions") or [] if isinstance(f, str) and f.isidentifier()
+                         and not f.startswith("__") and not hasattr(builtins, f)]
             namespace = {"__name__": "__hone_tests__"}
             if job["style"] == "humaneval":
                 if job.get("prompt"):
                     exec(compile(job["prompt"], "<prompt>", "exec"), namespace)
                 exec(compile(job["tests"], "<tests>", "exec"), namespace)
-                if job["entry_point"] not in hello["functions"]:
+                if job["entry_point"] not in functions:
                     raise NameError(f"the candidate defines no function {job['entry_point']!r}")
                 # The prompt's helpers stay trusted; its entry point is the candidate's, wherever tests use it.
                 candidate = namespace[job["entry_point"]] = _proxy(channel, job["entry_point"])
@@ -525,10 +546,10 @@ def check(job):
             else:
                 import importlib
 
-                for alias, module in hello["modules"].items():
-                    if module.split(".")[0] in sys.stdlib_module_names:
-                        namespace[alias] = importlib.import_module(module)
-                for name in hello["functions"]:
+                for alias, module in dict(hello.get("modules") or {}).items():
+                    if str(module).split(".")[0] in _TEST_MODULES:
+                        namespace[str(alias)] = importlib.import_module(str(module))
+                for name in functions:
                     namespace[name] = _proxy(channel, name)
                 exec(compile(job["tests"], "<tests>", "exec"), namespace)
     except CandidateTimeout:

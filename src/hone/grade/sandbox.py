@@ -50,6 +50,7 @@ class Limits:
     timeout_s: float = 10.0
     memory_mb: int = 2048
     file_mb: int = 16
+    disk_mb: int = 64  # the candidate's directory, where the machine allows a private tmpfs for it
     nproc: int = 32
     nofile: int = 128
     cpu_s: float | None = None  # default: the wall-clock timeout + 1 s
@@ -67,7 +68,7 @@ class Isolation:
     drop_uid: bool
     unshare: tuple[str, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
-    expose: tuple[tuple[str, str | None], ...] = ()  # see harness._expose
+    expose: tuple[tuple[str, str | None], ...] = ()  # see harness._reshape_filesystem
 
     @property
     def network_isolated(self) -> bool:
