@@ -39,15 +39,17 @@ def render(bench: dict[str, Any]) -> str:
         lines += [f"| {n} | " + " | ".join(_pct(v) for v in p.values()) + " |" for n, p in pass_k]
     if bench.get("reference"):
         lines += ["", f"## Against the reference `{bench['reference']}`", "",
-                  "| suite | compared | win | tie | loss | not compared | accuracy Δ (95% CI) | McNemar p |",
-                  "|---|---:|---:|---:|---:|---:|---|---:|"]
+                  "| suite | compared | ours | reference | win | tie | loss | not compared | accuracy Δ (95% CI) | "
+                  "McNemar p |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
         for name, suite in bench["suites"].items():
             c = suite.get("comparison")
             if not c:
                 continue
             gt = c["ground_truth"]
             p = gt["paired"]
-            lines.append(f"| {name} | {p['n']} | {gt['win']} | {gt['tie']} | {gt['loss']} | "
+            lines.append(f"| {name} | {p['n']} | {_pct(p['after_accuracy'])} | {_pct(p['before_accuracy'])} | "
+                         f"{gt['win']} | {gt['tie']} | {gt['loss']} | "
                          f"{len(gt['not_compared']) + len(gt['missing_in_reference'])} | "
                          f"{_signed(p['difference'])} ({_signed(p['ci95'][0])} to {_signed(p['ci95'][1])}) | "
                          f"{p['mcnemar_p']:.3g} |")
@@ -55,7 +57,7 @@ def render(bench: dict[str, Any]) -> str:
             if o["tasks"]:
                 how = (f"win {o['win']}, tie {o['tie']}, loss {o['loss']}, error {o['error']} "
                        f"(pairwise judge `{o['judge']}`)") if o["judge"] else "not compared (no pairwise judge)"
-                lines.append(f"| {name} (open tasks: {o['tasks']}) | | | | | | {how} | |")
+                lines.append(f"| {name} (open tasks: {o['tasks']}) | | | | | | | | {how} | |")
         lines += ["", "On tasks with ground truth: both right or both wrong is a tie; a task where either side "
                   "is an error is not compared."]
     checks = bench.get("contamination")
