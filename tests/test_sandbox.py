@@ -205,6 +205,16 @@ def test_without_the_guard_filling_the_disk_stops_at_the_private_tmpfs():
     assert r["outcome"] == "fail" and "No space left on device" in r["reason"]
 
 
+def test_when_the_namespaced_self_test_fails_the_probe_falls_back_and_says_so(monkeypatch):
+    monkeypatch.setattr(sandbox, "_isolation", {})
+    monkeypatch.setattr(sandbox, "_probe", lambda argv: None)
+    monkeypatch.setattr(sandbox, "_self_test", lambda iso: "mount: permission denied")
+    iso = isolation("auto")
+    assert not iso.unshare and not iso.network_isolated
+    assert any("mount: permission denied" in n and "NOT isolated" in n for n in iso.notes)
+    assert "NO namespaces" in iso.describe()
+
+
 def test_weakest_mode_still_grades_hostile_answers_fail():
     """HONE_SANDBOX=none (no namespaces): the guard and the checker still refuse the cheap tricks."""
     limits = Limits(timeout_s=2, memory_mb=512)

@@ -37,7 +37,7 @@ _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "
 _NS_FLAGS = ["--net", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc"]
 # Unprivileged uids for candidates (root only): far above ordinary accounts, random per run.
 _UID_RANGE = (1_000_000, 1_900_000)
-_lock = threading.Lock()
+_lock = threading.RLock()
 _isolation: dict[str, "Isolation"] = {}
 _root: str | None = None
 _compiled: str | None = None
@@ -151,8 +151,19 @@ def _probe_isolation(mode: str) -> Isolation:
     flags = _NS_FLAGS if root else ["--user", "--map-root-user", *_NS_FLAGS]
     why = _probe([exe, *flags, "true"])
     if why is None:
-        return Isolation(drop_uid=root, unshare=(exe, *flags), expose=blocked_ancestors(_python_paths()) if root else ())
+        full = Isolation(drop_uid=root, unshare=(exe, *flags), expose=blocked_ancestors(_python_paths()) if root else ())
+        why = _self_test(full)
+        if why is None:
+            return full
     return _without_namespaces(root, f"`unshare {' '.join(flags)}` failed ({why[:200]}): the network is NOT isolated")
+
+
+def _self_test(iso: Isolation) -> str | None:
+    """Grade one correct answer with this setup (mounts or uid changes can fail where `unshare` works)."""
+    result = _run(iso, "def inc(x):\n    return x + 1\n", "def check(candidate):\n    assert candidate(1) == 2\n",
+                  style="humaneval", entry_point="inc", prompt=None, limits=Limits(timeout_s=30), guard=True)
+    return None if result["outcome"] == "pass" else f"a self-test answer was graded {result['outcome']}: " \
+                                                     f"{result['reason']}"
 
 
 def _without_namespaces(root: bool, note: str) -> Isolation:
@@ -227,7 +238,12 @@ def run_tests(source: str, tests: str, *, style: str, entry_point: str | None = 
     code calling the candidate's functions by name. The result has outcome pass/fail/timeout/error, a reason,
     stdout/stderr tails, seconds and the isolation used.
     """
-    iso = isolation(mode)
+    return _run(isolation(mode), source, tests, style=style, entry_point=entry_point, prompt=prompt, limits=limits,
+                guard=guard)
+
+
+def _run(iso: Isolation, source: str, tests: str, *, style: str, entry_point: str | None, prompt: str | None,
+         limits: Limits, guard: bool) -> dict:
     workdir = tempfile.mkdtemp(prefix="run-", dir=_private_root())
     uid = random.randint(*_UID_RANGE) if iso.drop_uid else None
     if uid is not None:
