@@ -98,7 +98,8 @@ def iter_verdicts(items: Sequence[Item], workers: int | None = None, progress: C
     main_thread = threading.current_thread() is threading.main_thread()
     own_pool: ProcessPoolExecutor | None = None
     futures: dict[Future, list[int]] = {}
-    with ThreadPoolExecutor(max_workers=workers) as threads:
+    threads = ThreadPoolExecutor(max_workers=workers)
+    try:
         for i in code:
             futures[threads.submit(verify, *items[i], limits)] = [i]
         if math and (not main_thread or (workers >= MATH_PROCESS_MIN_WORKERS and len(math) >= MATH_PROCESS_THRESHOLD)):
@@ -107,22 +108,24 @@ def iter_verdicts(items: Sequence[Item], workers: int | None = None, progress: C
                 chunk = math[start:start + MATH_CHUNK]
                 futures[pool.submit(grade_math_batch, [items[i] for i in chunk])] = chunk
             math = []
-        try:
-            for i in math:  # in this (main) thread, while the code runs in its sandboxes
-                yield i, grade_math(*items[i])
-                if progress:
-                    progress(1)
-            for f in as_completed(futures):
-                chunk = futures[f]
-                result = f.result()
-                verdicts = result if isinstance(result, list) else [result]
-                for i, v in zip(chunk, verdicts):
-                    yield i, v
-                if progress:
-                    progress(len(chunk))
-        finally:
-            if own_pool is not None:
-                own_pool.shutdown(cancel_futures=True)
+        for i in math:  # in this (main) thread, while the code runs in its sandboxes
+            yield i, grade_math(*items[i])
+            if progress:
+                progress(1)
+        for f in as_completed(futures):
+            chunk = futures[f]
+            result = f.result()
+            verdicts = result if isinstance(result, list) else [result]
+            for i, v in zip(chunk, verdicts):
+                yield i, v
+            if progress:
+                progress(len(chunk))
+    finally:  # on an interrupt, do not start the queued work (each sandbox already running finishes)
+        for f in futures:
+            f.cancel()
+        threads.shutdown(wait=True, cancel_futures=True)
+        if own_pool is not None:
+            own_pool.shutdown(cancel_futures=True)
 
 
 def verify_many(items: list[Item], workers: int | None = None, progress: Callable[[int], None] | None = None,
