@@ -6,7 +6,8 @@ import sys
 
 import typer
 
-from hone.commands import bench, critique, data, demo, docx, failures, generate, grade, judge, merge, tasks, train
+from hone.commands import (bench, critique, data, demo, docx, failures, generate, grade, judge, loop, merge, tasks,
+                           train)
 
 app = typer.Typer(
     name="hone",
@@ -16,7 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (tasks, generate, grade, bench, judge, failures, critique, data, train, merge, demo, docx):
+for module in (tasks, generate, grade, bench, judge, failures, critique, data, train, merge, loop, demo, docx):
     module.register(app)
 
 

@@ -32,9 +32,10 @@ _WORDS = ("the a an of to and in is was for on that with as it by at from this b
 
 
 def default_corpus(n_lines: int = 600, seed: int = 0) -> list[str]:
-    """Local text for training the tokenizer: words, numbers, arithmetic, code-ish lines."""
+    """Local text for training the tokenizer: chat roles, words, numbers, arithmetic, code-ish lines."""
     rng = random.Random(seed)
-    lines = []
+    # Role names and stock phrases become single tokens, which keeps the chat template cheap to train on.
+    lines = ["user", "assistant", "system", "The answer is What is Compute Calculate plus minus"] * 50
     for _ in range(n_lines):
         words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(5, 14)))
         a, b = rng.randint(0, 999), rng.randint(0, 999)
@@ -42,7 +43,7 @@ def default_corpus(n_lines: int = 600, seed: int = 0) -> list[str]:
     return lines
 
 
-def build_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 384):
+def build_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 512):
     """A byte-level BPE (digits one per token) with Llama-3-style special tokens and chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast

@@ -1,0 +1,41 @@
+"""`hone loop` and `hone report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def loop(
+        config: Path = typer.Option(..., "--config", "-c", help="Loop YAML (see examples/)."),
+        out: Path = typer.Option(..., "-o", "--out", help="Run directory; re-run the same command to resume."),
+    ) -> None:
+        """Rounds of generate -> judge -> improve -> data -> train -> merge+verify -> bench -> gate."""
+        from hone.config import load_config
+        from hone.loop import run_loop
+        from hone.loop_config import LoopConfig
+
+        cfg = load_config(config, LoopConfig).resolve(config.resolve().parent)
+        summary = run_loop(cfg, out, say=typer.echo)
+        typer.echo(f"final model: {summary['final_model']}; wrote {out / 'summary.json'} and {out / 'report.md'}")
+
+    @app.command()
+    def report(run_dir: Path = typer.Argument(..., help="A loop or demo run directory.")) -> None:
+        """Rebuild report.md and its plots from the run's summary.json."""
+        import json
+
+        from hone.errors import HoneError
+        from hone.report.markdown import render_report
+
+        path = run_dir / "summary.json"
+        if not path.is_file():
+            raise HoneError(f"{path}: no summary (run `hone loop` or `hone demo` first)")
+        try:
+            summary = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise HoneError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+        arms = summary["arms"] if "arms" in summary else {"loop": summary}
+        typer.echo(f"wrote {render_report(arms, run_dir)}")

@@ -1,0 +1,344 @@
+"""`hone loop`: rounds of generate -> judge -> improve -> data -> train -> merge + verify -> bench -> gate.
+
+Each round starts from the model promoted so far. Everything a round makes lives under `round-N/` with its
+manifests, so a killed loop resumes at the stage it was in and redoes no finished item. The gate compares the
+candidate with the promoted model on the same held-out items, paired, and promotes only a model that did not
+regress beyond the tolerance on any suite. `summary.json` and `report.md` are rebuilt from the files on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from hone.atomic import write_text_atomic
+from hone.errors import HoneError
+from hone.loop_config import LoopConfig
+from hone.records import Generation, SFTExample, Task, Verdict, read_records, read_tasks, write_records
+
+Say = Callable[[str], None]
+
+
+def _round_dir(run_dir: Path, r: int) -> Path:
+    return run_dir / f"round-{r}"
+
+
+def check_heldout_is_separate(config: LoopConfig) -> None:
+    """Held-out suites must share no id and no prompt with the training tasks (the uplift would be a lie)."""
+    train = read_tasks(config.train_tasks)
+    ids = {t.id for t in train}
+    prompts = {json.dumps(t.chat(), sort_keys=True) for t in train}
+    for name, path in config.heldout.items():
+        for t in read_tasks(path):
+            if t.id in ids or json.dumps(t.chat(), sort_keys=True) in prompts:
+                raise HoneError(f"{path}: held-out suite {name!r} item {t.id!r} is also a training task; "
+                                "an uplift measured on it would not be held out")
+
+
+class _Models:
+    """One loaded generator per model folder at a time: loading an 8B model twice a round costs minutes."""
+
+    def __init__(self, device: str | None):
+        self.device = device
+        self._path: str | None = None
+        self._gen = None
+
+    def get(self, path: Path):
+        from hone.generate.hf import HFGenerator
+
+        if self._path != str(path):
+            self._gen = None
+            self._gen = HFGenerator.from_dir(str(path), device=self.device)
+            self._path = str(path)
+        return self._gen
+
+
+def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path) -> list[Verdict]:
+    from hone.judge.run import run_judge
+
+    return run_judge(tasks, gens, out, config.judge, run_dir=run_dir).verdicts
+
+
+def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir: Path, r: int,
+            say: Say) -> tuple[Path, Path, dict[str, Any]]:
+    """n samples per training prompt, judged; prompts with no pass are sampled again (resample_unsolved)."""
+    from hone.generate.base import GenParams
+    from hone.generate.run import run_generate
+
+    s = config.sample
+    tasks = read_tasks(config.train_tasks)
+    all_gens: list[Generation] = []
+    all_verdicts: list[Verdict] = []
+    todo_path = config.train_tasks
+    for attempt in range(1 + s.resample_unsolved):
+        params = GenParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
+                           batch_size=s.batch_size, seed=config.seed * 1000 + r * 10 + attempt)
+        gens_path = rd / f"samples-{attempt}.jsonl"
+        gens, _ = run_generate(lambda: models.get(model), todo_path, gens_path, params, {"model": model})
+        verdicts = _judge(config, todo_path, gens_path, rd / f"verdicts-{attempt}.jsonl", run_dir)
+        offset = attempt * s.n  # keep (id, sample) unique across attempts
+        all_gens += [g.model_copy(update={"sample": g.sample + offset}) for g in gens]
+        all_verdicts += [v.model_copy(update={"sample": v.sample + offset}) for v in verdicts]
+        solved = {v.id for v in all_verdicts if v.verdict == "pass"}
+        unsolved = [t for t in tasks if t.id not in solved]
+        say(f"  sampling pass {attempt}: {len(solved)}/{len(tasks)} training prompts have a verified answer")
+        if not unsolved or attempt == s.resample_unsolved:
+            break
+        todo_path = rd / f"unsolved-{attempt + 1}.jsonl"
+        write_records(todo_path, unsolved)
+    gens_all, verdicts_all = rd / "samples.jsonl", rd / "verdicts.jsonl"
+    write_records(gens_all, all_gens)
+    write_records(verdicts_all, all_verdicts)
+    stats = {"tasks": len(tasks), "solved": len({v.id for v in all_verdicts if v.verdict == "pass"}),
+             "samples": len(all_gens), "errors": sum(v.verdict == "error" for v in all_verdicts)}
+    return gens_all, verdicts_all, stats
+
+
+def _unverified_rows(config: LoopConfig, gens_path: Path, r: int) -> list[SFTExample]:
+    """The control arm: the model's own finished samples, kept without looking at any verdict."""
+    from hone.records import Message
+
+    tasks = {t.id: t for t in read_tasks(config.train_tasks)}
+    by_task: dict[str, list[Generation]] = {}
+    for g in read_records(gens_path, Generation):
+        if g.finish_reason == "stop":
+            by_task.setdefault(g.id, []).append(g)
+    rows = []
+    for task_id in sorted(by_task):
+        keep = by_task[task_id][: config.data.max_per_task or None]
+        for g in keep:
+            rows.append(SFTExample(
+                id=f"r{r}/unverified/{g.id}/{g.sample}", source="sample",
+                messages=[*(Message(**m) for m in tasks[g.id].chat()), Message(role="assistant", content=g.output)],
+                lineage={"task_id": g.id, "sample": g.sample, "round": r, "model": g.model, "judge": None,
+                         "mode": "unverified control"}))
+    return rows
+
+
+def _data(config: LoopConfig, rd: Path, r: int, gens: Path, verdicts: Path, critiques: Path | None) -> tuple[Path, dict]:
+    from hone.critique.dataset import run_data
+
+    out = rd / "sft.jsonl"
+    bench = list(config.heldout.values())
+    common = dict(tasks_path=config.train_tasks, bench_paths=bench, replay_path=config.data.replay,
+                  replay_share=config.data.replay_share, ngram=config.data.ngram, round=r, seed=config.seed + r)
+    if config.control == "unverified":
+        from hone.critique.mix import BenchIndex, mix
+        from hone.critique.dataset import load_suites
+
+        raw = _unverified_rows(config, gens, r)
+        replay = read_records(config.data.replay, SFTExample) if config.data.replay else []
+        rows, report = mix(raw, index=BenchIndex(load_suites(bench), config.data.ngram), replay=replay,
+                           replay_share=config.data.replay_share, seed=config.seed + r)
+        write_records(out, rows)
+        return out, {"rows": len(rows), "source": "unverified own samples (control)", **report.to_dict()}
+    samples = config.improve in ("resample", "both")
+    res = run_data("sft", out, critiques_path=critiques, generations_path=gens if samples else None,
+                   verdicts_path=verdicts if samples else None, max_per_task=config.data.max_per_task, **common)
+    if critiques is not None and config.data.dpo:
+        run_data("dpo", rd / "dpo.jsonl", critiques_path=critiques, **{**common, "replay_share": 0.0,
+                                                                         "replay_path": None})
+    source = " + ".join(k for k, on in (("samples", samples), ("rewrites", critiques is not None)) if on)
+    return out, {"rows": len(res.rows), "source": f"verified {source}", **res.report}
+
+
+def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int, gens: Path,
+              verdicts: Path) -> tuple[Path | None, dict | None]:
+    if config.improve not in ("critique", "both"):
+        return None, None
+    from hone.critique.critique import run_critique
+    from hone.critique.summary import summarize
+    from hone.generate.base import GenParams
+    from hone.judge import judge_all, make_judge
+
+    c = config.critique
+    params = GenParams(temperature=c.temperature, max_new_tokens=c.max_new_tokens,
+                       batch_size=config.sample.batch_size, seed=config.seed * 1000 + r)
+    from hone.judge.factory import default_cache_path
+
+    judge = make_judge(config.judge, cache_path=default_cache_path(rd.parent))
+    out = rd / "critiques.jsonl"
+    critiques = run_critique(models.get(model), config.train_tasks, gens, verdicts, out,
+                             rejudge=lambda items: judge_all(judge, items), samples=c.samples, params=params,
+                             reference_guided=c.reference_guided, round=r, model_ref={"model": model})
+    return out, summarize(critiques).to_dict()
+
+
+def _train_merge(config: LoopConfig, model: Path, rd: Path, data: Path, say: Say) -> Path:
+    """LoRA on the promoted model, merged into exactly that model and verified against adapter-on-base."""
+    from hone.merge.merge import merge_adapter
+    from hone.train.sft import run_train
+
+    adapter = run_train(config.train, data, model, rd / "adapter")
+    merged = rd / "model"
+    report_path = merged / "merge_report.json"
+    if not (report_path.exists() and json.loads(report_path.read_text()).get("status") == "verified"):
+        merge_adapter(model, adapter, merged, verify=True)
+    logits = json.loads(report_path.read_text())["verification"]["logits"]
+    say(f"  merged into {model}: verified clean (max |logit diff| {logits['max_abs_logit_diff']['value']:.2e}, "
+        f"top-1 agreement {logits['top1_agreement']['value']:.3f})")
+    return merged
+
+
+class BenchResult:
+    """Per-suite accuracy (with CI) and per-item correctness of one model on the held-out suites."""
+
+    def __init__(self, report: dict[str, Any], out_dir: Path):
+        self.report = report
+        self.correct: dict[str, dict[str, bool]] = {}
+        self.categories: dict[str, dict[str, str]] = {}
+        for name, entry in report["suites"].items():
+            tasks = {t.id: t for t in read_tasks(entry["path"])}
+            verdicts = read_records(out_dir / name / "verdicts.jsonl", Verdict)
+            self.correct[name] = {v.id: v.verdict == "pass" for v in verdicts if tasks[v.id].kind != "open"}
+            self.categories[name] = {i: str(t.meta.get("category") or name) for i, t in tasks.items()}
+
+    def suites(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for name, entry in self.report["suites"].items():
+            acc = entry["accuracy"]
+            out[name] = {"accuracy": acc["accuracy"], "ci": acc["ci95"], "n": acc["graded_tasks"],
+                         "correct": acc["pass"], "errors": acc["error"]}
+        return out
+
+
+def _bench(config: LoopConfig, models: _Models, model: Path, out_dir: Path) -> BenchResult:
+    from hone.bench.run import run_bench
+    from hone.generate.base import GenParams
+
+    params = GenParams(max_new_tokens=config.bench.max_new_tokens, batch_size=config.bench.batch_size)
+    specs = [f"{name}={path}" for name, path in config.heldout.items()]
+    report = run_bench(model, specs, out_dir, params=params, generator=models.get(model))
+    return BenchResult(report, out_dir)
+
+
+def _win_tie_loss(first: BenchResult, now: BenchResult) -> dict[str, dict[str, dict[str, int]]]:
+    """Per suite and category: items the candidate gets right and round 0 did not (win), the reverse (loss)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for suite, before in first.correct.items():
+        cats: dict[str, dict[str, int]] = {}
+        for item, was in before.items():
+            is_ = now.correct[suite].get(item, False)
+            key = "win" if is_ and not was else "loss" if was and not is_ else "tie"
+            c = cats.setdefault(first.categories[suite][item], {"win": 0, "tie": 0, "loss": 0})
+            c[key] += 1
+        out[suite] = cats
+    return out
+
+
+def _uplift(first: BenchResult, now: BenchResult) -> dict[str, dict[str, Any]]:
+    from hone.bench.stats import paired_compare
+
+    out = {}
+    for suite in first.correct:
+        c = paired_compare(first.correct[suite], now.correct[suite])
+        out[suite] = {"diff": c["difference"], "ci": list(c["ci95"]), "p_value": c["mcnemar_p"],
+                      "improved": c["improved"], "regressed": c["regressed"], "n": c["n"]}
+    return out
+
+
+def _judge_totals(run_dir: Path) -> dict[str, Any]:
+    from hone.judge.cache import JudgeCache
+    from hone.judge.factory import default_cache_path
+
+    path = default_cache_path(run_dir)
+    if not Path(path).exists():
+        return {"calls": 0, "usd": 0.0}
+    cache = JudgeCache(path)
+    try:
+        return cache.totals()
+    finally:
+        cache.close()
+
+
+def _config_guard(config: LoopConfig, run_dir: Path) -> None:
+    """A run directory belongs to one loop config; resuming with another would mix two experiments."""
+    path = run_dir / "loop_config.json"
+    now = json.loads(config.model_dump_json())
+    if path.exists():
+        before = json.loads(path.read_text())
+        if before != now:
+            keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+            raise HoneError(f"{path}: this run directory holds a loop with another config ({', '.join(keys)} "
+                            "differ); use another run directory")
+    else:
+        write_text_atomic(path, json.dumps(now, indent=2) + "\n")
+
+
+def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print,
+             description: str | None = None) -> dict[str, Any]:
+    """Run (or resume) every round; return the summary also written to `run_dir/summary.json`."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    check_heldout_is_separate(config)
+    _config_guard(config, run_dir)
+    models = _Models(config.device)
+    t0 = time.perf_counter()
+    say(f"round 0: benchmarking {config.base_model} on the held-out suites")
+    first = _bench(config, models, config.base_model, _round_dir(run_dir, 0) / "bench")
+    rounds: list[dict[str, Any]] = [{
+        "round": 0, "model": str(config.base_model), "candidate": str(config.base_model), "promoted": True,
+        "reason": "starting model", "suites": first.suites(), "seconds": round(time.perf_counter() - t0, 1),
+    }]
+    summary = {"description": description, "config": json.loads(config.model_dump_json()), "rounds": rounds}
+    _say_round(say, rounds[0])
+    current, current_bench = config.base_model, first
+    for r in range(1, config.rounds + 1):
+        t_round = time.perf_counter()
+        rd = _round_dir(run_dir, r)
+        judge_before = _judge_totals(run_dir)
+        say(f"round {r}: sampling the training prompts with {current}")
+        gens, verdicts, sample_stats = _sample(config, models, current, rd, run_dir, r, say)
+        critiques, critique_stats = _critique(config, models, current, rd, r, gens, verdicts)
+        data, data_stats = _data(config, rd, r, gens, verdicts, critiques)
+        judge_after = _judge_totals(run_dir)
+        row: dict[str, Any] = {
+            "round": r, "train_prompts": sample_stats, "critique": critique_stats, "data": data_stats,
+            "judge": {"name": config.judge, "calls": judge_after["calls"] - judge_before["calls"]
+                      if config.judge != "verifier" else sample_stats["samples"],
+                      "cost_usd": round(judge_after["usd"] - judge_before["usd"], 6)},
+        }
+        if data_stats["rows"] == 0:
+            row.update(model=str(current), candidate=None, promoted=False, suites=current_bench.suites(),
+                       reason="no training rows this round (nothing verified); the model stays")
+        else:
+            say(f"  training a LoRA on {data_stats['rows']} rows ({data_stats['source']})")
+            candidate = _train_merge(config, current, rd, data, say)
+            say(f"  benchmarking the candidate {candidate}")
+            bench = _bench(config, models, candidate, rd / "bench")
+            from hone.gate import decide
+
+            decision = decide(current_bench.correct, bench.correct, config.gate.tolerance, config.gate.require_gain)
+            write_text_atomic(rd / "gate.json", json.dumps(decision, indent=2) + "\n")
+            row.update(candidate=str(candidate), promoted=decision["promoted"], reason=decision["reason"],
+                       suites=bench.suites(), vs_previous=decision["suites"],
+                       uplift_vs_round0=_uplift(first, bench), win_tie_loss=_win_tie_loss(first, bench))
+            if decision["promoted"]:
+                current, current_bench = candidate, bench
+            row["model"] = str(current)
+        row["seconds"] = round(time.perf_counter() - t_round, 1)
+        rounds.append(row)
+        _say_round(say, row)
+        write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    summary["final_model"] = str(current)
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    from hone.report.markdown import render_report
+
+    render_report({"loop": summary}, run_dir)
+    return summary
+
+
+def _say_round(say: Say, row: dict[str, Any]) -> None:
+    parts = []
+    for suite, s in sorted(row["suites"].items()):
+        ci = s["ci"] or [0, 0]
+        part = f"{suite} {100 * s['accuracy']:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+        up = (row.get("uplift_vs_round0") or {}).get(suite)
+        if up:
+            part += f", {100 * up['diff']:+.1f} pts vs round 0 [{100 * up['ci'][0]:+.1f}, {100 * up['ci'][1]:+.1f}]"
+        parts.append(part)
+    say(f"round {row['round']}: " + "; ".join(parts) + (f" — {row['reason']}" if row["round"] else ""))

@@ -1,0 +1,88 @@
+"""The YAML config of `hone loop`; every error names the file, line and key (hone.config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hone.train.sft import TrainConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SampleConfig(_Section):
+    """Sampling on the training prompts each round."""
+
+    n: int = Field(8, ge=1)
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(64, ge=1)
+    resample_unsolved: int = Field(1, ge=0, description="extra rounds of n samples for prompts with no pass yet")
+
+
+class CritiqueConfig(_Section):
+    samples: int = Field(1, ge=1)
+    temperature: float = Field(0.7, ge=0.0)
+    max_new_tokens: int = Field(512, ge=1)
+    reference_guided: bool = False
+
+
+class DataConfig(_Section):
+    max_per_task: int | None = Field(1, ge=1, description="verified samples kept per prompt (None: all distinct)")
+    replay: Path | None = Field(None, description="SFTExample JSONL of the original training set")
+    replay_share: float = Field(0.0, ge=0.0, lt=1.0)
+    ngram: int = Field(8, ge=2, description="n-gram size of the overlap check against held-out suites")
+    dpo: bool = False
+
+
+class BenchConfig(_Section):
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(64, ge=1)
+
+
+class GateConfig(_Section):
+    tolerance: float = Field(0.0, ge=0.0, le=1.0, description="largest accuracy drop (fraction) allowed per suite")
+    require_gain: bool = Field(False, description="also refuse a round that improves no suite")
+
+
+class LoopConfig(_Section):
+    base_model: Path
+    train_tasks: Path
+    heldout: dict[str, Path] = Field(min_length=1, description="suite name -> Task JSONL never trained on")
+    rounds: int = Field(2, ge=1)
+    judge: str = "verifier"
+    improve: Literal["resample", "critique", "both"] = "resample"
+    control: Literal["none", "unverified"] = Field(
+        "none", description="'unverified': the control arm, training on its own samples without verification")
+    seed: int = 0
+    device: str | None = None
+    sample: SampleConfig = SampleConfig()
+    critique: CritiqueConfig = CritiqueConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig(method="lora")
+    bench: BenchConfig = BenchConfig()
+    gate: GateConfig = GateConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "LoopConfig":
+        if self.control == "unverified" and self.improve != "resample":
+            raise ValueError("the unverified control arm only applies to improve: resample")
+        if self.train.method != "lora":
+            raise ValueError("the loop trains LoRA adapters and merges them with proof (train.method: lora)")
+        return self
+
+    def resolve(self, root: Path) -> "LoopConfig":
+        """Paths relative to the config file's folder."""
+        def fix(p: Path | None) -> Path | None:
+            return p if p is None or p.is_absolute() else root / p
+
+        return self.model_copy(update={
+            "base_model": fix(self.base_model), "train_tasks": fix(self.train_tasks),
+            "heldout": {k: fix(v) for k, v in self.heldout.items()},
+            "data": self.data.model_copy(update={"replay": fix(self.data.replay)}),
+        })

@@ -1,0 +1,1 @@
+"""Markdown reports with matplotlib plots, rendered from the loop's `summary.json` (never from memory)."""

@@ -1,0 +1,77 @@
+"""`report.md`: per-round accuracy with CIs, paired uplift vs round 0, gate decisions, data and judge costs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hone.atomic import write_text_atomic
+from hone.report.plots import accuracy_per_round, win_tie_loss
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _ci(ci: list[float]) -> str:
+    return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _arm_section(arm: str, summary: dict[str, Any]) -> list[str]:
+    lines = [f"## {arm}", ""]
+    if summary.get("description"):
+        lines += [summary["description"], ""]
+    lines += ["| round | suite | accuracy (95% CI) | n | uplift vs round 0, points (95% CI) | McNemar p | promoted |",
+              "|---|---|---|---|---|---|---|"]
+    for r in summary["rounds"]:
+        for suite, s in sorted(r["suites"].items()):
+            up = r.get("uplift_vs_round0", {}).get(suite)
+            up_s = f"{_pts(up['diff'])} [{_pts(up['ci'][0])}, {_pts(up['ci'][1])}]" if up and r["round"] else "—"
+            p = f"{up['p_value']:.3g}" if up and r["round"] else "—"
+            lines.append(f"| {r['round']} | {suite} | {_pct(s['accuracy'])} {_ci(s['ci'])} | {s['n']} | {up_s} | {p} "
+                         f"| {'yes' if r['promoted'] else 'no'} |")
+    lines.append("")
+    for r in summary["rounds"]:
+        if r["round"] == 0:
+            continue
+        bits = [f"**Round {r['round']}**: {r['reason']}"]
+        d = r.get("data") or {}
+        if d:
+            bits.append(f"training rows: {d.get('rows', 0)} ({d.get('source', '')})")
+        t = r.get("train_prompts") or {}
+        if t:
+            bits.append(f"training prompts solved by the current model: {t.get('solved', 0)}/{t.get('tasks', 0)}")
+        c = r.get("critique")
+        if c:
+            bits.append(f"{c['mode']}: {c['accepted']}/{c['attempts']} rewrites accepted "
+                        f"(failed answers fixed: {c['fixed_any_attempt']}/{c['failed_items']})")
+        j = r.get("judge") or {}
+        if j:
+            bits.append(f"judge: {j.get('name')}, {j.get('calls', 0)} calls, ${j.get('cost_usd', 0):.4f}")
+        lines.append("- " + "; ".join(bits))
+    lines.append("")
+    return lines
+
+
+def render_report(arms: dict[str, dict[str, Any]], out_dir: str | Path, title: str = "Hone run report") -> Path:
+    """Write `report.md` and its PNGs into `out_dir` from the given summaries (one per arm)."""
+    out = Path(out_dir)
+    plots = out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    acc = accuracy_per_round(arms, plots / "accuracy.png")
+    wtl = win_tie_loss(arms, plots / "win_tie_loss.png")
+    lines = [f"# {title}", "", f"![held-out accuracy per round]({acc.relative_to(out).as_posix()})", ""]
+    if wtl:
+        lines += [f"![win/tie/loss per category]({wtl.relative_to(out).as_posix()})", ""]
+    for arm, summary in arms.items():
+        lines += _arm_section(arm, summary)
+    lines += ["Accuracy CIs are Wilson 95% intervals; uplift is the paired difference on the same held-out items "
+              "(95% CI of the paired difference, exact McNemar test). Every number is computed from the verdict "
+              "files in this run directory.", ""]
+    path = out / "report.md"
+    write_text_atomic(path, "\n".join(lines))
+    return path

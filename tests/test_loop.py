@@ -1,0 +1,153 @@
+"""The loop and the demo, end to end on a tiny model (reduced size): honest numbers, held-out kept out."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hone.config import validate_config
+from hone.errors import HoneError
+from hone.loop import check_heldout_is_separate, run_loop
+from hone.loop_config import LoopConfig
+from hone.records import Generation, SFTExample, Task, Verdict, read_records, read_tasks, write_records
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    from hone.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    run_demo(out, seed=0, size_name="small", say=lambda m: None)
+    return out
+
+
+def _training_rows(run: Path) -> list[SFTExample]:
+    rows = []
+    for p in run.rglob("sft*.jsonl"):
+        rows += read_records(p, SFTExample, allow_empty=True)
+    return rows
+
+
+def test_demo_writes_summary_report_and_both_arms(demo_run):
+    summary = json.loads((demo_run / "summary.json").read_text())
+    assert set(summary["arms"]) == {"verified", "control"}
+    for arm in summary["arms"].values():
+        assert [r["round"] for r in arm["rounds"]] == [0, 1, 2]
+    report = (demo_run / "report.md").read_text()
+    assert "## verified" in report and "## control" in report
+    assert (demo_run / "plots" / "accuracy.png").stat().st_size > 1000
+
+
+def test_heldout_items_never_reach_training(demo_run):
+    heldout = read_tasks(demo_run / "data" / "heldout.jsonl")
+    held_ids = {t.id for t in heldout}
+    held_prompts = {t.prompt for t in heldout}
+    rows = _training_rows(demo_run) + read_records(demo_run / "data" / "pretrain_sft.jsonl", SFTExample)
+    assert rows
+    for row in rows:
+        assert row.lineage.get("task_id") not in held_ids
+        assert row.messages[0].content not in held_prompts
+
+
+def test_reported_accuracy_is_recomputed_from_verdict_files(demo_run):
+    summary = json.loads((demo_run / "summary.json").read_text())
+    for arm, s in summary["arms"].items():
+        for r in s["rounds"]:
+            if r.get("candidate") is None and r["round"]:
+                continue
+            bench = demo_run / arm / f"round-{r['round']}" / "bench" / "arithmetic" / "verdicts.jsonl"
+            verdicts = read_records(bench, Verdict)
+            assert r["suites"]["arithmetic"]["accuracy"] == sum(v.verdict == "pass" for v in verdicts) / len(verdicts)
+
+
+def test_control_arm_trains_on_unverified_samples_and_verified_arm_only_on_passes(demo_run):
+    for row in _training_rows(demo_run / "control"):
+        assert row.lineage["mode"] == "unverified control"
+    verdicts = {}
+    for p in (demo_run / "verified").rglob("verdicts.jsonl"):
+        if "bench" not in p.parts:
+            r = p.parent.name
+            verdicts.update({(r, v.id, v.sample): v.verdict for v in read_records(p, Verdict)})
+    for path in (demo_run / "verified").rglob("sft.jsonl"):
+        for row in read_records(path, SFTExample, allow_empty=True):
+            assert verdicts[(path.parent.name, row.lineage["task_id"], row.lineage["sample"])] == "pass"
+
+
+def test_heldout_overlapping_training_is_refused(demo_run, tmp_path):
+    cfg = LoopConfig(base_model=demo_run / "base" / "chunk-1", train_tasks=demo_run / "data" / "train_tasks.jsonl",
+                     heldout={"leaky": demo_run / "data" / "train_tasks.jsonl"})
+    with pytest.raises(HoneError, match="also a training task"):
+        check_heldout_is_separate(cfg)
+
+
+def _self_referenced_suite(demo_run: Path, out: Path) -> Path:
+    """Held-out items whose reference is the base's own greedy answer: the base scores 100% on them."""
+    gens = {g.id: g for g in read_records(demo_run / "verified" / "round-0" / "bench" / "arithmetic" /
+                                           "generations.jsonl", Generation)}
+    tasks = []
+    for t in read_tasks(demo_run / "data" / "heldout.jsonl"):
+        numbers = re.findall(r"-?\d+", gens[t.id].output)
+        if numbers:
+            tasks.append(t.model_copy(update={"reference": numbers[-1]}))
+    assert len(tasks) >= 10
+    write_records(out, tasks)
+    return out
+
+
+def _loop_yaml(demo_run: Path, tmp_path: Path, **over) -> Path:
+    raw = yaml.safe_load((demo_run / "control" / "loop.yaml").read_text())
+    raw.update(rounds=1, **over)
+    raw["train"].update(learning_rate=0.05, max_steps=30)  # a destructive update, on purpose
+    path = tmp_path / "loop.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_gate_refuses_a_constructed_regression(demo_run, tmp_path):
+    suite = _self_referenced_suite(demo_run, tmp_path / "self.jsonl")
+    cfg_path = _loop_yaml(demo_run, tmp_path, heldout={"self": str(suite)})
+    config = validate_config(yaml.safe_load(cfg_path.read_text()), LoopConfig, cfg_path)
+    summary = run_loop(config, tmp_path / "run", say=lambda m: None)
+    r0, r1 = summary["rounds"]
+    assert r0["suites"]["self"]["accuracy"] == 1.0
+    assert r1["suites"]["self"]["accuracy"] < 0.98
+    assert r1["promoted"] is False and "regressed on self" in r1["reason"]
+    assert summary["final_model"] == str(config.base_model)
+    gate = json.loads((tmp_path / "run" / "round-1" / "gate.json").read_text())
+    assert gate["promoted"] is False
+
+
+def test_loop_resumes_after_a_kill_without_redoing_finished_stages(demo_run, tmp_path):
+    cfg_path = _loop_yaml(demo_run, tmp_path)
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "hone.cli", "loop", "--config", str(cfg_path), "-o", str(run)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = run / "round-1" / "samples-0.jsonl"
+    judging = run / "round-1" / "verdicts-0.jsonl.manifest.json"  # written once sampling has finished
+    deadline = time.time() + 300
+    while time.time() < deadline and not judging.exists():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert marker.exists() and not (run / "summary.json").exists()
+    bench0 = run / "round-0" / "bench" / "arithmetic" / "generations.jsonl"
+    kept = {p: p.stat().st_mtime_ns for p in (bench0, marker)}
+
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # finished work was not redone
+    summary = json.loads((run / "summary.json").read_text())
+    assert [r["round"] for r in summary["rounds"]] == [0, 1]
+
+    other = cfg_path.read_text().replace("rounds: 1", "rounds: 3")
+    cfg_path.write_text(other)
+    again = subprocess.run(args, capture_output=True, text=True)
+    assert again.returncode == 2 and "another config (rounds differ)" in again.stderr
