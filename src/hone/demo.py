@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -84,7 +85,13 @@ def make_base(out: Path, size: DemoSize, seed: int, say: Say) -> tuple[Path, dic
         say(f"  supervised start: {(k + 1) * size.chunk_steps} steps, dev accuracy {100 * acc:.1f}%")
         if acc >= size.base_target:
             break
-    return model, {"model": str(model), "curve": curve}
+    chosen = out / "base" / "model"
+    if not (chosen / "config.json").exists():
+        import shutil
+
+        shutil.copytree(model, chosen.with_name("model.tmp"), dirs_exist_ok=True)
+        os.replace(chosen.with_name("model.tmp"), chosen)
+    return chosen, {"model": str(chosen), "from": str(model), "curve": curve}
 
 
 def _write_data(out: Path, size: DemoSize, seed: int) -> dict[str, Path]:

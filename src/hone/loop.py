@@ -57,9 +57,18 @@ class _Models:
 
 
 def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path) -> list[Verdict]:
+    """Verifiers alone run straight through the grader (no async judge machinery, ~1.6x faster)."""
+    if config.judge == "verifier":
+        from hone.grade.run import run_grade
+
+        return run_grade(tasks, gens, out)[0]
     from hone.judge.run import run_judge
 
-    return run_judge(tasks, gens, out, config.judge, run_dir=run_dir).verdicts
+    run = run_judge(tasks, gens, out, config.judge, run_dir=run_dir)
+    if run.unfinished:
+        raise HoneError(f"{out}: {run.unfinished} items ended in errors a re-run may fix (API, budget); "
+                        "run the same command again to finish them before training on this round")
+    return run.verdicts
 
 
 def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir: Path, r: int,
@@ -164,6 +173,8 @@ def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int
     critiques = run_critique(models.get(model), config.train_tasks, gens, verdicts, out,
                              rejudge=lambda items: judge_all(judge, items), samples=c.samples, params=params,
                              reference_guided=c.reference_guided, round=r, model_ref={"model": model})
+    if Path(str(out) + ".partial").exists():
+        raise HoneError(f"{out}: some rewrites could not be generated or judged yet; run the same command again")
     return out, summarize(critiques).to_dict()
 
 
