@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,8 @@ _UNSUPPORTED = ("use_dora", "lora_bias", "layer_replication", "target_parameters
 @dataclass
 class LoraModule:
     module: str  # e.g. model.layers.0.self_attn.q_proj
-    a: Any  # (r, in)
-    b: Any  # (out, r)
+    a: Any  # (r, in), float32
+    b: Any  # (out, r), float32
     scale: float
     fan_in_fan_out: bool
 
@@ -42,12 +43,11 @@ class LoraModule:
         out, inp = self.b.shape[0], self.a.shape[1]
         return (inp, out) if self.fan_in_fan_out else (out, inp)
 
-    def delta(self):
-        """scale * B @ A in float32, laid out like the base weight."""
-        import torch
-
-        d = (self.b.to(torch.float32) @ self.a.to(torch.float32)) * self.scale
-        return d.T if self.fan_in_fan_out else d
+    def add_to(self, weight, rows: slice = slice(None)):
+        """weight += scale * B @ A, in place on a float32 weight, or on the block `rows` of its rows."""
+        if self.fan_in_fan_out:
+            return weight.addmm_(self.a.T[rows], self.b.T, alpha=self.scale)
+        return weight.addmm_(self.b[rows], self.a, alpha=self.scale)
 
 
 @dataclass
@@ -56,11 +56,6 @@ class Adapter:
     config: dict[str, Any]
     modules: dict[str, LoraModule] = field(default_factory=dict)  # by target tensor name
     replacements: dict[str, Any] = field(default_factory=dict)  # modules_to_save: target tensor name -> tensor
-
-    def nbytes(self) -> int:
-        return sum(m.a.numel() * m.a.element_size() + m.b.numel() * m.b.element_size()
-                   for m in self.modules.values()) + sum(t.numel() * t.element_size()
-                                                         for t in self.replacements.values())
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
@@ -85,9 +80,15 @@ def _read_config(folder: Path) -> dict[str, Any]:
     return cfg
 
 
-def _scale(cfg: dict[str, Any], module: str, rank: int, where: str) -> float:
-    from peft.utils.other import get_pattern_key
+def get_pattern_key(patterns: Any, module: str) -> str:
+    """PEFT's rule for rank_pattern / alpha_pattern keys: a key matches a module name that ends with it."""
+    for key in patterns:
+        if re.match(rf"(.*\.)?({key})$", module):
+            return key
+    return module
 
+
+def _scale(cfg: dict[str, Any], module: str, rank: int, where: str) -> float:
     r_key = get_pattern_key((cfg.get("rank_pattern") or {}).keys(), module)
     a_key = get_pattern_key((cfg.get("alpha_pattern") or {}).keys(), module)
     r = (cfg.get("rank_pattern") or {}).get(r_key, cfg["r"])
@@ -99,6 +100,7 @@ def _scale(cfg: dict[str, Any], module: str, rank: int, where: str) -> float:
 
 def load_adapter(folder: str | os.PathLike) -> Adapter:
     """Read and check an adapter folder; every tensor must be understood, or it is an error."""
+    import torch
     from safetensors import safe_open
 
     p = Path(folder)
@@ -131,7 +133,7 @@ def load_adapter(folder: str | os.PathLike) -> Adapter:
         if set(ab) != {"lora_A", "lora_B"}:
             missing = ({"lora_A", "lora_B"} - set(ab)).pop()
             raise HoneError(f"{weights}: {module} has no {missing} matrix")
-        a, b = ab["lora_A"], ab["lora_B"]
+        a, b = ab["lora_A"].to(torch.float32), ab["lora_B"].to(torch.float32)
         if a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[1]:
             raise HoneError(f"{weights}: {module}: lora_A {tuple(a.shape)} and lora_B {tuple(b.shape)} do not "
                             "form a linear LoRA pair (embedding or conv LoRA is not supported)")

@@ -1,7 +1,7 @@
 """`hone merge`: add a LoRA adapter to its exact base, one tensor at a time, then prove the result.
 
-For each base shard: copy it, then rewrite in place each weight the adapter changes with
-`cast(W + scale * B @ A)` computed in float32, so memory stays near the adapter plus one tensor whatever the model
+For each base shard: write each weight the adapter changes as `cast(W + scale * B @ A)` computed in float32,
+and copy every other byte range as it is, so memory stays near the adapter plus one tensor whatever the model
 size. Config, generation config, tokenizer and the shard index are copied; names, shapes, dtypes and byte layout
 are the base's, so the result loads wherever the base loads (transformers, vLLM).
 
@@ -17,12 +17,13 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 from hone.errors import HoneError
 from hone.merge.adapter import load_adapter
-from hone.merge.shards import (INDEX_FILE, TensorEntry, copy_file, read_tensor, torch_dtype_of, weight_index,
+from hone.merge.shards import (INDEX_FILE, TensorEntry, copy_range, read_tensor, torch_dtype_of, weight_index,
                                write_tensor)
 
 REPORT_FILE = "merge_report.json"
@@ -109,33 +110,74 @@ def plan(base: Path, adapter_dir: Path, *, force: bool, dequantized_base: bool,
     return {"files": files, "tensors": tensors, "adapter": adapter, "lineage": lineage, "quantization": quant}
 
 
-def _merge_shard(src: Path, dst: Path, entries: list[TensorEntry], p: dict[str, Any]) -> int:
+_BLOCK_ELEMENTS = 1 << 20  # rows merged at a time: a 4 MB float32 block stays in cache
+
+
+def _changes(entry: TensorEntry, p: dict[str, Any]) -> bool:
+    quant = p["quantization"]
+    return (entry.name in p["adapter"].modules or entry.name in p["adapter"].replacements
+            or (quant is not None and entry.name in quant.modules))
+
+
+def _merge_tensor(entry: TensorEntry, fin: int, fout: int, p: dict[str, Any]) -> None:
+    """Read one base tensor, merge it in float32, write it at the same offset of the output shard."""
     import torch
 
     from hone.train.quantize import dequantized
 
-    copy_file(src, dst)
     adapter, quant = p["adapter"], p["quantization"]
-    changed = 0
-    with open(src, "rb") as fin, open(dst, "r+b") as fout:
-        for entry in entries:
-            module = adapter.modules.get(entry.name)
-            replacement = adapter.replacements.get(entry.name)
-            requantize = quant is not None and entry.name in quant.modules
-            if module is None and replacement is None and not requantize:
-                continue
-            dtype = torch_dtype_of(entry.dtype)
-            if replacement is not None:
-                merged = replacement.to(dtype)
-            else:
-                weight = dequantized(entry.name, read_tensor(entry, fin).to(torch.float32), quant)
-                if module is not None:
-                    weight = weight + module.delta()
-                merged = weight.to(dtype)
-            write_tensor(fout, entry, merged)
-            changed += 1
-        fout.flush()
-        os.fsync(fout.fileno())
+    module = adapter.modules.get(entry.name)
+    replacement = adapter.replacements.get(entry.name)
+    dtype = torch_dtype_of(entry.dtype)
+    if replacement is not None:
+        merged = replacement.to(dtype)
+    elif quant is not None and entry.name in quant.modules:
+        # Quantization groups run across rows: the whole tensor at once.
+        weight = dequantized(entry.name, read_tensor(entry, fin).to(torch.float32), quant)
+        merged = (module.add_to(weight) if module else weight).to(dtype)
+    else:
+        # In place in the tensor's own read buffer, a block of rows at a time: no full-size float32 copy.
+        merged = read_tensor(entry, fin)
+        step = max(1, _BLOCK_ELEMENTS // max(1, merged.shape[1]))
+        for start in range(0, merged.shape[0], step):
+            block = merged[start:start + step]
+            block.copy_(module.add_to(block.to(torch.float32), slice(start, start + step)))
+    write_tensor(fout, entry, merged)
+
+
+def _merge_shards(p: dict[str, Any], work: Path) -> int:
+    """Every shard: unchanged byte ranges copied in the kernel, changed tensors merged by a few worker threads
+    (positional I/O, one torch thread each), each shard fsynced in the background while the next one merges."""
+    import torch
+
+    by_file: dict[Path, list[TensorEntry]] = {}
+    for entry in p["tensors"].values():
+        by_file.setdefault(entry.file, []).append(entry)
+    workers = max(1, min(8, os.cpu_count() or 1))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # parallel across tensors instead: small ops on many threads stall on a busy machine
+    changed, open_fds, syncs = 0, [], []
+    try:
+        with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as syncer:
+            for src in p["files"]:
+                fin = os.open(src, os.O_RDONLY)
+                open_fds.append(fin)
+                fout = os.open(work / src.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                open_fds.append(fout)
+                todo = sorted((e for e in by_file.get(src, []) if _changes(e, p)), key=lambda e: e.start)
+                copied_to = 0
+                for entry in todo:
+                    copy_range(fin, fout, copied_to, entry.start)
+                    copied_to = entry.end
+                copy_range(fin, fout, copied_to, os.fstat(fin).st_size)
+                changed += sum(1 for _ in pool.map(lambda e: _merge_tensor(e, fin, fout, p), todo))
+                syncs.append(syncer.submit(os.fsync, fout))
+            for s in syncs:
+                s.result()
+    finally:
+        torch.set_num_threads(threads)
+        for fd in open_fds:
+            os.close(fd)
     return changed
 
 
@@ -185,12 +227,7 @@ def merge_adapter(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, o
     work.mkdir(parents=True)
     t0 = time.perf_counter()
     try:
-        changed = 0
-        by_file: dict[Path, list[TensorEntry]] = {}
-        for entry in p["tensors"].values():
-            by_file.setdefault(entry.file, []).append(entry)
-        for f in p["files"]:
-            changed += _merge_shard(f, work / f.name, sorted(by_file.get(f, []), key=lambda e: e.start), p)
+        changed = _merge_shards(p, work)
         copied = _copy_side_files(base, work)
         merge_seconds = time.perf_counter() - t0
         adapter_lineage = p["lineage"]

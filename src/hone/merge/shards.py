@@ -1,15 +1,14 @@
-"""Safetensors at the byte level: headers, one tensor at a time, and in-place rewrites of a copied shard.
+"""Safetensors at the byte level: headers, one tensor at a time, byte ranges copied between shards.
 
 A LoRA merge changes tensor values, never names, shapes or dtypes, so a merged shard has the same header and
-byte layout as its base shard. Copying the shard (in the kernel where the file system allows) and rewriting
-only the merged tensors' byte ranges keeps memory at one tensor and time near the copy's.
+byte layout as its base shard. Copying the unchanged byte ranges (in the kernel where the file system allows)
+and writing only the merged tensors keeps memory at one tensor and time near the copy's.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,51 +96,60 @@ def torch_dtype_of(code: str):
     return getattr(torch, _DTYPES[code])
 
 
-def read_tensor(entry: TensorEntry, handle: Any = None):
-    """One tensor, read from its byte range (no other tensor of the shard is touched)."""
+def read_tensor(entry: TensorEntry, fd: int | None = None):
+    """One tensor, read from its byte range (positional reads: safe from several threads on one descriptor)."""
     import torch
 
-    if handle is None:
-        with open(entry.file, "rb") as f:
-            return read_tensor(entry, f)
-    handle.seek(entry.start)
+    if fd is None:
+        fd = os.open(entry.file, os.O_RDONLY)
+        try:
+            return read_tensor(entry, fd)
+        finally:
+            os.close(fd)
     buf = bytearray(entry.end - entry.start)
-    handle.readinto(buf)
+    view, done = memoryview(buf), 0
+    while done < len(buf):
+        n = os.preadv(fd, [view[done:]], entry.start + done)
+        if n == 0:
+            raise HoneError(f"{entry.file}: ended inside tensor {entry.name}")
+        done += n
     if not buf:
         return torch.empty(entry.shape, dtype=torch_dtype_of(entry.dtype))
     return torch.frombuffer(buf, dtype=torch_dtype_of(entry.dtype)).reshape(entry.shape)
 
 
-def write_tensor(handle: Any, entry: TensorEntry, tensor: Any) -> None:
-    """Overwrite `entry`'s byte range in an open copy of its shard with `tensor` (same dtype and shape)."""
+def write_tensor(fd: int, entry: TensorEntry, tensor: Any) -> None:
+    """Write `tensor` (same dtype and shape as `entry`) at `entry`'s byte range (positional, thread-safe)."""
     import torch
 
     if tuple(tensor.shape) != entry.shape or tensor.dtype != torch_dtype_of(entry.dtype):
         raise HoneError(f"internal: {entry.name} would change shape or dtype")
-    data = tensor.contiguous().view(-1).view(torch.uint8).numpy()
+    data = memoryview(tensor.contiguous().view(-1).view(torch.uint8).numpy())
     if data.nbytes != entry.end - entry.start:
         raise HoneError(f"internal: {entry.name} byte size mismatch")
-    handle.seek(entry.start)
-    handle.write(memoryview(data))
+    done = 0
+    while done < data.nbytes:
+        done += os.pwrite(fd, data[done:], entry.start + done)
 
 
-def copy_file(src: Path, dst: Path) -> None:
-    """Copy a file, in the kernel where possible (copy_file_range), else in 64 MiB chunks."""
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        size = os.fstat(fin.fileno()).st_size
-        if hasattr(os, "copy_file_range"):
-            done = 0
-            try:
-                while done < size:
-                    n = os.copy_file_range(fin.fileno(), fout.fileno(), size - done)
-                    if n == 0:
-                        break
-                    done += n
-                if done == size:
-                    return
-            except OSError:
-                pass
-            fin.seek(0)
-            fout.seek(0)
-            fout.truncate()
-        shutil.copyfileobj(fin, fout, _COPY_CHUNK)
+def copy_range(fin: int, fout: int, start: int, end: int) -> None:
+    """Copy bytes [start, end) of descriptor `fin` to the same offsets of `fout`: in the kernel where the file
+    system allows (copy_file_range), else in 64 MiB chunks."""
+    done = start
+    if hasattr(os, "copy_file_range"):
+        try:
+            while done < end:
+                n = os.copy_file_range(fin, fout, end - done, done, done)
+                if n == 0:
+                    break
+                done += n
+        except OSError:
+            pass  # e.g. across file systems on old kernels: fall back to plain reads and writes
+    while done < end:
+        chunk = os.pread(fin, min(_COPY_CHUNK, end - done), done)
+        if not chunk:
+            raise HoneError(f"a shard ended early while copying (at byte {done})")
+        written = 0
+        while written < len(chunk):
+            written += os.pwrite(fout, chunk[written:], done + written)
+        done += len(chunk)
