@@ -137,19 +137,6 @@ def _describe(err: ValidationError) -> str:
     return f"{loc}: {msg}{more}" if loc else f"{msg}{more}"
 
 
-def parse_line(line: str, model: type[R], where: str) -> R:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise HoneError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-    if not isinstance(data, dict):
-        raise HoneError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise HoneError(f"{where}: {_describe(e)}") from None
-
-
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line; raise `file:line:` on bad JSON."""
     p = Path(path)
