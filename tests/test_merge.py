@@ -8,33 +8,19 @@ margin; merged into the dequantized base it must pass.
 from __future__ import annotations
 
 import json
-import random
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from train_support import addition_rows, one_torch_thread, write_jsonl  # noqa: F401 - a fixture
 
 from hone.errors import HoneError
 from hone.merge.merge import REPORT_FILE, merge_adapter
 from hone.merge.shards import weight_index
 from hone.merge.verify import THRESHOLDS, verify_merge
 from hone.train.sft import TrainConfig, run_train
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def addition_rows(n: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        a, b = rng.randint(10, 49), rng.randint(10, 49)
-        rows.append({"prompt": f"{a}+{b}=", "completion": str(a + b)})
-    return rows
 
 
 def resave(src: Path, dst: Path, dtype=torch.float32, shard: str | None = None) -> Path:

@@ -11,19 +11,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 from safetensors.torch import load_file
+from train_support import one_torch_thread, parity_rows, write_jsonl  # noqa: F401 - a fixture
 
 from hone.errors import HoneError
 from hone.train.data import read_conversations, tokenize
 from hone.train.sft import TrainConfig, run_train
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def parity_rows(numbers) -> list[dict]:
-    return [{"prompt": f"Is {n} even?", "completion": "yes" if n % 2 == 0 else "no"} for n in numbers]
 
 
 def accuracy(model_dir: Path, numbers, adapter: Path | None = None) -> tuple[float, list[str]]:

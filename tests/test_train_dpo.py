@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 import torch
+from train_support import one_torch_thread  # noqa: F401 - a fixture
 
 from hone.chat import encode, render_prompt
 from hone.errors import HoneError
