@@ -1,4 +1,4 @@
-"""`hone train`: supervised fine-tuning (LoRA or full) from a YAML config and/or flags."""
+"""`hone train`: supervised fine-tuning or DPO (LoRA or full) from a YAML config and/or flags."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         base: Path = typer.Option(..., help="Full-precision base model folder (safetensors)."),
-        data: Path = typer.Option(..., help="SFT JSONL: `messages` rows, or `prompt` + `completion` rows."),
+        data: Path = typer.Option(..., help="sft: `messages` or `prompt`+`completion` JSONL; dpo: PreferencePair "
+                                            "JSONL."),
         out: Path = typer.Option(..., "-o", "--out", help="Folder for the adapter (or model) and lineage.json."),
+        objective: str = typer.Option("sft", help="sft | dpo"),
         config: Path = typer.Option(None, help="YAML file of training settings (flags override it)."),
         method: str = typer.Option(None, help="lora | full"),
         max_steps: int = typer.Option(None, help="Optimizer steps (overrides --epochs)."),
@@ -24,50 +26,59 @@ def register(app: typer.Typer) -> None:
         lora_alpha: float = typer.Option(None),
         seed: int = typer.Option(None),
         save_steps: int = typer.Option(None, help="Checkpoint every N steps (resume point after a crash)."),
-        packing: bool = typer.Option(None, "--packing/--no-packing"),
+        packing: bool = typer.Option(None, "--packing/--no-packing", help="sft only."),
+        beta: float = typer.Option(None, help="dpo only: strength of the pull towards the reference model."),
         report_to: str = typer.Option(None, help="none | tensorboard | wandb"),
         quantize_base: str = typer.Option(None, help="Train LoRA on a quantized copy of the base (fake-nf4)."),
         allow_quantized_base: bool = typer.Option(None, "--allow-quantized-base",
                                                   help="Required with --quantize-base: QLoRA on purpose."),
     ) -> None:
         """Train with TRL through the chat contract; resume from the last checkpoint; write lineage.json."""
+        import json
+        import os
+
         from pydantic import ValidationError
 
         from hone.config import load_yaml, validate_config
         from hone.errors import HoneError
         from hone.progress import stage_bar
         from hone.train.lineage import LINEAGE_FILE
-        from hone.train.sft import TrainConfig, run_train
 
+        if objective == "sft":
+            from hone.train.sft import TrainConfig as Config
+            from hone.train.sft import run_train as run
+        elif objective == "dpo":
+            from hone.train.dpo import DPOTrainConfig as Config
+            from hone.train.dpo import run_dpo as run
+        else:
+            raise HoneError(f"unknown objective {objective!r} (use sft or dpo)")
         settings = load_yaml(config) if config else {}
         flags = {"method": method, "max_steps": max_steps, "epochs": epochs, "learning_rate": learning_rate,
                  "per_device_batch_size": batch_size, "gradient_accumulation_steps": gradient_accumulation_steps,
                  "lora_r": lora_r, "lora_alpha": lora_alpha, "seed": seed, "save_steps": save_steps,
-                 "packing": packing, "report_to": report_to, "quantize_base": quantize_base,
+                 "packing": packing, "beta": beta, "report_to": report_to, "quantize_base": quantize_base,
                  "allow_quantized_base": allow_quantized_base}
         if config:
-            validate_config(settings, TrainConfig, config)
+            validate_config(settings, Config, config)
         try:
-            cfg = TrainConfig.model_validate({**settings, **{k: v for k, v in flags.items() if v is not None}})
+            cfg = Config.model_validate({**settings, **{k: v for k, v in flags.items() if v is not None}})
         except ValidationError as e:
             first = e.errors()[0]
             key = ".".join(str(x) for x in first.get("loc", ())) or "settings"
-            raise HoneError(f"{key}: {first.get('msg')}") from None
+            flag = {"per_device_batch_size": "batch-size", "learning_rate": "lr",
+                    "gradient_accumulation_steps": "grad-accum"}.get(key, key.replace("_", "-"))
+            raise HoneError(f"--{flag}: {first.get('msg')}") from None
         finished_before = (out / LINEAGE_FILE).exists()
-        factory = stage_bar("train")
+        factory = stage_bar(f"train ({objective})")
         try:
-            run_train(cfg, data, base, out, progress=factory)
+            run(cfg, data, base, out, progress=factory)
         finally:
             factory.close()
-        import os
-
         if int(os.environ.get("RANK", "0")) != 0:
             return  # under `accelerate launch`, the main process reports
         if finished_before:
             typer.echo(f"{out}: already trained from this base, data and settings (skipped)")
             return
-        import json
-
         lineage = json.loads((out / LINEAGE_FILE).read_text())
         t = lineage["training"]
         speed = f", {t['tokens'] / t['runtime_s']:.0f} tokens/s" if t.get("tokens") and t.get("runtime_s") else ""

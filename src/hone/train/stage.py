@@ -8,11 +8,13 @@ points of an unfinished run, with the fingerprint they belong to. Runs unchanged
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from hone.atomic import write_text_atomic
 from hone.errors import HoneError
@@ -165,6 +167,14 @@ def _finalize(trainer: Any, out: Path, lineage: dict[str, Any]) -> None:
     write_lineage(out, lineage)
 
 
+@contextlib.contextmanager
+def _library_deprecations_hidden() -> Iterator[None]:
+    """PEFT and TRL call transformers APIs that transformers 5 deprecates; the user can do nothing about it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(gradient|activation)_checkpointing.*", category=FutureWarning)
+        yield
+
+
 def run_training(config: "TrainConfig", data_path: str | os.PathLike, base_dir: str | os.PathLike,
                  out_dir: str | os.PathLike, progress: ProgressFactory | None, *, objective: str,
                  load_rows: Callable[[Any], Rows], make_trainer: MakeTrainer) -> Path:
@@ -215,8 +225,9 @@ def run_training(config: "TrainConfig", data_path: str | os.PathLike, base_dir: 
     model = _load_base(base, dtype, config.trust_remote_code)
     quantization = (quantize_model_in_place(model, config.quantize_base, config.quant_group_size)
                     if config.quantize_base else None)
-    trainer = make_trainer(model, _arguments(config, ckpt_dir, device, dtype, checkpointing), rows, tokenizer,
-                           _lora_config(config) if config.method == "lora" else None)
+    with _library_deprecations_hidden():
+        trainer = make_trainer(model, _arguments(config, ckpt_dir, device, dtype, checkpointing), rows, tokenizer,
+                               _lora_config(config) if config.method == "lora" else None)
     trainer.remove_callback(PrinterCallback)  # Hone keeps the loss history in train_log.json instead
     trainer.add_callback(DiskGuard(ckpt_dir, _checkpoint_bytes(trainer.model)))
     if progress is not None:
@@ -229,7 +240,8 @@ def run_training(config: "TrainConfig", data_path: str | os.PathLike, base_dir: 
             write_text_atomic(run_file, json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
     trainer.accelerator.wait_for_everyone()
     resume = complete_checkpoint(ckpt_dir)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with _library_deprecations_hidden():
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     if trainer.is_world_process_zero():
         require_free(out, _checkpoint_bytes(trainer.model), "the final save")
