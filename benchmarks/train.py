@@ -3,7 +3,8 @@
 The demo's setting: a 0.57M-parameter Llama (hone.models.tiny), full fine-tuning at batch 64 on arithmetic chat
 rows, CPU. Peers: TRL with its defaults (bf16 autocast and gradient checkpointing on, even on CPU) and TRL with
 those two turned off, both fed the conversational prompt/completion rows and tokenizing them itself. Each run is
-its own process, one after another, same steps and seed; tokens/s is TRL's `num_tokens` over `train_runtime`
+its own process, one after another, same steps and seed (TRL's defaults also need `use_cpu=True` on CPU,
+or they refuse to start); tokens/s is TRL's `num_tokens` over `train_runtime`
 (the training loop only, model loading excluded), and wall time includes everything.
 
     .venv/bin/python benchmarks/train.py [--steps 150] [--threads 2] [-o benchmarks/out/train.json]
@@ -56,7 +57,8 @@ def child(method: str, base: Path, data: Path, out: Path, steps: int, threads: i
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from trl import SFTConfig, SFTTrainer
 
-        extra = {} if method == "trl-defaults" else {"bf16": False, "gradient_checkpointing": False}
+        # On CPU, TRL's defaults (bf16=True) refuse to start without use_cpu; with it, they autocast to bf16.
+        extra = {"use_cpu": True} if method == "trl-defaults" else {"bf16": False, "gradient_checkpointing": False}
         args = SFTConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=64, learning_rate=1e-3,
                          logging_steps=50, report_to=[], save_strategy="no", seed=0, disable_tqdm=True, **extra)
         trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(base), args=args,

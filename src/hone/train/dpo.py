@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -25,7 +25,7 @@ class DPOTrainConfig(TrainConfig):
 
     learning_rate: float = Field(5e-6, gt=0)
     beta: float = Field(0.1, gt=0)
-    loss_type: str = "sigmoid"
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = "sigmoid"
 
 
 def tokenize_pairs(tokenizer: Any, pairs: list[PreferencePair],

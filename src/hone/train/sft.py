@@ -18,7 +18,7 @@ from hone.train.callbacks import ProgressFactory
 
 
 class TrainConfig(BaseModel):
-    """Training settings (YAML `train:` section or CLI flags). Unknown keys are an error."""
+    """Training settings (a YAML mapping or CLI flags). Unknown keys are an error."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -30,7 +30,8 @@ class TrainConfig(BaseModel):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     use_rslora: bool = False
     learning_rate: float = Field(2e-4, gt=0)
-    lr_scheduler_type: str = "linear"
+    lr_scheduler_type: Literal["linear", "cosine", "cosine_with_min_lr", "constant", "constant_with_warmup",
+                               "polynomial", "inverse_sqrt"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
     max_grad_norm: float = Field(1.0, gt=0)
