@@ -44,6 +44,10 @@ def test_demo_writes_summary_report_and_both_arms(demo_run):
     report = (demo_run / "report.md").read_text()
     assert "## verified" in report and "## control" in report
     assert (demo_run / "plots" / "accuracy.png").stat().st_size > 1000
+    (demo_run / "report.md").unlink()
+    again = subprocess.run([sys.executable, "-m", "hone.cli", "report", str(demo_run)], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert (demo_run / "report.md").read_text() == report  # rebuilt from the files alone
 
 
 def test_heldout_items_never_reach_training(demo_run):

@@ -32,9 +32,10 @@ class DemoSize(BaseModel):
     train: int
     heldout: int
     dev: int
-    chunk_steps: int
-    max_chunks: int
-    base_target: float  # stop the supervised start once the dev split reaches this accuracy
+    base_steps: int  # the supervised start: one cosine-scheduled run of this many steps (batch 32)
+    extra_steps: int  # added, a chunk at a time, while the dev split is below `base_target`
+    max_extra: int
+    base_target: float
     rounds: int
     samples: int
     lora_steps: int
@@ -42,10 +43,10 @@ class DemoSize(BaseModel):
 
 SIZES = {
     # ../shared/FACTS.md: this regime took a 0.6M Llama from ~50% to ~85% in two rounds on 2 CPU cores.
-    "full": DemoSize(pretrain=6000, train=1500, heldout=500, dev=200, chunk_steps=300, max_chunks=12,
-                     base_target=0.3, rounds=2, samples=8, lora_steps=300),
+    "full": DemoSize(pretrain=6000, train=1500, heldout=500, dev=200, base_steps=1000, extra_steps=300,
+                     max_extra=4, base_target=0.15, rounds=2, samples=8, lora_steps=300),
     # CI: every stage end to end in about a minute; too small to learn, so it proves plumbing, not uplift.
-    "small": DemoSize(pretrain=300, train=40, heldout=30, dev=20, chunk_steps=30, max_chunks=1,
+    "small": DemoSize(pretrain=300, train=40, heldout=30, dev=20, base_steps=30, extra_steps=10, max_extra=0,
                       base_target=1.0, rounds=2, samples=2, lora_steps=10),
 }
 
@@ -72,17 +73,18 @@ def make_base(out: Path, size: DemoSize, seed: int, say: Say) -> tuple[Path, dic
     init = out / "base" / "init"
     if not (init / "config.json").exists():
         build_tiny_model(init, seed=seed)
-    cfg = TrainConfig(method="full", learning_rate=1e-3, lr_scheduler_type="constant_with_warmup",
-                      warmup_ratio=0.05, max_steps=size.chunk_steps, per_device_batch_size=64, seed=seed,
-                      logging_steps=50, max_length=128)
-    model, curve = init, []
-    for k in range(size.max_chunks):
+    cfg = TrainConfig(method="full", learning_rate=1e-3, lr_scheduler_type="cosine", warmup_ratio=0.03,
+                      max_steps=size.base_steps, per_device_batch_size=32, seed=seed, logging_steps=50, max_length=128)
+    model, curve, steps = init, [], 0
+    for k in range(1 + size.max_extra):
         chunk = out / "base" / f"chunk-{k + 1}"
-        run_train(cfg.model_copy(update={"seed": seed + k}), data / "pretrain_sft.jsonl", model, chunk)
-        model = chunk
+        if k:
+            cfg = cfg.model_copy(update={"max_steps": size.extra_steps, "learning_rate": 5e-4, "seed": seed + k})
+        run_train(cfg, data / "pretrain_sft.jsonl", model, chunk)
+        model, steps = chunk, steps + cfg.max_steps
         acc = _dev_accuracy(model, data / "dev.jsonl", out / "base" / f"dev-{k + 1}")
-        curve.append({"steps": (k + 1) * size.chunk_steps, "dev_accuracy": acc})
-        say(f"  supervised start: {(k + 1) * size.chunk_steps} steps, dev accuracy {100 * acc:.1f}%")
+        curve.append({"steps": steps, "dev_accuracy": acc})
+        say(f"  supervised start: {steps} steps, dev accuracy {100 * acc:.1f}%")
         if acc >= size.base_target:
             break
     chosen = out / "base" / "model"
@@ -130,34 +132,73 @@ ARMS = {
 }
 
 
-def run_demo(out: str | Path, seed: int = 0, size_name: str = "full", say: Say = print) -> dict[str, Any]:
+def run_demo(out: str | Path, seed: int = 0, size_name: str = "full", say: Say = print,
+             threads: int = 1) -> dict[str, Any]:
+    """Run the demo into `out` (resumable). One torch thread by default: a 0.6M model gains nothing from
+    more, and on a busy 2-core machine two OpenMP threads stall each other (measured 10x slower)."""
+    import torch
+
     from hone.config import validate_config
-    from hone.loop import run_loop
     from hone.loop_config import LoopConfig
     from hone.report.markdown import render_report
 
+    torch.set_num_threads(threads)
     out = Path(out)
     size = SIZES[size_name]
     t0 = time.perf_counter()
     paths = _write_data(out, size, seed)
     say(f"demo ({size_name}, seed {seed}) in {out}: building a tiny Llama and its supervised start")
     base, base_info = make_base(out, size, seed, say)
-    arms: dict[str, Any] = {}
+    configs = {}
     for arm, (control, description) in ARMS.items():
         cfg_path = out / arm / "loop.yaml"
-        raw = _arm_config(base, paths, size, seed, control)
+        raw = {"description": f"Arm `{arm}`: {description}.", **_arm_config(base, paths, size, seed, control)}
+        validate_config(raw, LoopConfig, cfg_path)
         cfg_path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(cfg_path, yaml.safe_dump(raw, sort_keys=False))
+        configs[arm] = cfg_path
         say(f"arm '{arm}': {description}")
-        config = validate_config(raw, LoopConfig, cfg_path)
-        arms[arm] = run_loop(config, out / arm, say=lambda m: say(f"  [{arm}] {m}"),
-                             description=f"Arm `{arm}`: {description}.")
+    _run_arms_in_parallel(configs, out, threads, say)
+    arms = {arm: json.loads((out / arm / "summary.json").read_text()) for arm in ARMS}
     summary = {"seed": seed, "size": size_name, "base": base_info, "arms": arms,
                "seconds": round(time.perf_counter() - t0, 1)}
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     render_report(arms, out, title=f"Hone demo (seed {seed}): verified self-improvement vs unverified control")
     _print_table(arms, summary["seconds"], say)
     return summary
+
+
+def _run_arms_in_parallel(configs: dict[str, Path], out: Path, threads: int, say: Say) -> None:
+    """Each arm is a `hone loop` process of its own, side by side: one core each on a 2-core machine."""
+    import subprocess
+    import sys
+    import threading
+
+    from hone.errors import HoneError
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    procs = {arm: subprocess.Popen([sys.executable, "-m", "hone.cli", "loop", "--config", str(cfg), "-o",
+                                    str(out / arm), "--threads", str(threads)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+             for arm, cfg in configs.items()}
+    tails: dict[str, list[str]] = {arm: [] for arm in procs}
+
+    def relay(arm: str, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line and "warn" not in line.lower():
+                tails[arm] = (tails[arm] + [line])[-5:]
+                say(f"  [{arm}] {line}")
+
+    readers = [threading.Thread(target=relay, args=(a, p), daemon=True) for a, p in procs.items()]
+    for t in readers:
+        t.start()
+    failed = [arm for arm, p in procs.items() if p.wait() != 0]
+    for t in readers:
+        t.join()
+    if failed:
+        raise HoneError(f"demo: the {', '.join(failed)} arm failed: {' | '.join(tails[failed[0]][-2:])} "
+                        "(run `hone demo` again to resume)")
 
 
 def _print_table(arms: dict[str, Any], seconds: float, say: Say) -> None:

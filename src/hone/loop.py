@@ -279,8 +279,7 @@ def _config_guard(config: LoopConfig, run_dir: Path) -> None:
         write_text_atomic(path, json.dumps(now, indent=2) + "\n")
 
 
-def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print,
-             description: str | None = None) -> dict[str, Any]:
+def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print) -> dict[str, Any]:
     """Run (or resume) every round; return the summary also written to `run_dir/summary.json`."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -294,7 +293,7 @@ def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print,
         "round": 0, "model": str(config.base_model), "candidate": str(config.base_model), "promoted": True,
         "reason": "starting model", "suites": first.suites(), "seconds": round(time.perf_counter() - t0, 1),
     }]
-    summary = {"description": description, "config": json.loads(config.model_dump_json()), "rounds": rounds}
+    summary = {"description": config.description, "config": json.loads(config.model_dump_json()), "rounds": rounds}
     _say_round(say, rounds[0])
     current, current_bench = config.base_model, first
     for r in range(1, config.rounds + 1):

@@ -51,6 +51,7 @@ class GateConfig(_Section):
 
 
 class LoopConfig(_Section):
+    description: str | None = Field(None, description="one line for the report")
     base_model: Path
     train_tasks: Path
     heldout: dict[str, Path] = Field(min_length=1, description="suite name -> Task JSONL never trained on")

@@ -12,8 +12,13 @@ def register(app: typer.Typer) -> None:
     def loop(
         config: Path = typer.Option(..., "--config", "-c", help="Loop YAML (see examples/)."),
         out: Path = typer.Option(..., "-o", "--out", help="Run directory; re-run the same command to resume."),
+        threads: int = typer.Option(None, help="torch CPU threads (default: torch's own choice)."),
     ) -> None:
         """Rounds of generate -> judge -> improve -> data -> train -> merge+verify -> bench -> gate."""
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         from hone.config import load_config
         from hone.loop import run_loop
         from hone.loop_config import LoopConfig
