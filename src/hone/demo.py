@@ -160,10 +160,11 @@ def run_demo(out: str | Path, seed: int = 0, size_name: str = "full", say: Say =
         say(f"arm '{arm}': {description}")
     _run_arms_in_parallel(configs, out, threads, say)
     arms = {arm: json.loads((out / arm / "summary.json").read_text()) for arm in ARMS}
-    summary = {"seed": seed, "size": size_name, "base": base_info, "arms": arms,
+    title = f"Hone demo (seed {seed}): verified self-improvement vs unverified control"
+    summary = {"title": title, "seed": seed, "size": size_name, "base": base_info, "arms": arms,
                "seconds": round(time.perf_counter() - t0, 1)}
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    render_report(arms, out, title=f"Hone demo (seed {seed}): verified self-improvement vs unverified control")
+    render_report(arms, out, title=title)
     _print_table(arms, summary["seconds"], say)
     return summary
 

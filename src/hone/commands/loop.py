@@ -43,4 +43,4 @@ def register(app: typer.Typer) -> None:
         except json.JSONDecodeError as e:
             raise HoneError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
         arms = summary["arms"] if "arms" in summary else {"loop": summary}
-        typer.echo(f"wrote {render_report(arms, run_dir)}")
+        typer.echo(f"wrote {render_report(arms, run_dir, title=summary.get('title') or 'Hone run report')}")

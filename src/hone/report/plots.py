@@ -30,6 +30,8 @@ def accuracy_per_round(arms: dict[str, dict[str, Any]], out: Path) -> Path:
             err = [[100 * (s["accuracy"] - s["ci"][0]) for _, s in pts], [100 * (s["ci"][1] - s["accuracy"]) for _, s in pts]]
             label = suite if len(arms) == 1 else f"{arm}: {suite}"
             ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label)
+    rounds = sorted({r["round"] for summary in arms.values() for r in summary["rounds"]})
+    ax.set_xticks(rounds)
     ax.set_xlabel("round (0 = starting model)")
     ax.set_ylabel("held-out accuracy, % (95% CI)")
     ax.set_ylim(0, 100)
