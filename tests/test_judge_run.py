@@ -69,7 +69,6 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run_and_pays_nothing
         assert proc.returncode == -signal.SIGKILL and partial.exists() and not (tmp_path / "killed/verdicts.jsonl").exists()
         assert len(partial.read_text().splitlines()) < 40
         committed = _server_conversations(tmp_path / "killed" / "judge_cache.sqlite")
-        paid_at_kill = sum(server.paid.values())
         proc = _cli(tmp_path, server, "killed", "--concurrency", "4")
         log_rerun = proc.communicate(timeout=120)[0]
         assert proc.returncode == 0, log_rerun

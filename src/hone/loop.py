@@ -17,7 +17,7 @@ from typing import Any, Callable
 from hone.atomic import write_text_atomic
 from hone.errors import HoneError
 from hone.loop_config import LoopConfig
-from hone.records import Generation, SFTExample, Task, Verdict, read_records, read_tasks, write_records
+from hone.records import Generation, SFTExample, Verdict, read_records, read_tasks, write_records
 
 Say = Callable[[str], None]
 
