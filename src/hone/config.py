@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TypeVar
@@ -12,6 +13,17 @@ from pydantic import BaseModel, ValidationError
 from hone.errors import HoneError
 
 C = TypeVar("C", bound=BaseModel)
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> dict:
+    """A JSON object from disk; a missing file or bad JSON is one line naming the file (and line)."""
+    p = Path(path)
+    if not p.is_file():
+        raise HoneError(f"{p}: no such {what}")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise HoneError(f"{p}:{e.lineno}: invalid JSON ({e.msg})") from None
 
 
 def load_yaml(path: str | os.PathLike) -> dict:

@@ -30,17 +30,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def report(run_dir: Path = typer.Argument(..., help="A loop or demo run directory.")) -> None:
         """Rebuild report.md and its plots from the run's summary.json."""
-        import json
-
-        from hone.errors import HoneError
+        from hone.config import read_json
         from hone.report.markdown import render_report
 
-        path = run_dir / "summary.json"
-        if not path.is_file():
-            raise HoneError(f"{path}: no summary (run `hone loop` or `hone demo` first)")
-        try:
-            summary = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise HoneError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+        summary = read_json(run_dir / "summary.json", "summary (run `hone loop` or `hone demo` first)")
         arms = summary["arms"] if "arms" in summary else {"loop": summary}
         typer.echo(f"wrote {render_report(arms, run_dir, title=summary.get('title') or 'Hone run report')}")

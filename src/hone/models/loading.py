@@ -6,13 +6,13 @@ Weights are loaded with safetensors only; `trust_remote_code` stays off unless t
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hone.chat import require_chat_template
+from hone.config import read_json
 from hone.errors import HoneError
 from hone.hashing import file_sha256
 
@@ -48,13 +48,9 @@ def inspect_model_dir(path: str | os.PathLike) -> ModelInfo:
     p = Path(path)
     if not p.is_dir():
         raise HoneError(f"{p}: no such model folder")
-    cfg_path = p / "config.json"
-    if not cfg_path.is_file():
+    if not (p / "config.json").is_file():
         raise HoneError(f"{p}: not a model folder (no config.json)")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
-        raise HoneError(f"{cfg_path}:{e.lineno}: invalid JSON ({e.msg})") from None
+    cfg = read_json(p / "config.json")
     weights = sorted(p.glob("*.safetensors"))
     if not weights:
         if list(p.glob("*.bin")) or list(p.glob("*.pt")):
