@@ -80,3 +80,15 @@ def test_partial_jsonl_resumes_and_drops_torn_line(tmp_path):
 def test_generation_finish_reason_is_checked():
     with pytest.raises(ValueError):
         Generation(id="a", model="m", output="", finish_reason="maybe")
+
+
+def test_unfinished_records_are_written_but_the_stage_stays_resumable(tmp_path):
+    out = tmp_path / "v.jsonl"
+    sink = PartialJsonl(out, Verdict, key=lambda v: (v.id, v.sample))
+    sink.append(Verdict(id="b", judge="j", verdict="pass"))
+    retry = Verdict(id="a", judge="j", verdict="error", reason="429")
+    assert [v.id for v in sink.finish(order=lambda v: v.id, unfinished=[retry])] == ["a", "b"]
+    assert [v.id for v in read_records(out, Verdict)] == ["a", "b"]
+    again = PartialJsonl(out, Verdict, key=lambda v: (v.id, v.sample))
+    assert again.done == {("b", 0)}  # the error is redone on the next run, the pass is not
+    again.close()

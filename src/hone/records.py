@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Generic, Iterable, Iterator, Literal, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, Literal, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -232,12 +232,19 @@ class PartialJsonl(Generic[R]):
         self.records.append(record)
         self.done.add(self.key(record))
 
-    def finish(self, order: Callable[[R], Any] | None = None) -> list[R]:
-        """Write the final output atomically (sorted by `order` if given) and remove the partial file."""
+    def finish(self, order: Callable[[R], Any] | None = None, unfinished: Sequence[R] = ()) -> list[R]:
+        """Write the output atomically (sorted by `order` if given) and remove the partial file.
+
+        `unfinished` records (errors a re-run may fix) are written too, so they can be seen, but the partial
+        file stays without them: the stage is not complete and a re-run redoes exactly those items.
+        """
         self._fh.close()
-        records = sorted(self.records, key=order) if order else self.records
+        records = [*self.records, *unfinished]
+        if order:
+            records.sort(key=order)
         write_records(self.path, records)
-        self.partial.unlink(missing_ok=True)
+        if not unfinished:
+            self.partial.unlink(missing_ok=True)
         return records
 
     def close(self) -> None:

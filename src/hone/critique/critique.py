@@ -18,8 +18,7 @@ from hone.critique.prompts import PROMPT_VERSION, REWRITE_REQUEST, critique_requ
 from hone.errors import HoneError
 from hone.generate.base import GenParams, Generator, Request
 from hone.judge.base import content_sha256, is_retryable
-from hone.records import (Critique, Generation, PartialJsonl, Task, Verdict, read_records, read_tasks,
-                          write_records)
+from hone.records import Critique, Generation, PartialJsonl, Task, Verdict, read_records, read_tasks
 from hone.runs import Stage, manifest_for
 
 Rejudge = Callable[[list[tuple[Task, Generation]]], list[Verdict]]
@@ -218,11 +217,7 @@ def run_critique(
         def position(c: Critique) -> int:
             return order.get((c.id, c.sample, c.attempt), len(order))
 
-        if retry_later:  # written so they can be seen, but the stage stays unfinished: a re-run redoes them
-            records = sorted(sink.records + retry_later, key=position)
-            write_records(out, records)
-        else:
-            records = sink.finish(order=position)
+        records = sink.finish(order=position, unfinished=retry_later)
     finally:
         sink.close()
     if not retry_later:

@@ -22,7 +22,7 @@ from hone.judge.config import JudgeConfig, load_judge_config
 from hone.judge.driver import Job, compare_jobs, grade_jobs, run_jobs
 from hone.judge.factory import default_cache_path, make_judge
 from hone.judge.prompts import GRADE, PAIRWISE
-from hone.records import Generation, PartialJsonl, Task, Verdict, read_records, read_tasks, write_records
+from hone.records import Generation, PartialJsonl, Task, Verdict, read_records, read_tasks
 from hone.runs import Stage, manifest_for
 
 
@@ -122,11 +122,7 @@ def run_judge(tasks_path: str | os.PathLike, generations_path: str | os.PathLike
 
             asyncio.run(main())
             judge_summary = judge.summary() if hasattr(judge, "summary") else {}
-        if retry_later:
-            verdicts = sorted(sink.records + retry_later, key=position)
-            write_records(out, verdicts)
-        else:
-            verdicts = sink.finish(order=position)
+        verdicts = sink.finish(order=position, unfinished=retry_later)
     finally:
         sink.close()
     summary = {**summarize(verdicts), "judge_calls": judge_summary}
