@@ -13,7 +13,7 @@ import yaml
 
 from hone.config import validate_config
 from hone.errors import HoneError
-from hone.loop import check_heldout_is_separate, run_loop
+from hone.loop import check_heldout_is_separate, round_prompts, run_loop
 from hone.loop_config import LoopConfig
 from hone.records import Generation, SFTExample, Task, Verdict, read_records, read_tasks, write_records
 
@@ -83,6 +83,22 @@ def test_control_arm_trains_on_unverified_samples_and_verified_arm_only_on_passe
     for path in (demo_run / "verified").rglob("sft.jsonl"):
         for row in read_records(path, SFTExample, allow_empty=True):
             assert verdicts[(path.parent.name, row.lineage["task_id"], row.lineage["sample"])] == "pass"
+
+
+def test_each_round_samples_fresh_prompts_from_the_pool(demo_run):
+    pool = [t.id for t in read_tasks(demo_run / "data" / "train_tasks.jsonl")]
+    per_round = yaml.safe_load((demo_run / "verified" / "loop.yaml").read_text())["sample"]["prompts_per_round"]
+    assert per_round and len(pool) == 2 * per_round
+    sampled = {r: {g.id for g in read_records(demo_run / "verified" / f"round-{r}" / "samples.jsonl", Generation)}
+               for r in (1, 2)}
+    assert sampled[1] == set(pool[:per_round]) and sampled[2] == set(pool[per_round:])
+
+
+def test_round_prompts_wrap_around_the_pool():
+    pool = [Task(id=str(i), kind="math", prompt=f"q{i}", reference="1") for i in range(5)]
+    ids = lambda r: [t.id for t in round_prompts(pool, 2, r)]  # noqa: E731
+    assert (ids(1), ids(2), ids(3), ids(4)) == (["0", "1"], ["2", "3"], ["4", "0"], ["1", "2"])
+    assert round_prompts(pool, None, 3) == pool and round_prompts(pool, 9, 1) == pool
 
 
 def test_heldout_overlapping_training_is_refused(demo_run, tmp_path):

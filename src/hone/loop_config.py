@@ -23,6 +23,9 @@ class SampleConfig(_Section):
     max_new_tokens: int = Field(256, ge=1)
     batch_size: int = Field(64, ge=1)
     resample_unsolved: int = Field(1, ge=0, description="extra rounds of n samples for prompts with no pass yet")
+    prompts_per_round: int | None = Field(
+        None, ge=1, description="fresh prompts each round, taken in order from train_tasks (wrapping around); "
+        "None: every prompt every round")
 
 
 class CritiqueConfig(_Section):
