@@ -46,8 +46,12 @@ SIZES = {
     # steps (150/300/450/600 steps: +5/+13/+21/+26 points) and with distinct prompts that have a verified
     # answer (1,000 vs 2,000 rows at 300 steps: +7 vs +13); 4 samples at temperature 0.7 plus one re-sample of
     # the unsolved gave +16 vs +11 at 1.0 and +10 at 0.5; 2 or 1 samples over 6,000 prompts gave +10 / +9.
-    "full": DemoSize(pretrain=6000, train=3000, heldout=500, dev=200, base_steps=1000, extra_steps=300,
-                     max_extra=4, base_target=0.15, rounds=2, samples=4, lora_steps=400),
+    # On 2,000 held-out items (two training seeds each): 400 steps at batch 64, lr 2e-3 gave 31.6 / 30.7%;
+    # 1,000 steps at batch 32, lr 1e-3 gave 35.3 / 34.7% for 14% more time (less padding per batch). The demo
+    # takes 800 of those: with 1,000, a seed whose start needs an extra chunk (seed 1) took 9 min 48 s.
+    # 2,000 held-out items, not 500: one model gained +7.4 on one 500-item draw and +15.8 on another.
+    "full": DemoSize(pretrain=6000, train=3000, heldout=2000, dev=200, base_steps=1000, extra_steps=300,
+                     max_extra=4, base_target=0.15, rounds=2, samples=4, lora_steps=800),
     # CI: every stage end to end in about a minute; too small to learn, so it proves plumbing, not uplift.
     "small": DemoSize(pretrain=300, train=40, heldout=30, dev=20, base_steps=30, extra_steps=10, max_extra=0,
                       base_target=1.0, rounds=2, samples=2, lora_steps=10),
@@ -122,11 +126,12 @@ def _arm_config(base: Path, paths: dict[str, Path], size: DemoSize, seed: int, c
         "sample": {"n": size.samples, "temperature": 0.7, "max_new_tokens": 12, "batch_size": 256,
                    "resample_unsolved": 1, "prompts_per_round": size.train},
         "data": {"max_per_task": 1},
-        "train": {"method": "lora", "lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-3,
-                  "max_steps": size.lora_steps, "per_device_batch_size": 64, "seed": seed, "logging_steps": 50,
+        "train": {"method": "lora", "lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-3,
+                  "max_steps": size.lora_steps, "per_device_batch_size": 32, "seed": seed, "logging_steps": 50,
                   "max_length": 128},
         "bench": {"max_new_tokens": 12, "batch_size": 256},
-        "gate": {"tolerance": 0.02},
+        # A 1-point drop refuses a round: on 2,000 paired items a difference is known to about +-1.5 points.
+        "gate": {"tolerance": 0.01},
     }
 
 
