@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         out: Path = typer.Option(Path("demo-run"), "-o", "--out", help="Run directory (resumable)."),
         seed: int = typer.Option(0, help="Seed of the data, the model and every sample."),
-        size: str = typer.Option("full", help="full (the real demo, ~8 min on 2 cores) | small (CI plumbing)."),
+        size: str = typer.Option("full", help="full (the real demo, ~9 min on 2 cores) | small (CI plumbing)."),
         threads: int = typer.Option(1, help="torch threads (a tiny model runs fastest on one)."),
     ) -> None:
         """Build a tiny Llama, give it a supervised start, then run the verified loop and an unverified control."""
