@@ -15,10 +15,14 @@ from pathlib import Path
 import psutil
 import pytest
 
+from hone.errors import HoneError
 from hone.grade import sandbox, verify
 from hone.grade.sandbox import Limits, isolation, run_tests
 from hone.records import Generation, Task
 
+# The hostile cases below are about containment, so they run at the best level this machine has; refusing
+# without full isolation is tested in test_sandbox_policy.py, and CI (root) must have it (`full_isolation`).
+LEVEL = "strict" if isolation().full else "weak"
 SECRET = "sk-ant-api03-do-not-leak-0123456789"
 TESTS = "def check(candidate):\n    assert candidate(2) == 4\n"
 SHORT = Limits(timeout_s=3, memory_mb=512)
@@ -32,7 +36,7 @@ def _task() -> Task:
 
 def _grade(code: str, limits: Limits = SHORT):
     return verify(_task(), Generation(id="double", model="m", output=f"```python\n{code}\n```",
-                                      finish_reason="stop"), limits=limits)
+                                      finish_reason="stop"), limits=limits, sandbox=LEVEL)
 
 
 @pytest.fixture
@@ -158,14 +162,26 @@ def test_redefining_a_builtin_the_tests_use_does_not_make_them_compare_the_candi
                 meta={"test_style": "asserts"})
     code = "def set(values):\n    return 0\ndef evens(xs):\n    return []"
     v = verify(task, Generation(id="evens", model="m", output=f"```python\n{code}\n```", finish_reason="stop"),
-               limits=SHORT)
+               limits=SHORT, sandbox=LEVEL)
     assert v.verdict == "fail"
 
 
 # ----------------------------------------------------------------------------------------- the OS layers alone
-needs_full_isolation = pytest.mark.skipif(
-    not (isolation().drop_uid and isolation().network_isolated),
-    reason=f"needs root with namespaces; this machine: {isolation().describe()}")
+def must_isolate() -> bool:
+    """As root (CI runs as root) or under CI, a machine without full isolation is a failure, never a skip."""
+    return os.geteuid() == 0 or os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture
+def full_isolation():
+    iso = isolation()
+    if not iso.full:
+        why = f"needs full isolation (root with `unshare`); this machine: {iso.describe()} {list(iso.notes)}"
+        (pytest.fail if must_isolate() else pytest.skip)(why)
+    return iso
+
+
+needs_full_isolation = pytest.mark.usefixtures("full_isolation")
 
 
 @needs_full_isolation
@@ -215,9 +231,24 @@ def test_when_the_namespaced_self_test_fails_the_probe_falls_back_and_says_so(mo
     monkeypatch.setattr(sandbox, "_probe", lambda argv: None)
     monkeypatch.setattr(sandbox, "_self_test", lambda iso: "mount: permission denied")
     iso = isolation("auto")
-    assert not iso.unshare and not iso.network_isolated
+    assert not iso.unshare and not iso.network_isolated and not iso.full
     assert any("mount: permission denied" in n and "NOT isolated" in n for n in iso.notes)
     assert "NO namespaces" in iso.describe()
+    with pytest.raises(HoneError, match=r"refusing to run model-written code: .*mount: permission denied.*"
+                                        r"--sandbox weak"):
+        sandbox.require("strict", "auto")
+    assert sandbox.require("weak", "auto") is iso
+
+
+@needs_full_isolation
+def test_a_self_test_that_times_out_under_load_is_retried_with_more_time(monkeypatch):
+    monkeypatch.setattr(sandbox, "_isolation", {})
+    monkeypatch.setattr(sandbox, "_SELF_TEST_TIMEOUTS", (0.01, 30.0))  # the first try cannot start in 10 ms
+    assert isolation("auto").full
+    monkeypatch.setattr(sandbox, "_isolation", {})
+    monkeypatch.setattr(sandbox, "_SELF_TEST_TIMEOUTS", (0.01,))  # no second try: the probe steps down, and says why
+    iso = isolation("auto")
+    assert not iso.full and any("graded timeout" in n for n in iso.notes)
 
 
 def test_weakest_mode_still_grades_hostile_answers_fail():
@@ -227,6 +258,91 @@ def test_weakest_mode_still_grades_hostile_answers_fail():
                  "class L:\n    def __eq__(s, o):\n        return True\ndef f(x):\n    return L()",
                  "def f(x):\n    while True:\n        pass"):
         r = run_tests(code, TESTS.replace("double", "f"), style="humaneval", entry_point="f", limits=limits,
-                      mode="none")
+                      mode="none", sandbox="weak")
         assert r["outcome"] in ("fail", "timeout"), (code, r)
-        assert "NO namespaces" in r["isolation"]
+        assert "NO namespaces" in r["isolation"] and r["sandbox"] == "weak"
+    with pytest.raises(HoneError, match="namespaces turned off"):
+        run_tests("def f(x):\n    return 2 * x", TESTS.replace("double", "f"), style="humaneval", entry_point="f",
+                  limits=limits, mode="none")
+
+
+# ------------------------------------------------------------------- wherever Hone's interpreter is installed
+PROBE = r'''
+import json, os, sys
+from hone.grade.sandbox import require, run_tests
+iso = require("strict")
+code = """import os, sys
+import venv_only_module
+def f(x):
+    try:
+        open(os.path.join(os.path.dirname(venv_only_module.__file__), 'planted.py'), 'w').write('x')
+        planted = True
+    except OSError:
+        planted = False
+    seen = [os.getuid(), planted, sorted(os.listdir('/tmp')), x * venv_only_module.FACTOR]
+    print(seen)
+    return seen
+"""
+r = run_tests(code, "def check(candidate):\n    assert candidate(2)[3] == 4\n",
+              style="humaneval", entry_point="f", guard=False)
+print(json.dumps({"full": iso.full, "describe": iso.describe(), "result": r}))
+'''
+
+
+def _venv(where: Path, copies: bool = False) -> Path:
+    """A bare venv (no pip: fast) whose site-packages holds a module of its own, and paths to this Hone and its
+    dependencies (a .pth file, read by the grader's interpreter only: candidates start with -S)."""
+    import site as site_module
+    import subprocess
+    import sys
+
+    import hone
+
+    base = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    subprocess.run([base, "-m", "venv", "--without-pip", *(["--copies"] if copies else []), str(where)], check=True)
+    site = next(where.glob("lib/python3*/site-packages"))
+    (site / "venv_only_module.py").write_text("FACTOR = 2\n")
+    paths = [str(Path(hone.__file__).resolve().parent.parent), *site_module.getsitepackages()]
+    (site / "hone_src.pth").write_text("\n".join(paths) + "\n")
+    return where
+
+
+@pytest.fixture
+def under_tmp():
+    """A folder directly under /tmp, the world-writable dir the sandbox hides from candidates."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="hone-venv-test-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@needs_full_isolation
+@pytest.mark.parametrize("layout", ["venv", "copied interpreter in a 0700 home", "symlinked venv"])
+def test_an_interpreter_under_tmp_gets_full_isolation(under_tmp, layout):
+    """A clone or venv under /tmp used to hide its own interpreter from the candidate (exit 127) and step down to
+    no namespaces; now the interpreter, stdlib and site-packages are shown read-only and isolation holds."""
+    import json
+    import subprocess
+
+    home = under_tmp / "home"
+    home.mkdir(mode=0o700)
+    if layout == "venv":
+        python = _venv(under_tmp / "venv") / "bin" / "python"
+    elif layout == "symlinked venv":
+        (home / "venv").symlink_to(_venv(under_tmp / "real-venv"))
+        python = home / "venv" / "bin" / "python"
+    else:
+        python = _venv(home / "venv", copies=True) / "bin" / "python"
+    done = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HONE_SANDBOX": "auto"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["full"] and out["describe"].startswith("separate uid, network, pid and mount namespaces")
+    result = out["result"]
+    assert result["outcome"] == "pass", result
+    uid, planted, listing, _ = eval(result["stdout_tail"].strip().splitlines()[-1])
+    assert uid == result["uid"] != 0
+    assert not planted  # the venv is shown read-only
+    assert under_tmp.name in listing and len(listing) == 2  # /tmp shows the venv's folder and the sandbox, no more

@@ -56,11 +56,13 @@ def _error(generation: Generation, judge: str, exc: BaseException) -> Verdict:
                    reason=f"the grader failed: {type(exc).__name__}: {str(exc)[:300]}")
 
 
-def verify(task: Task, generation: Generation, limits: Limits | None = None) -> Verdict | None:
+def verify(task: Task, generation: Generation, limits: Limits | None = None,
+           sandbox: str = "strict") -> Verdict | None:
     """The verifier's verdict for a math or code task; None for an open task (no verifier can decide it).
 
     Safe from any thread: math graded outside the main thread runs in a worker process, where math-verify's
-    signal-based timeouts work. `limits` are the code sandbox's (default: hone.grade.code.DEFAULT_LIMITS).
+    signal-based timeouts work. `limits` are the code sandbox's (default: hone.grade.code.DEFAULT_LIMITS);
+    `sandbox` its level (hone.grade.sandbox.require: "strict" refuses code where isolation is not full).
     """
     if generation.id != task.id:
         raise ValueError(f"generation {generation.id!r} is not an answer to task {task.id!r}")
@@ -70,7 +72,7 @@ def verify(task: Task, generation: Generation, limits: Limits | None = None) -> 
         from hone.grade.code import CODE_JUDGE, grade_code
 
         try:
-            return grade_code(task, generation, limits)
+            return grade_code(task, generation, limits, sandbox)
         except OSError as e:
             return _error(generation, CODE_JUDGE, e)
     from hone.grade.math import grade_math
@@ -81,12 +83,17 @@ def verify(task: Task, generation: Generation, limits: Limits | None = None) -> 
 
 
 def iter_verdicts(items: Sequence[Item], workers: int | None = None, progress: Callable[[int], None] | None = None,
-                  limits: Limits | None = None) -> Iterator[tuple[int, Verdict | None]]:
-    """Yield (index, verdict) for every item, in the order they finish."""
+                  limits: Limits | None = None, sandbox: str = "strict") -> Iterator[tuple[int, Verdict | None]]:
+    """Yield (index, verdict) for every item, in the order they finish; with code items and `sandbox` "strict",
+    a HoneError before the first one when this machine cannot fully isolate the code."""
     from hone.grade.math import grade_math, grade_math_batch
 
     workers = max(1, workers or os.cpu_count() or 1)
     code = [i for i, (t, _) in enumerate(items) if t.kind == "code"]
+    if code:
+        from hone.grade.sandbox import require
+
+        require(sandbox)
     math = [i for i, (t, _) in enumerate(items) if t.kind == "math"]
     for i, (t, g) in enumerate(items):
         if t.id != g.id:
@@ -101,7 +108,7 @@ def iter_verdicts(items: Sequence[Item], workers: int | None = None, progress: C
     threads = ThreadPoolExecutor(max_workers=workers)
     try:
         for i in code:
-            futures[threads.submit(verify, *items[i], limits)] = [i]
+            futures[threads.submit(verify, *items[i], limits, sandbox)] = [i]
         if math and (not main_thread or (workers >= MATH_PROCESS_MIN_WORKERS and len(math) >= MATH_PROCESS_THRESHOLD)):
             pool: Executor = _math_pool() if not main_thread else (own_pool := _spawn_pool(min(workers, len(math))))
             for start in range(0, len(math), MATH_CHUNK):
@@ -129,9 +136,9 @@ def iter_verdicts(items: Sequence[Item], workers: int | None = None, progress: C
 
 
 def verify_many(items: list[Item], workers: int | None = None, progress: Callable[[int], None] | None = None,
-                limits: Limits | None = None) -> list[Verdict | None]:
+                limits: Limits | None = None, sandbox: str = "strict") -> list[Verdict | None]:
     """Verdicts for many (task, generation) pairs, in input order; None for open tasks."""
     out: list[Verdict | None] = [None] * len(items)
-    for i, v in iter_verdicts(items, workers, progress, limits):
+    for i, v in iter_verdicts(items, workers, progress, limits, sandbox):
         out[i] = v
     return out

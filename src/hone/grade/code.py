@@ -73,8 +73,12 @@ def extract_program(task: Task, output: str) -> tuple[str, str]:
     return program, how + " as the body of the prompt's function"
 
 
-def grade_code(task: Task, generation: Generation, limits: Limits | None = None) -> Verdict:
-    """Run the task's tests on the answer: pass, fail (wrong, crashed or timed out) or error (not gradable)."""
+def grade_code(task: Task, generation: Generation, limits: Limits | None = None, sandbox: str = "strict") -> Verdict:
+    """Run the task's tests on the answer: pass, fail (wrong, crashed or timed out) or error (not gradable).
+
+    `sandbox` "strict" raises HoneError rather than run the answer without full isolation; "weak" runs it with
+    what the machine has. The level and the isolation used are in the verdict's evidence.
+    """
     limits = limits or DEFAULT_LIMITS
     base = {"id": generation.id, "sample": generation.sample, "judge": CODE_JUDGE}
     judged = text_sha256(generation.output)
@@ -84,7 +88,8 @@ def grade_code(task: Task, generation: Generation, limits: Limits | None = None)
     source, how = extract_program(task, generation.output)
     style = test_style(task)
     result = run_tests(source, task.tests or "", style=style, entry_point=task.entry_point,
-                       prompt=task.meta.get("code_prompt") if style == "humaneval" else None, limits=limits)
+                       prompt=task.meta.get("code_prompt") if style == "humaneval" else None, limits=limits,
+                       sandbox=sandbox)
     outcome = result.pop("outcome")
     reason = result.pop("reason", outcome)
     verdict = {"pass": "pass", "fail": "fail", "timeout": "fail"}.get(outcome, "error")

@@ -376,7 +376,8 @@ def _spawn_candidate(job, req_r, resp_w, out_fd, err_fd):
     import resource
 
     limits, uid = job["limits"], job.get("uid")
-    argv = [sys.executable, "-I", "-S", "-u", job["harness"], "serve", "3", "4"]
+    python = job.get("python") or sys.executable  # the real path: a venv's symlinks may lead through hidden dirs
+    argv = [python, "-I", "-S", "-u", job["harness"], "serve", "3", "4"]
     pid = os.fork()
     if pid:
         return pid
@@ -399,7 +400,7 @@ def _spawn_candidate(job, req_r, resp_w, out_fd, err_fd):
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
-        os.execve(sys.executable, argv, job["env"])
+        os.execve(python, argv, job["env"])
     except BaseException as e:  # noqa: B036 - report and leave; never fall through into the checker's code
         os.write(2, f"sandbox: cannot start the candidate: {e}\n".encode())
     finally:
@@ -440,19 +441,27 @@ def _reshape_filesystem(pairs, workdir, disk_mb, uid):
     """What the candidate sees of the filesystem, inside our private mount namespace (root only).
 
     `pairs` are (dir, entry or None). Each dir is covered by an empty, root-owned tmpfs (mode 755) and only
-    the named entries are bind-mounted back: directories other users cannot traverse (e.g. /root holding the
-    interpreter under .pyenv) become reachable without showing anything else in them, and world-writable
-    directories (/tmp, /dev/shm, ...) stop being writable. The candidate's own directory becomes a tmpfs of
-    `disk_mb`, owned by its uid, so it cannot fill the host's disk.
+    the named entries are bind-mounted back, read-only: directories other users cannot traverse (e.g. /root
+    holding the interpreter under .pyenv) become reachable without showing anything else in them, world-writable
+    directories (/tmp, /dev/shm, ...) stop being writable, and an interpreter or venv installed under one of them
+    stays usable. The candidate's own directory becomes a tmpfs of `disk_mb`, owned by its uid, so it cannot fill
+    the host's disk.
     """
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    ms_bind, ms_rec = 4096, 16384
+    ms_rdonly, ms_remount, ms_bind, ms_rec = 1, 32, 4096, 16384
+    # statvfs flag -> mount flag that a read-only remount must repeat (the kernel refuses to drop locked ones)
+    kept_flags = ((2, 2), (4, 4), (8, 8), (1024, 1024), (2048, 2048), (4096, 1 << 21))
 
     def mount(source, target, fstype, flags, options):
         if libc.mount(source, target.encode(), fstype, flags, options) != 0:
             raise OSError(ctypes.get_errno(), f"sandbox: mounting {target}")
+
+    def read_only(target):
+        current = os.statvfs(target).f_flag
+        extra = sum(ms for st, ms in kept_flags if current & st)
+        mount(None, target, None, ms_remount | ms_bind | ms_rdonly | extra, None)
 
     keep = {}
     for parent, child in pairs:
@@ -469,6 +478,7 @@ def _reshape_filesystem(pairs, workdir, disk_mb, uid):
             else:
                 open(target, "w").close()
             mount(f"/proc/self/fd/{fd}".encode(), target, None, ms_bind | ms_rec, None)
+            read_only(target)
             os.close(fd)
     mount(b"tmpfs", workdir, b"tmpfs", 0, f"mode=0700,size={disk_mb}m,uid={uid},gid={uid}".encode())
     os.chdir(workdir)

@@ -4,12 +4,16 @@ Layers, outermost first (docs/sandbox.md says what each does and does not protec
 * a new session (process group) killed as a whole at the wall-clock limit;
 * `unshare`: network, PID and mount namespaces (no network; the tree dies with its first process; a private
   /proc), where the machine allows it: as root, or through a user namespace;
-* as root, the candidate runs under a fresh unprivileged uid, in its own temp dir (the only place it can write
-  besides world-writable dirs), which also makes RLIMIT_NPROC a real cap on forks;
+* as root, the candidate runs under a fresh unprivileged uid, in its own temp dir (the only place it can write),
+  which also makes RLIMIT_NPROC a real cap on forks; world-writable dirs are hidden and the interpreter it needs
+  is shown read-only, wherever it is installed (under /tmp, a 0700 home, behind a symlink);
 * resource limits on the candidate: CPU time, address space, file size, processes, open files, no core dumps;
 * an empty environment (no API keys), stdin closed;
 * inside the candidate's interpreter, a Python audit-hook guard (harness.install_guard);
 * the verdict comes from a separate checker process that only ever sees built-in values (harness.py).
+
+Anything less than all of these is refused for model-written code unless the caller chose the "weak" level
+(`require`): a sandbox that quietly steps down is worse than none, because the numbers still look trusted.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "
 _NS_FLAGS = ["--net", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc"]
 # Unprivileged uids for candidates (root only): far above ordinary accounts, random per run.
 _UID_RANGE = (1_000_000, 1_900_000)
+# The self-test runs a correct answer under the full setup; on a loaded machine it is retried with more time
+# (each entry is one attempt's wall-clock limit) before the probe concludes that isolation is unavailable.
+_SELF_TEST_TIMEOUTS = (30.0, 90.0)
+LEVELS = ("strict", "weak")
 _lock = threading.RLock()
 _isolation: dict[str, "Isolation"] = {}
 _root: str | None = None
@@ -74,6 +82,23 @@ class Isolation:
     def network_isolated(self) -> bool:
         return "--net" in self.unshare
 
+    @property
+    def full(self) -> bool:
+        """Every layer: separate uid, network/pid/mount namespaces (and so the private mounts)."""
+        return self.drop_uid and self.network_isolated
+
+    def missing(self) -> list[str]:
+        """What stops this setup from being full isolation, in words a user can act on."""
+        why = []
+        if not self.network_isolated:
+            why.append(next((n.split(": the network")[0] for n in self.notes if "NOT isolated" in n),
+                            "no network, pid and mount namespaces"))
+        if not self.drop_uid:
+            why.append("candidates would run under the grader's own uid ("
+                       + ("the interpreter is not reachable by other users" if os.geteuid() == 0 else
+                          "a separate uid needs Hone to run as root") + ")")
+        return why
+
     def describe(self) -> str:
         parts = ["separate uid" if self.drop_uid else "same uid as the grader"]
         parts.append("network, pid and mount namespaces" if self.unshare else "NO namespaces (network reachable)")
@@ -81,20 +106,39 @@ class Isolation:
 
 
 def _probe(argv: list[str]) -> str | None:
-    """None when `argv` runs and exits 0, else the reason it does not."""
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return str(e)
-    return None if done.returncode == 0 else (done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}")
+    """None when `argv` runs and exits 0, else the reason it does not (a slow start is given a second, longer try)."""
+    for timeout in (10, 60):
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            why = str(e)
+            continue
+        except OSError as e:
+            return str(e)
+        return None if done.returncode == 0 else (done.stderr.decode(errors="replace").strip()
+                                                  or f"exit {done.returncode}")
+    return why
 
 
 def _python_paths() -> list[str]:
+    """Real paths of everything the sandbox's interpreters load: binary, prefixes, stdlib, libpython, site dirs."""
     import sysconfig
 
-    paths = [os.path.realpath(sys.executable), sys.prefix, sys.base_prefix, *_site_paths()]
+    paths = [sys.executable, sys.prefix, sys.base_prefix, *_site_paths()]
     paths += [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib")]
-    return [os.path.realpath(p) for p in paths]
+    libdir = sysconfig.get_config_var("LIBDIR")
+    if libdir and os.path.isdir(libdir):
+        paths.append(libdir)
+    return sorted({os.path.realpath(p) for p in paths})
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """`paths` without those inside another of them."""
+    out: list[str] = []
+    for p in sorted(set(paths), key=len):
+        if not any(p == o or p.startswith(o.rstrip(os.sep) + os.sep) for o in out):
+            out.append(p)
+    return out
 
 
 def blocked_ancestors(paths: list[str]) -> tuple[tuple[str, str], ...]:
@@ -115,9 +159,12 @@ def blocked_ancestors(paths: list[str]) -> tuple[tuple[str, str], ...]:
 _SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
 
 
-def writable_covers(keep: str) -> tuple[tuple[str, str | None], ...]:
-    """(dir, entry) to hide every world-writable dir behind a read-only tmpfs, keeping the one holding `keep`."""
-    found: dict[str, str | None] = {}
+def writable_covers(keep: list[str]) -> tuple[tuple[str, str | None], ...]:
+    """(dir, entry) pairs that hide every world-writable dir behind an empty tmpfs and show only the paths in
+    `keep` inside it: each dir on the way down is covered too, keeping just the next step, so a venv under
+    /tmp/clone is shown without the rest of /tmp/clone."""
+    found: set[tuple[str, str | None]] = set()
+    kept = _outermost([os.path.realpath(k) for k in keep])
     for d in _SHARED_WRITABLE:
         real = os.path.realpath(d)
         try:
@@ -125,9 +172,15 @@ def writable_covers(keep: str) -> tuple[tuple[str, str | None], ...]:
                 continue
         except OSError:
             continue
-        rel = os.path.relpath(os.path.realpath(keep), real)
-        found[real] = None if rel.startswith("..") else rel.split(os.sep)[0]
-    return tuple(sorted(found.items()))
+        found.add((real, None))
+        for path in kept:
+            rel = os.path.relpath(path, real)
+            if rel == "." or rel.startswith(".."):
+                continue
+            parts = rel.split(os.sep)
+            for i, part in enumerate(parts):
+                found.add((os.path.join(real, *parts[:i]), part))
+    return tuple(sorted(found, key=lambda pair: (pair[0], pair[1] or "")))
 
 
 def isolation(mode: str | None = None) -> Isolation:
@@ -151,7 +204,9 @@ def _probe_isolation(mode: str) -> Isolation:
     flags = _NS_FLAGS if root else ["--user", "--map-root-user", *_NS_FLAGS]
     why = _probe([exe, *flags, "true"])
     if why is None:
-        full = Isolation(drop_uid=root, unshare=(exe, *flags), expose=blocked_ancestors(_python_paths()) if root else ())
+        paths = _python_paths()
+        expose = (*blocked_ancestors(paths), *writable_covers(paths)) if root else ()
+        full = Isolation(drop_uid=root, unshare=(exe, *flags), expose=expose)
         why = _self_test(full)
         if why is None:
             return full
@@ -159,11 +214,37 @@ def _probe_isolation(mode: str) -> Isolation:
 
 
 def _self_test(iso: Isolation) -> str | None:
-    """Grade one correct answer with this setup (mounts or uid changes can fail where `unshare` works)."""
-    result = _run(iso, "def inc(x):\n    return x + 1\n", "def check(candidate):\n    assert candidate(1) == 2\n",
-                  style="humaneval", entry_point="inc", prompt=None, limits=Limits(timeout_s=30), guard=True)
-    return None if result["outcome"] == "pass" else f"a self-test answer was graded {result['outcome']}: " \
-                                                     f"{result['reason']}"
+    """Grade one correct answer with this setup (mounts or uid changes can fail where `unshare` works).
+
+    Only a run that went wrong for a reason other than time is final: a timeout on a busy machine is retried
+    with the next, longer limit of _SELF_TEST_TIMEOUTS, so load alone never steps the sandbox down.
+    """
+    why = "no self-test ran"
+    for timeout in _SELF_TEST_TIMEOUTS:
+        result = _run(iso, "def inc(x):\n    return x + 1\n", "def check(candidate):\n    assert candidate(1) == 2\n",
+                      style="humaneval", entry_point="inc", prompt=None, limits=Limits(timeout_s=timeout), guard=True)
+        if result["outcome"] == "pass":
+            return None
+        why = f"a self-test answer was graded {result['outcome']}: {result['reason']}"
+        if result["outcome"] != "timeout":
+            return why
+    return why
+
+
+def require(level: str = "strict", mode: str | None = None) -> Isolation:
+    """The isolation candidates will get, or a HoneError when `level` is "strict" and it is not full.
+
+    Call it before grading model-written code. "weak" accepts whatever this machine can do (the verdicts say
+    what that was); "strict" refuses to run the code at all rather than run it with a layer missing.
+    """
+    if level not in LEVELS:
+        raise HoneError(f"sandbox level {level!r}: use strict or weak")
+    iso = isolation(mode)
+    if level == "strict" and not iso.full:
+        raise HoneError(f"refusing to run model-written code: the sandbox cannot isolate it here "
+                        f"({'; '.join(iso.missing())}); run Hone as root where `unshare` works (e.g. in a "
+                        f"container), or accept {iso.describe()!r} with --sandbox weak (config: `sandbox: weak`)")
+    return iso
 
 
 def _without_namespaces(root: bool, note: str) -> Isolation:
@@ -230,16 +311,20 @@ def _remove(path: str) -> None:
 
 
 def run_tests(source: str, tests: str, *, style: str, entry_point: str | None = None, prompt: str | None = None,
-              limits: Limits = Limits(), guard: bool = True, mode: str | None = None) -> dict:
+              limits: Limits = Limits(), guard: bool = True, mode: str | None = None,
+              sandbox: str = "strict") -> dict:
     """Run `source` against `tests` in the sandbox and return the checker's result.
 
     style "humaneval": `tests` defines `check(candidate)`, called with `entry_point`; `prompt` (the task's own
     code, e.g. helper functions the tests use) runs in the checker first. style "asserts": `tests` is plain
     code calling the candidate's functions by name. The result has outcome pass/fail/timeout/error, a reason,
-    stdout/stderr tails, seconds and the isolation used.
+    stdout/stderr tails, seconds, the isolation used and the `sandbox` level asked for (see `require`: "strict"
+    raises HoneError instead of running the code where isolation is not full).
     """
-    return _run(isolation(mode), source, tests, style=style, entry_point=entry_point, prompt=prompt, limits=limits,
-                guard=guard)
+    result = _run(require(sandbox, mode), source, tests, style=style, entry_point=entry_point, prompt=prompt,
+                  limits=limits, guard=guard)
+    result["sandbox"] = sandbox
+    return result
 
 
 def _run(iso: Isolation, source: str, tests: str, *, style: str, entry_point: str | None, prompt: str | None,
@@ -251,8 +336,9 @@ def _run(iso: Isolation, source: str, tests: str, *, style: str, entry_point: st
     nonce = secrets.token_hex(16)
     job = {"source": source, "tests": tests, "style": style, "entry_point": entry_point, "prompt": prompt,
            "limits": limits.as_job(), "guard": guard, "uid": uid, "nonce": nonce, "env": clean_env(workdir),
-           "site_paths": _site_paths(), "harness": _harness_program(),
-           "expose": [*iso.expose, *writable_covers(workdir)] if iso.drop_uid and iso.unshare else []}
+           "site_paths": [os.path.realpath(p) for p in _site_paths()], "harness": _harness_program(),
+           "python": os.path.realpath(sys.executable),
+           "expose": [*iso.expose, *writable_covers([_private_root()])] if iso.drop_uid and iso.unshare else []}
     argv = [*iso.unshare, sys.executable, "-I", "-S", _harness_program(), "check"]
     t0 = time.perf_counter()
     try:

@@ -51,7 +51,7 @@ def run_calibrate(tasks_path: str | os.PathLike, generations_path: str | os.Path
                   judge_spec: str, *, concurrency: int = 8, budget_usd: float | None = None,
                   run_dir: str | os.PathLike | None = None, config: Any = None,
                   progress_factory: Callable[[int, int], Callable[[int], None]] | None = None,
-                  **settings: Any) -> dict[str, Any]:
+                  sandbox: str = "strict", **settings: Any) -> dict[str, Any]:
     out = Path(out_path)
     task_list = read_tasks(tasks_path)
     tasks = {t.id: t for t in task_list}
@@ -62,7 +62,11 @@ def run_calibrate(tasks_path: str | os.PathLike, generations_path: str | os.Path
                        budget_usd=budget_usd, config=config, **settings)
     if not isinstance(judge, LLMJudge):
         raise HoneError(f"--judge {judge_spec!r}: calibrate measures an LLM judge (anthropic, openai or local)")
-    verifier = VerifierJudge()
+    if any(tasks[g.id].kind == "code" for g in gens):
+        from hone.grade.sandbox import require
+
+        require(sandbox)
+    verifier = VerifierJudge(sandbox=sandbox)
     items = [(tasks[g.id], g) for g in gens]
     progress = progress_factory(2 * len(items), 0) if progress_factory else None
 

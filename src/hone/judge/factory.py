@@ -55,11 +55,11 @@ def _llm_backend(spec: str, cache: JudgeCache, config: JudgeConfig, batch: bool)
 
 def make_judge(spec: str, *, cache_path: str | os.PathLike | None = None, concurrency: int = 8,
                budget_usd: float | None = None, batch: bool = False, second_opinion: bool = False,
-               config: JudgeConfig | str | os.PathLike | None = None, **settings: Any):
+               config: JudgeConfig | str | os.PathLike | None = None, sandbox: str = "strict", **settings: Any):
     """Build the judge `spec` names. `settings` override fields of the judge config (e.g. `timeout_s`).
 
     `cache_path` is the SQLite cache + ledger (None: in memory, gone with the process). `budget_usd` caps
-    everything that ledger has recorded, across runs.
+    everything that ledger has recorded, across runs. `sandbox` is the level the verifiers run code at.
     """
     if concurrency < 1:
         raise HoneError("--concurrency must be at least 1")
@@ -69,7 +69,7 @@ def make_judge(spec: str, *, cache_path: str | os.PathLike | None = None, concur
     if spec == "verifier":
         from hone.judge.verifier import VerifierJudge
 
-        return VerifierJudge()
+        return VerifierJudge(sandbox=sandbox)
     cache = JudgeCache(cache_path if cache_path is not None else ":memory:")
     from hone.judge.llm import LLMJudge
 
@@ -83,7 +83,7 @@ def make_judge(spec: str, *, cache_path: str | os.PathLike | None = None, concur
     from hone.judge.composite import CompositeJudge
     from hone.judge.verifier import VerifierJudge
 
-    return CompositeJudge(VerifierJudge(), llm, second_opinion=second_opinion)
+    return CompositeJudge(VerifierJudge(sandbox=sandbox), llm, second_opinion=second_opinion)
 
 
 def default_cache_path(run_dir: str | os.PathLike) -> Path:

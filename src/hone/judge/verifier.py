@@ -16,8 +16,9 @@ from hone.records import Generation, Task, Verdict
 class VerifierJudge:
     name = "verifier"
 
-    def __init__(self, parallelism: int | None = None):
+    def __init__(self, parallelism: int | None = None, sandbox: str = "strict"):
         self.parallelism = parallelism or max(1, os.cpu_count() or 1)
+        self.sandbox = sandbox  # the code sandbox's level (hone.grade.sandbox.require)
 
     async def decide(self, task: Task, generation: Generation) -> Verdict | None:
         """The verifier's verdict, None when it cannot decide; a crash of the verifier is an `error`."""
@@ -25,7 +26,7 @@ class VerifierJudge:
 
         try:
             if task.kind == "code":  # unit tests run in a sandboxed process: wait for it off the event loop
-                verdict = await asyncio.to_thread(verify, task, generation)
+                verdict = await asyncio.to_thread(verify, task, generation, None, self.sandbox)
             else:  # math-verify is quick, and its timeouts need the main thread (elsewhere verify uses a process)
                 verdict = verify(task, generation)
         except Exception as e:  # noqa: BLE001 - a verifier failure is an error verdict, never a pass
