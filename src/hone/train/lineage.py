@@ -37,3 +37,14 @@ def read_lineage(folder: str | os.PathLike) -> dict[str, Any] | None:
     if not isinstance(data, dict) or not isinstance(data.get("base"), dict):
         raise HoneError(f"{path}: not a Hone lineage file (no `base` section)")
     return data
+
+
+def base_origin(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """Where a base folder came from when Hone made it (a dequantized GGUF, a merge), kept in its adapters'
+    lineage: an adapter trained on a dequantized GGUF says so, and so does every merge of it."""
+    lineage = read_lineage(folder)
+    if lineage is None:
+        return None
+    if lineage.get("kind") == "imported":
+        return lineage["base"]
+    return lineage["base"].get("origin")

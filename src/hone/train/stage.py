@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from hone.atomic import write_text_atomic
 from hone.errors import HoneError
 from hone.train.callbacks import ProgressFactory, require_free
-from hone.train.lineage import LINEAGE_FILE, read_lineage, write_lineage
+from hone.train.lineage import LINEAGE_FILE, base_origin, read_lineage, write_lineage
 
 if TYPE_CHECKING:
     from hone.train.sft import TrainConfig
@@ -254,7 +254,8 @@ def run_training(config: "TrainConfig", data_path: str | os.PathLike, base_dir: 
             "objective": objective,
             "base": {"path": str(base.resolve()), "weights_sha256": fingerprint["base_sha256"],
                      "architecture": info.architecture, "dtype": info.dtype, "train_dtype": dtype,
-                     "quantization": quantization.model_dump() if quantization else None},
+                     "quantization": quantization.model_dump() if quantization else None,
+                     "origin": base_origin(base)},
             "data": {"path": str(data.resolve()), "sha256": fingerprint["data_sha256"], **stats},
             "config": config.model_dump(),
             "fingerprint": fingerprint,
