@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
 from hone.errors import HoneError
 from hone.records import Task, iter_jsonl
 
-FORMATS = ("gsm8k", "math", "humaneval", "mbpp", "jsonl")
+FORMATS = ("gsm8k", "math", "humaneval", "mbpp", "mmlu", "jsonl")
 
 _SIGNATURES: dict[str, set[str]] = {
     "gsm8k": {"question", "answer"},
@@ -151,8 +152,81 @@ def _generic(obj: dict, where: str) -> Task:
         raise HoneError(f"{where}: {msg[-1].strip() if msg else e}") from None
 
 
-_CONVERTERS: dict[str, Callable[[dict, str], Task]] = {
-    "gsm8k": _gsm8k, "math": _math, "humaneval": _humaneval, "mbpp": _mbpp, "jsonl": _generic,
+def _field(obj: dict, path: str, kind: type, where: str) -> Any:
+    """`obj[a][b]` for path 'a.b', of type `kind`: a number where text belongs (or the reverse) is corrupt."""
+    value: Any = obj
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            raise HoneError(f"{where}: field `{path}` is missing")
+        value = value[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise HoneError(f"{where}: field `{path}` must be {'a string' if kind is str else 'an integer'}, "
+                        f"got {type(value).__name__}")
+    return value
+
+
+_MMLU_OPTION = re.compile(r"(?m)^([A-Z])\. ")
+
+
+def _options_in(prompt: str) -> list[str] | None:
+    """The lettered options `A. ...` to `X. ...` at the end of a rendered MMLU prompt, before `Answer:`."""
+    body = re.sub(r"\s*Answer:\s*$", "", prompt)
+    marks = list(_MMLU_OPTION.finditer(body))
+    while marks and marks[0].group(1) != "A":  # a question line that happens to start with a letter
+        marks.pop(0)
+    if len(marks) < 2 or [m.group(1) for m in marks] != list(MMLU_LETTERS[: len(marks)]):
+        return None
+    ends = [m.start() for m in marks[1:]] + [len(body)]
+    return [body[m.end():end].strip() for m, end in zip(marks, ends)]
+
+
+MMLU_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+MMLU_INSTRUCTION = "Answer the following multiple choice question{about}.\n\nQuestion: {question}\n\n{options}\n\nAnswer:"
+
+
+def _mmlu(obj: dict, where: str) -> Task | None:
+    """MMLU as the Hugging Face `cais/mmlu` rows ship it (question, choices, answer index, subject), or as
+    rendered prompts (prompt with lettered options, response, metadata.answer_index). A record whose
+    `metadata.source` names another benchmark (a mixed file) is skipped and counted, not converted."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and isinstance(meta.get("source"), str) and meta["source"].lower() != "mmlu":
+        return None
+    if {"question", "choices", "answer"} <= set(obj):
+        question = _field(obj, "question", str, where).strip()
+        choices = obj["choices"]
+        if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+            raise HoneError(f"{where}: field `choices` must be a list of strings")
+        index = _field(obj, "answer", int, where)
+        subject = _field(obj, "subject", str, where) if "subject" in obj else ""
+        about = f" about {subject.replace('_', ' ')}" if subject else ""
+        options = [c.strip() for c in choices]
+        letters = "\n".join(f"{MMLU_LETTERS[i]}. {c}" for i, c in enumerate(options))
+        prompt = MMLU_INSTRUCTION.format(about=about, question=question, options=letters)
+    elif {"prompt", "response", "metadata"} <= set(obj):
+        prompt = _field(obj, "prompt", str, where)
+        response = _field(obj, "response", str, where)
+        index = _field(obj, "metadata.answer_index", int, where)
+        subject = _field(obj, "metadata.subject", str, where) if "subject" in meta else ""
+        parsed = _options_in(prompt)
+        if parsed is None:
+            raise HoneError(f"{where}: field `prompt` has no lettered options (A. ... B. ...) before `Answer:`")
+        options = parsed
+        if 0 <= index < len(options) and response.strip() != f"{MMLU_LETTERS[index]}. {options[index]}":
+            raise HoneError(f"{where}: field `response` ({response[:40]!r}) is not option "
+                            f"{MMLU_LETTERS[index]} (metadata.answer_index {index})")
+    else:
+        raise _wrong_format(where, "mmlu (question/choices/answer, or prompt/response/metadata.answer_index)", obj)
+    if not 0 <= index < len(options):
+        raise HoneError(f"{where}: answer index {index} is outside the {len(options)} options")
+    try:
+        return Task(id=_hid("mmlu", prompt), kind="choice", prompt=prompt.strip(), options=options,
+                    reference=MMLU_LETTERS[index], meta={"category": subject or "mmlu", "benchmark": "mmlu"})
+    except ValueError as e:
+        raise HoneError(f"{where}: {str(e).splitlines()[-1].strip()}") from None
+
+
+_CONVERTERS: dict[str, Callable[[dict, str], Task | None]] = {
+    "gsm8k": _gsm8k, "math": _math, "humaneval": _humaneval, "mbpp": _mbpp, "mmlu": _mmlu, "jsonl": _generic,
 }
 
 
@@ -163,8 +237,12 @@ def import_tasks(path: str | os.PathLike, fmt: str, limit: int | None = None) ->
     p = Path(path)
     tasks: list[Task] = []
     seen: dict[str, int] = {}
+    skipped: Counter[str] = Counter()
     for n, obj in iter_jsonl(p):
         task = _CONVERTERS[fmt](obj, f"{p}:{n}")
+        if task is None:  # a record of another benchmark in a mixed file
+            skipped[str(obj["metadata"]["source"])] += 1
+            continue
         if task.id in seen:
             raise HoneError(f"{p}:{n}: duplicate item (same id {task.id!r} as line {seen[task.id]})")
         seen[task.id] = n
@@ -172,6 +250,13 @@ def import_tasks(path: str | os.PathLike, fmt: str, limit: int | None = None) ->
         tasks.append(task)
         if limit and len(tasks) >= limit:
             break
+    other = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
     if not tasks:
-        raise HoneError(f"{p}: no records (the file is empty)")
+        raise HoneError(f"{p}: no {fmt} records" + (f" (only other sources: {other})" if skipped else
+                                                     " (the file is empty)"))
+    if skipped:
+        from hone.progress import console
+
+        console.print(f"[bold yellow]warning:[/] {p}: skipped {sum(skipped.values())} records whose "
+                      f"metadata.source is another benchmark ({other})", highlight=False, soft_wrap=True)
     return tasks

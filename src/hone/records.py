@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from hone.atomic import atomic_path
 from hone.errors import HoneError
 
-Kind = Literal["math", "code", "open"]
+Kind = Literal["math", "code", "open", "choice"]
 Role = Literal["system", "user", "assistant"]
 
 
@@ -40,6 +40,7 @@ class Task(Record):
     reference: str | None = None
     tests: str | None = None
     entry_point: str | None = None
+    options: list[str] | None = None  # a choice task's options, lettered A, B, C, ... in this order
     meta: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -52,6 +53,10 @@ class Task(Record):
             raise ValueError("a code task needs `tests`")
         if self.kind == "math" and not self.reference:
             raise ValueError("a math task needs a `reference` answer")
+        if self.kind == "choice":
+            _check_choice(self.options, self.reference)
+        elif self.options is not None:
+            raise ValueError(f"`options` belong to choice tasks, not {self.kind}")
         return self
 
     def chat(self) -> list[dict[str, str]]:
@@ -59,6 +64,16 @@ class Task(Record):
         if self.messages is not None:
             return [m.model_dump() for m in self.messages]
         return [{"role": "user", "content": self.prompt or ""}]
+
+
+def _check_choice(options: list[str] | None, reference: str | None) -> None:
+    if not options or len(options) < 2 or len(options) > 26:
+        raise ValueError("a choice task needs 2 to 26 `options`")
+    if any(not o.strip() for o in options):
+        raise ValueError("a choice task's options must not be empty")
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[: len(options)]
+    if reference is None or len(reference) != 1 or reference not in letters:
+        raise ValueError(f"a choice task's `reference` must be one letter of {letters} (got {reference!r})")
 
 
 class Generation(Record):

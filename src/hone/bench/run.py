@@ -138,6 +138,7 @@ def run_bench(
     train_data: list[str | os.PathLike] | str | os.PathLike | None = None,
     pairwise_judge: PairwiseJudge | None = None,
     generator: Generator | None = None,
+    choice_scoring: str = "generate",
     workers: int | None = None,
     progress_factory: Callable[[str], Callable[[int, int], Callable[[int], None]]] | None = None,
 ) -> dict[str, Any]:
@@ -145,7 +146,8 @@ def run_bench(
 
     `task_paths` entries are PATH or NAME=PATH. `reference` is another model's Generation JSONL on the same
     tasks (win/tie/loss). `train_data` files are checked for n-gram overlap with every suite. `generator`
-    replaces loading `model_dir` with transformers (e.g. an OpenAI-compatible server). `pairwise_judge`
+    replaces loading `model_dir` with transformers (e.g. an OpenAI-compatible server). `choice_scoring`
+    "loglik" answers choice tasks by the likeliest option letter (hone.bench.loglik). `pairwise_judge`
     decides open tasks against the reference; without it they are reported as not compared.
     """
     out = Path(out_dir)
@@ -155,11 +157,23 @@ def run_bench(
     ref_gens = read_records(reference, Generation) if reference else None
     loaded: list[Generator] = [generator] if generator is not None else []
 
+    if choice_scoring not in ("generate", "loglik"):
+        raise HoneError(f"choice scoring {choice_scoring!r}: use generate or loglik")
+    if choice_scoring == "loglik" and generator is not None:
+        raise HoneError("log-likelihood choice scoring reads the model's logits: it needs the model loaded here, "
+                        "not a served engine")
+    scoring = {"choice_scoring": choice_scoring} if choice_scoring != "generate" else {}
+
     def make_generator() -> Generator:
         if not loaded:
             from hone.generate.hf import HFGenerator
 
-            loaded.append(HFGenerator.from_dir(str(model_dir)))
+            hf = HFGenerator.from_dir(str(model_dir))
+            if choice_scoring == "loglik":
+                from hone.bench.loglik import LoglikChoiceGenerator
+
+                hf = LoglikChoiceGenerator(hf, {t.id: t for s in suites for t in s.tasks})
+            loaded.append(hf)
         return loaded[0]
 
     def bar(stage: str, suite: Suite):
@@ -181,7 +195,7 @@ def run_bench(
         factory = bar("generate", suite)
         try:
             gens, _ = run_generate(make_generator, suite.path, sdir / "generations.jsonl", params,
-                                   {"model": model_dir} if generator is None else
+                                   {"model": model_dir, **scoring} if generator is None else
                                    {"model": model_dir, "generator": getattr(generator, "name", "custom")},
                                    progress_factory=factory)
         finally:

@@ -1,7 +1,7 @@
 """Benchmark suites, checked before use: declared kind against content, duplicates, contamination.
 
 A suite is a Task JSONL file, optionally named on the command line as NAME=PATH (else the file's stem). A name
-that claims a known benchmark (gsm8k, math, humaneval, mbpp) must match the content: a GSM8K file called
+that claims a known benchmark (gsm8k, math, humaneval, mbpp, mmlu) must match the content: a GSM8K file called
 MATH is refused. Contamination is n-gram overlap (13 words, GPT-3 style) between each task's prompt and any
 training file; prompt text shared by many tasks of the suite (templates) does not count.
 """
@@ -19,7 +19,7 @@ from typing import Any, Iterator
 from hone.errors import HoneError
 from hone.records import Task, read_tasks
 
-KNOWN = ("gsm8k", "humaneval", "mbpp", "math")
+KNOWN = ("gsm8k", "humaneval", "mbpp", "math", "mmlu")
 NGRAM = 13
 CONTAMINATED_AT = 0.5  # share of a prompt's n-grams found in training data
 _WORD = re.compile(r"\w+")
@@ -107,6 +107,8 @@ def label_problems(name: str, tasks: list[Task]) -> list[str]:
         return [f"named {claim} but holds {', '.join(sorted(kinds))} tasks"]
     if claim in ("humaneval", "mbpp") and kinds != {"code"}:
         return [f"named {claim} but holds {', '.join(sorted(kinds))} tasks"]
+    if claim == "mmlu" and kinds != {"choice"}:
+        return [f"named mmlu but holds {', '.join(sorted(kinds))} tasks (MMLU is multiple choice)"]
     if claim == "gsm8k":
         latex = [t.id for t in tasks if not _PLAIN_NUMBER.match((t.reference or "").replace(",", ""))]
         if len(latex) > len(tasks) // 10:

@@ -20,6 +20,8 @@ def register(app: typer.Typer) -> None:
         top_p: float = typer.Option(1.0),
         max_new_tokens: int = typer.Option(512),
         batch_size: int = typer.Option(16),
+        choice_scoring: str = typer.Option("generate", help="Choice tasks: generate | loglik (the likeliest option "
+                                           "letter, as lm-evaluation-harness scores MMLU)."),
         seed: int = typer.Option(0),
         workers: int = typer.Option(None, help="Parallel graders (default: all cores)."),
         judge: str = typer.Option(None, "--judge", help="Pairwise judge for open tasks against --reference, e.g. "
@@ -44,7 +46,8 @@ def register(app: typer.Typer) -> None:
         params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n, seed=seed,
                            batch_size=batch_size)
         report = run_bench(model, tasks, out, params=params, reference=reference, train_data=train_data or None,
-                           pairwise_judge=pairwise_judge, workers=workers, progress_factory=stage_bar)
+                           pairwise_judge=pairwise_judge, workers=workers, progress_factory=stage_bar,
+                           choice_scoring=choice_scoring)
         typer.echo((out / "bench.md").read_text(encoding="utf-8"))
         flagged = sum(len(c["contaminated"]) for c in (report["contamination"] or {"suites": {}})["suites"].values())
         if flagged:

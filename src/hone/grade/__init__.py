@@ -31,10 +31,11 @@ Item = tuple[Task, Generation]
 
 
 def grader_versions() -> dict[str, str]:
+    from hone.grade.choice import CHOICE_JUDGE
     from hone.grade.code import CODE_JUDGE
     from hone.grade.math import MATH_JUDGE
 
-    return {"math": MATH_JUDGE, "code": CODE_JUDGE}
+    return {"math": MATH_JUDGE, "code": CODE_JUDGE, "choice": CHOICE_JUDGE}
 
 
 def _spawn_pool(workers: int) -> ProcessPoolExecutor:
@@ -68,6 +69,10 @@ def verify(task: Task, generation: Generation, limits: Limits | None = None,
         raise ValueError(f"generation {generation.id!r} is not an answer to task {task.id!r}")
     if task.kind == "open":
         return None
+    if task.kind == "choice":
+        from hone.grade.choice import grade_choice
+
+        return grade_choice(task, generation)
     if task.kind == "code":
         from hone.grade.code import CODE_JUDGE, grade_code
 
@@ -98,10 +103,10 @@ def iter_verdicts(items: Sequence[Item], workers: int | None = None, progress: C
     for i, (t, g) in enumerate(items):
         if t.id != g.id:
             raise ValueError(f"item {i}: generation {g.id!r} is not an answer to task {t.id!r}")
-        if t.kind == "open":
+        if t.kind in ("open", "choice"):  # no verifier, or one that is instant
             if progress:
                 progress(1)
-            yield i, None
+            yield i, verify(t, g) if t.kind == "choice" else None
     main_thread = threading.current_thread() is threading.main_thread()
     own_pool: ProcessPoolExecutor | None = None
     futures: dict[Future, list[int]] = {}
