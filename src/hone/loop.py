@@ -26,6 +26,15 @@ def _round_dir(run_dir: Path, r: int) -> Path:
     return run_dir / f"round-{r}"
 
 
+def check_sandbox(config: LoopConfig, say: Say) -> None:
+    """With code tasks to grade, refuse before round 0 where the sandbox cannot hold (config `sandbox: strict`)."""
+    paths = [config.train_tasks, *config.heldout.values()]
+    if any(t.kind == "code" for p in paths for t in read_tasks(p)):
+        from hone.grade.sandbox import require
+
+        say(f"sandbox: {config.sandbox}: {require(config.sandbox).describe()}")
+
+
 def check_heldout_is_separate(config: LoopConfig) -> None:
     """Held-out suites must share no id and no prompt with the training tasks (the uplift would be a lie)."""
     train = read_tasks(config.train_tasks)
@@ -61,10 +70,10 @@ def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path
     if config.judge == "verifier":
         from hone.grade.run import run_grade
 
-        return run_grade(tasks, gens, out)[0]
+        return run_grade(tasks, gens, out, sandbox=config.sandbox)[0]
     from hone.judge.run import run_judge
 
-    run = run_judge(tasks, gens, out, config.judge, run_dir=run_dir)
+    run = run_judge(tasks, gens, out, config.judge, run_dir=run_dir, sandbox=config.sandbox)
     if run.unfinished:
         raise HoneError(f"{out}: {run.unfinished} items ended in errors a re-run may fix (API, budget); "
                         "run the same command again to finish them before training on this round")
@@ -181,7 +190,7 @@ def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int
                        batch_size=config.sample.batch_size, seed=config.seed * 1000 + r)
     from hone.judge.factory import default_cache_path
 
-    judge = make_judge(config.judge, cache_path=default_cache_path(rd.parent))
+    judge = make_judge(config.judge, cache_path=default_cache_path(rd.parent), sandbox=config.sandbox)
     out = rd / "critiques.jsonl"
     critiques = run_critique(models.get(model), config.train_tasks, gens, verdicts, out,
                              rejudge=lambda items: judge_all(judge, items), samples=c.samples, params=params,
@@ -235,7 +244,7 @@ def _bench(config: LoopConfig, models: _Models, model: Path, out_dir: Path) -> B
 
     params = GenParams(max_new_tokens=config.bench.max_new_tokens, batch_size=config.bench.batch_size)
     specs = [f"{name}={path}" for name, path in config.heldout.items()]
-    report = run_bench(model, specs, out_dir, params=params, generator=models.get(model))
+    report = run_bench(model, specs, out_dir, params=params, generator=models.get(model), sandbox=config.sandbox)
     return BenchResult(report, out_dir)
 
 
@@ -297,6 +306,7 @@ def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print) -
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     check_heldout_is_separate(config)
+    check_sandbox(config, say)
     _config_guard(config, run_dir)
     models = _Models(config.device)
     t0 = time.perf_counter()

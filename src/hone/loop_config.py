@@ -65,6 +65,9 @@ class LoopConfig(_Section):
         "none", description="'unverified': the control arm, training on its own samples without verification")
     seed: int = 0
     device: str | None = None
+    sandbox: Literal["strict", "weak"] = Field(
+        "strict", description="code tasks: 'strict' refuses to run model-written code without full isolation "
+        "(root with unshare); 'weak' accepts what the machine allows (docs/sandbox.md)")
     sample: SampleConfig = SampleConfig()
     critique: CritiqueConfig = CritiqueConfig()
     data: DataConfig = DataConfig()

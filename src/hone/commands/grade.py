@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from hone.commands.options import SANDBOX
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -16,6 +18,7 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(None, help="Parallel graders (default: all cores)."),
         timeout: float = typer.Option(10.0, help="Wall-clock seconds per code answer (all its tests)."),
         memory_mb: int = typer.Option(2048, help="Address-space limit per code answer, MiB."),
+        sandbox: str = SANDBOX,
     ) -> None:
         """Write one Verdict (pass / fail / error, with evidence) per math or code generation; resumable."""
         from collections import Counter
@@ -30,7 +33,7 @@ def register(app: typer.Typer) -> None:
         factory = stage_bar("grade")
         try:
             records, skipped = run_grade(tasks, generations, out, workers=workers, progress_factory=factory,
-                                         limits=Limits(timeout_s=timeout, memory_mb=memory_mb))
+                                         limits=Limits(timeout_s=timeout, memory_mb=memory_mb), sandbox=sandbox)
         finally:
             factory.close()
         if skipped:
@@ -44,6 +47,6 @@ def register(app: typer.Typer) -> None:
             from hone.grade.sandbox import isolation
 
             iso = isolation()
-            typer.echo(f"sandbox: {iso.describe()}")
+            typer.echo(f"sandbox: {sandbox}: {iso.describe()}")
             for note in iso.notes:
                 typer.echo(f"warning: {note}", err=True)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from hone.commands.options import SANDBOX
+
 JUDGE_HELP = ("anthropic[:MODEL] | openai:MODEL@URL | local:DIR | verifier | composite[:<llm spec>] "
               "(composite: verifiers first, the LLM where they cannot decide)")
 
@@ -40,6 +42,7 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Option(None, help="Where the judge cache + ledger live (default: the output's folder)."),
         config: Path = typer.Option(None, help="Judge config YAML: prices, rpm, tpm, timeouts, retries, max_tokens."),
         second_opinion: bool = typer.Option(False, help="Composite: also ask the LLM where a verifier decided."),
+        sandbox: str = SANDBOX,
     ) -> None:
         """Write one verdict per generation; a killed run resumes and pays for no answer twice."""
         if ctx.invoked_subcommand:
@@ -55,7 +58,7 @@ def register(app: typer.Typer) -> None:
         try:
             result = run_judge(tasks, generations, out, judge_spec, pairwise=pairwise, concurrency=concurrency,
                                budget_usd=budget_usd, batch=batch, run_dir=run_dir, progress_factory=factory,
-                               config=config, second_opinion=second_opinion)
+                               config=config, second_opinion=second_opinion, sandbox=sandbox)
         finally:
             factory.close()
         s = result.summary
@@ -67,6 +70,9 @@ def register(app: typer.Typer) -> None:
                       else "")
                    + (f"; errors by kind: {s['errors_by_kind']}" if s.get("errors_by_kind") else ""))
         _echo_calls(s.get("judge_calls", {}))
+        ran_code = next((v.evidence for v in result.verdicts if "isolation" in v.evidence), None)
+        if ran_code:
+            typer.echo(f"sandbox: {ran_code.get('sandbox', sandbox)}: {ran_code['isolation']}")
         if result.unfinished:
             typer.echo(f"unfinished: {result.unfinished} items ended as errors a re-run may fix (API failures or "
                        "the budget); run the same command again to judge only those", err=True)
@@ -82,6 +88,7 @@ def register(app: typer.Typer) -> None:
         budget_usd: float = typer.Option(None),
         run_dir: Path = typer.Option(None),
         config: Path = typer.Option(None),
+        sandbox: str = SANDBOX,
     ) -> None:
         """Measure how often the LLM judge agrees with the verifiers on items both can judge."""
         from hone.judge.calibrate import run_calibrate
@@ -90,7 +97,7 @@ def register(app: typer.Typer) -> None:
         factory = stage_bar("calibrate")
         try:
             r = run_calibrate(tasks, generations, out, judge_spec, concurrency=concurrency, budget_usd=budget_usd,
-                              run_dir=run_dir, config=config, progress_factory=factory)
+                              run_dir=run_dir, config=config, progress_factory=factory, sandbox=sandbox)
         finally:
             factory.close()
 

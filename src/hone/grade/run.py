@@ -33,30 +33,34 @@ def run_grade(
     workers: int | None = None,
     progress_factory: Callable[[int, int], Callable[[int], None]] | None = None,
     limits: Limits | None = None,
+    sandbox: str = "strict",
 ) -> tuple[list[Verdict], bool]:
     """Grade every generation not already in `<out>.partial`; return (verdicts, skipped_whole_stage).
 
     Open tasks get no verdict here (no verifier can decide them; the judge does). The manifest records the
-    grader versions and sandbox limits, so a changed grader re-grades instead of reusing old verdicts.
+    grader versions, sandbox limits and level, so a changed grader re-grades instead of reusing old verdicts.
+    `sandbox` "strict" refuses (HoneError, before any work) to run code answers without full isolation.
     """
     from hone.grade import grader_versions, iter_verdicts
     from hone.grade.code import DEFAULT_LIMITS
-    from hone.grade.sandbox import isolation
+    from hone.grade.sandbox import require
 
     out = Path(out_path)
     limits = limits or DEFAULT_LIMITS
     stage = Stage(manifest_for(out), "grade", {"tasks": tasks_path, "generations": generations_path},
-                  {"graders": grader_versions(), "limits": limits.as_job()})
+                  {"graders": grader_versions(), "limits": limits.as_job(), "sandbox": sandbox})
     if stage.is_done() and out.exists():
         return read_records(out, Verdict, allow_empty=True), True
     tasks = read_tasks(tasks_path)
     pairs = pair_generations(tasks, read_records(generations_path, Generation), str(generations_path))
+    has_code = any(t.kind == "code" for t, _ in pairs)
+    iso = require(sandbox) if has_code else None
     stage.start()
     sink = PartialJsonl(out, Verdict, key=lambda v: (v.id, v.sample))
     try:
         todo = [(t, g) for t, g in pairs if t.kind != "open" and (g.id, g.sample) not in sink.done]
         progress = progress_factory(len(todo), len(sink.done)) if progress_factory else None
-        for i, verdict in iter_verdicts(todo, workers, progress, limits):
+        for i, verdict in iter_verdicts(todo, workers, progress, limits, sandbox):
             if verdict is not None:
                 sink.append(verdict)
         order = {t.id: i for i, t in enumerate(tasks)}
@@ -66,7 +70,7 @@ def run_grade(
     counts = Counter(v.verdict for v in records)
     summary = {"generations": len(pairs), "open_ungraded": sum(t.kind == "open" for t, _ in pairs),
                **{k: counts.get(k, 0) for k in ("pass", "fail", "error")}}
-    if any(t.kind == "code" for t, _ in pairs):
-        summary["sandbox"] = isolation().describe()
+    if iso is not None:
+        summary["sandbox"] = f"{sandbox}: {iso.describe()}"
     stage.finish({"verdicts": out}, summary)
     return records, False

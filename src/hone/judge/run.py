@@ -74,8 +74,12 @@ def run_judge(tasks_path: str | os.PathLike, generations_path: str | os.PathLike
               budget_usd: float | None = None, batch: bool = False, run_dir: str | os.PathLike | None = None,
               progress_factory: Callable[[int, int], Callable[[int], None]] | None = None,
               config: JudgeConfig | str | os.PathLike | None = None, second_opinion: bool = False,
-              **settings: Any) -> JudgeRun:
-    """Judge every generation (grade, or `pairwise` against a reference generation file)."""
+              sandbox: str = "strict", **settings: Any) -> JudgeRun:
+    """Judge every generation (grade, or `pairwise` against a reference generation file).
+
+    With verifiers in the judge and code tasks to decide, `sandbox` "strict" refuses before any work where the
+    code sandbox cannot isolate fully (hone.grade.sandbox.require); the level is part of the stage's config.
+    """
     out = Path(out_path)
     task_list = read_tasks(tasks_path)
     tasks = {t.id: t for t in task_list}
@@ -89,6 +93,12 @@ def run_judge(tasks_path: str | os.PathLike, generations_path: str | os.PathLike
     # Only what changes the verdicts decides whether a finished stage can be skipped.
     stage_config = {"judge": judge_spec, "template": PAIRWISE if pairwise else GRADE, "max_tokens": cfg.max_tokens,
                     "reask": cfg.reask, "temperature": cfg.temperature, "second_opinion": second_opinion}
+    if judge_spec == "verifier" or judge_spec.startswith("composite"):
+        stage_config["sandbox"] = sandbox
+        if any(t.kind == "code" for t in task_list):
+            from hone.grade.sandbox import require
+
+            require(sandbox)
     stage = Stage(manifest_for(out), "judge", inputs, stage_config)
     if stage.is_done() and out.exists():
         verdicts = read_records(out, Verdict)
@@ -107,7 +117,7 @@ def run_judge(tasks_path: str | os.PathLike, generations_path: str | os.PathLike
         if todo:
             judge = make_judge(judge_spec, cache_path=default_cache_path(run_dir or out.parent),
                                concurrency=concurrency, budget_usd=budget_usd, batch=batch, config=cfg,
-                               second_opinion=second_opinion)
+                               second_opinion=second_opinion, sandbox=sandbox)
             jobs = _jobs(judge, tasks, todo, refs)
             progress = progress_factory(len(todo), len(sink.done)) if progress_factory else None
 

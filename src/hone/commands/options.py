@@ -1,0 +1,17 @@
+"""Options that several commands share, spelled and explained once."""
+
+from __future__ import annotations
+
+import typer
+
+
+def _sandbox_level(value: str) -> str:
+    if value not in ("strict", "weak"):
+        raise typer.BadParameter(f"{value!r}: use strict or weak")
+    return value
+
+
+SANDBOX = typer.Option("strict", "--sandbox", callback=_sandbox_level,
+                       help="strict: refuse to run model-written code unless the sandbox isolates it fully (root "
+                            "with `unshare`: own uid, no network); weak: run it with what this machine allows "
+                            "(recorded in every code verdict).")
