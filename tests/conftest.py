@@ -42,3 +42,13 @@ def tiny_tokenizer(tiny_model_dir):
     from hone.models.loading import load_tokenizer
 
     return load_tokenizer(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """A finished `hone demo --size small` run (about a minute), shared by the loop, status and report tests."""
+    from hone.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    run_demo(out, seed=0, size_name="small", say=lambda m: None)
+    return out

@@ -20,15 +20,6 @@ from hone.records import Generation, SFTExample, Task, Verdict, read_records, re
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> Path:
-    from hone.demo import run_demo
-
-    out = tmp_path_factory.mktemp("demo")
-    run_demo(out, seed=0, size_name="small", say=lambda m: None)
-    return out
-
-
 def _training_rows(run: Path) -> list[SFTExample]:
     rows = []
     for p in run.rglob("sft*.jsonl"):

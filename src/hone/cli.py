@@ -7,7 +7,7 @@ import sys
 import typer
 
 from hone.commands import (bench, critique, data, demo, docx, failures, generate, grade, judge, loop, merge, models,
-                           tasks, train)
+                           status, tasks, train)
 
 app = typer.Typer(
     name="hone",
@@ -17,8 +17,43 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (tasks, generate, grade, bench, judge, failures, critique, data, train, merge, models, loop, demo, docx):
+for module in (tasks, generate, grade, bench, judge, failures, critique, data, train, merge, models, loop, status,
+               demo, docx):
     module.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        import importlib.metadata
+
+        typer.echo(f"hone {importlib.metadata.version('hone')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="Print Hone's version and exit.")) -> None:
+    """Make a local chat model better, round after round, with numbers you can trust."""
+
+
+def _interrupted() -> None:
+    """What Ctrl-C leaves: the finished items kept in `.partial` files, and the command that resumes."""
+    import shlex
+
+    from hone.records import kept_partials
+
+    kept = kept_partials()
+    what = "; ".join(f"{n} finished items in {path}" for path, n in kept) if kept else "every finished stage"
+    typer.echo(f"interrupted: kept {what}; resume with: {shlex.join(['hone', *sys.argv[1:]])}", err=True)
+
+
+def _disk_errors() -> frozenset[int]:
+    import errno
+
+    return frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
+_DISK_ERRORS = _disk_errors()
 
 
 def main() -> None:
@@ -32,9 +67,22 @@ def main() -> None:
     except HoneError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
+    except OSError as e:
+        if e.errno not in _DISK_ERRORS:
+            raise
+        where = e.filename or "the output folder"
+        if os.path.basename(str(where)).startswith("."):  # Hone's hidden temporary: name the folder instead
+            where = os.path.dirname(str(where)) or "."
+        typer.echo(f"error: {where}: {e.strerror}; free space or choose a writable folder, then run the same "
+                   "command again", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted: finished items are kept; run the same command again to resume", err=True)
+        _interrupted()
         sys.exit(130)
+    except SystemExit as e:
+        if e.code == 130:  # Typer's answer to Ctrl-C inside a command; no Hone command exits 130 itself
+            _interrupted()
+        raise
 
 
 if __name__ == "__main__":

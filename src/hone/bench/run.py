@@ -141,6 +141,7 @@ def run_bench(
     choice_scoring: str = "generate",
     workers: int | None = None,
     progress_factory: Callable[[str], Callable[[int, int], Callable[[int], None]]] | None = None,
+    sandbox: str = "strict",
 ) -> dict[str, Any]:
     """Benchmark a model on task suites; write bench.json, bench.md, failures.jsonl; return bench.json's content.
 
@@ -148,10 +149,15 @@ def run_bench(
     tasks (win/tie/loss). `train_data` files are checked for n-gram overlap with every suite. `generator`
     replaces loading `model_dir` with transformers (e.g. an OpenAI-compatible server). `choice_scoring`
     "loglik" answers choice tasks by the likeliest option letter (hone.bench.loglik). `pairwise_judge`
-    decides open tasks against the reference; without it they are reported as not compared.
+    decides open tasks against the reference; without it they are reported as not compared. `sandbox` is the
+    code sandbox's level: "strict" refuses, before generating anything, where code cannot be isolated fully.
     """
     out = Path(out_dir)
     suites = _suites([str(p) for p in task_paths])
+    if any(t.kind == "code" for s in suites for t in s.tasks):
+        from hone.grade.sandbox import require
+
+        require(sandbox)
     train = [train_data] if isinstance(train_data, (str, os.PathLike)) else list(train_data or [])
     checks = contamination(suites, train) if train else None
     ref_gens = read_records(reference, Generation) if reference else None
@@ -203,7 +209,7 @@ def run_bench(
         factory = bar("grade", suite)
         try:
             verdicts, _ = run_grade(suite.path, sdir / "generations.jsonl", sdir / "verdicts.jsonl",
-                                    workers=workers, progress_factory=factory)
+                                    workers=workers, progress_factory=factory, sandbox=sandbox)
         finally:
             close(factory)
         sandbox_used |= any(t.kind == "code" for t in suite.tasks)
@@ -215,7 +221,8 @@ def run_bench(
         }
         if ref_gens is not None:
             ref_path = _reference_for(suite, ref_gens, sdir)
-            ref_verdicts, _ = run_grade(suite.path, ref_path, sdir / "reference_verdicts.jsonl", workers=workers)
+            ref_verdicts, _ = run_grade(suite.path, ref_path, sdir / "reference_verdicts.jsonl", workers=workers,
+                                        sandbox=sandbox)
             pairwise = None
             if pairwise_judge is not None and entry["open_tasks"]:
                 pairwise = _pairwise(pairwise_judge, suite, gens, read_records(ref_path, Generation),
@@ -228,7 +235,7 @@ def run_bench(
     if sandbox_used:
         from hone.grade.sandbox import isolation
 
-        report["sandbox"] = isolation().describe()
+        report["sandbox"] = f"{sandbox}: {isolation().describe()}"
     write_text_atomic(out / "failures.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in failures))
     write_text_atomic(out / "bench.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_text_atomic(out / "bench.md", markdown.render(report))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from hone.commands.options import SANDBOX
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -26,6 +28,7 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(None, help="Parallel graders (default: all cores)."),
         judge: str = typer.Option(None, "--judge", help="Pairwise judge for open tasks against --reference, e.g. "
                                   "anthropic or openai:MODEL@URL (cache + ledger in the output folder)."),
+        sandbox: str = SANDBOX,
     ) -> None:
         """Generate (batched), grade, and report accuracy with 95% CIs; a killed run resumes."""
         from hone.bench.run import run_bench
@@ -47,7 +50,7 @@ def register(app: typer.Typer) -> None:
                            batch_size=batch_size)
         report = run_bench(model, tasks, out, params=params, reference=reference, train_data=train_data or None,
                            pairwise_judge=pairwise_judge, workers=workers, progress_factory=stage_bar,
-                           choice_scoring=choice_scoring)
+                           choice_scoring=choice_scoring, sandbox=sandbox)
         typer.echo((out / "bench.md").read_text(encoding="utf-8"))
         flagged = sum(len(c["contaminated"]) for c in (report["contamination"] or {"suites": {}})["suites"].values())
         if flagged:

@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
 
         if size not in SIZES:
             raise HoneError(f"unknown demo size {size!r} (use one of: {', '.join(SIZES)})")
+        from hone.report.status import record_command
+
+        record_command(out)
         summary = run_demo(out, seed=seed, size_name=size, say=typer.echo, threads=threads)
         typer.echo(f"wrote {out / 'summary.json'} and {out / 'report.md'}")
         if not summary["arms"]:

@@ -22,8 +22,10 @@ def register(app: typer.Typer) -> None:
         from hone.config import load_config
         from hone.loop import run_loop
         from hone.loop_config import LoopConfig
+        from hone.report.status import record_command
 
         cfg = load_config(config, LoopConfig).resolve(config.resolve().parent)
+        record_command(out)
         summary = run_loop(cfg, out, say=typer.echo)
         typer.echo(f"final model: {summary['final_model']}; wrote {out / 'summary.json'} and {out / 'report.md'}")
 
