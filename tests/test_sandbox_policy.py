@@ -107,6 +107,19 @@ def test_judge_and_bench_refuse_before_any_work(tmp_path, no_isolation):
     assert not (tmp_path / "bench").exists()
 
 
+def test_the_loop_refuses_before_round_0(tmp_path, no_isolation):
+    from hone.loop import run_loop
+
+    tasks, _, _ = _files(tmp_path)
+    heldout = tmp_path / "heldout.jsonl"
+    write_records(heldout, [Task(id="h", kind="math", prompt="4 squared?", reference="16")])
+    config = LoopConfig(base_model=tmp_path / "no-model", train_tasks=tasks, heldout={"h": heldout})
+    said: list[str] = []
+    with pytest.raises(HoneError, match="refusing to run model-written code.*config: `sandbox: weak`"):
+        run_loop(config, tmp_path / "run", say=said.append)
+    assert said == [] and not (tmp_path / "run" / "loop_config.json").exists()
+
+
 def test_loop_config_key(tmp_path):
     base = {"base_model": "m", "train_tasks": "t.jsonl", "heldout": {"x": "h.jsonl"}}
     assert LoopConfig.model_validate(base).sandbox == "strict"
