@@ -230,6 +230,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         fake = self.server_fake
+        if self.path.split("?")[0] == "/v1/models":  # what OpenAI-compatible servers list themselves with
+            return self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0,
+                                                                  "owned_by": "hone-tests"}]})
         m = re.fullmatch(r"/v1/messages/batches/([\w-]+)(/results)?", self.path.split("?")[0])
         if not m or m.group(1) not in fake.batches:
             return self._error(404, "not_found_error", "no such batch", openai=False)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hone.errors import HoneError
 from hone.generate.base import GenParams, Request
 from hone.generate.hf import HFGenerator
 from hone.generate.run import run_generate
@@ -63,8 +64,10 @@ def test_stage_is_skipped_when_inputs_match(generator, tmp_path):
     assert not skipped
     _, skipped = run_generate(make, tasks, tmp_path / "g.jsonl", params, {"model": "tiny"})
     assert skipped and len(calls) == 1
-    _, skipped = run_generate(make, tasks, tmp_path / "g.jsonl", params.model_copy(update={"max_new_tokens": 5}),
-                              {"model": "tiny"})
+    other = params.model_copy(update={"max_new_tokens": 5})
+    with pytest.raises(HoneError, match=r"`params.max_new_tokens` was 4 then and is 5 now.*--restart"):
+        run_generate(make, tasks, tmp_path / "g.jsonl", other, {"model": "tiny"})
+    _, skipped = run_generate(make, tasks, tmp_path / "g.jsonl", other, {"model": "tiny"}, restart=True)
     assert not skipped
 
 
@@ -115,14 +118,31 @@ def test_cli_bad_inputs(tiny_model_dir, tmp_path):
 
 class _ChatServer(BaseHTTPRequestHandler):
     calls: list = []
+    refuse: set = set()  # questions answered with HTTP 400 (the SDK does not retry those)
 
     def log_message(self, *a):
         pass
+
+    def _json(self, code, reply):
+        data = json.dumps(reply).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path != "/v1/models":
+            return self._json(404, {"error": {"message": "no route", "type": "not_found"}})
+        self._json(200, {"object": "list", "data": [{"id": "served-llama", "object": "model", "created": 0,
+                                                      "owned_by": "test"}]})
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).calls.append((self.path, body, self.headers.get("Authorization")))
         question = body["messages"][-1]["content"]
+        if question in type(self).refuse:
+            return self._json(400, {"error": {"message": "overloaded shard", "type": "invalid_request_error"}})
         reply = {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
                  "choices": [{"index": 0, "finish_reason": "stop",
                               "message": {"role": "assistant", "content": f"echo: {question}"}}],
@@ -154,5 +174,37 @@ def test_openai_backend_against_local_server(tmp_path):
         assert _ChatServer.calls[0][2] == "Bearer sk-test-secret-123"
         for f in tmp_path.iterdir():
             assert "sk-test-secret-123" not in f.read_text()
+    finally:
+        server.shutdown()
+
+
+def test_openai_backend_checks_the_server_first_and_never_completes_over_errors(tmp_path):
+    tasks = tmp_path / "t.jsonl"
+    write_records(tasks, _tasks(5))
+    out = tmp_path / "g.jsonl"
+    dead = subprocess.run([*HONE, "generate", "--backend", "openai", "--model", "served-llama", "--base-url",
+                           "http://127.0.0.1:9/v1", "--tasks", str(tasks), "-o", str(out)], capture_output=True,
+                          text=True)
+    assert dead.returncode == 2 and dead.stderr.startswith("error: http://127.0.0.1:9/v1: no server answers")
+    assert dead.stderr.count("\n") == 1 and not out.exists()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        args = [*HONE, "generate", "--backend", "openai", "--model", "served-llama", "--base-url",
+                f"http://127.0.0.1:{server.server_port}/v1", "--tasks", str(tasks), "-o", str(out)]
+        _ChatServer.calls.clear()
+        _ChatServer.refuse = {_tasks(5)[3].prompt}
+        first = subprocess.run(args, capture_output=True, text=True)
+        assert first.returncode == 2 and "1 of 5 items ended in errors a re-run may fix" in first.stderr
+        manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+        assert manifest["status"] == "running"  # not complete: a re-run must not skip the failed item
+        assert [g.finish_reason for g in read_records(out, Generation)].count("error") == 1
+        _ChatServer.refuse = set()
+        calls_before = len(_ChatServer.calls)
+        second = subprocess.run(args, capture_output=True, text=True)
+        assert second.returncode == 0, second.stderr
+        assert len(_ChatServer.calls) == calls_before + 1  # only the failed item was asked again
+        assert {g.finish_reason for g in read_records(out, Generation)} == {"stop"}
     finally:
         server.shutdown()

@@ -121,3 +121,28 @@ def test_many_math_answers_in_worker_processes_match_one_process(gsm8k_tasks, mo
     monkeypatch.setattr(grade, "MATH_PROCESS_MIN_WORKERS", 2)
     parallel = verify_many(items, workers=2)
     assert [v.verdict for v in parallel] == ["pass"] * 110 + ["fail"] * 110
+
+
+def test_a_reference_that_is_a_whole_gsm8k_solution_is_read_at_its_marker(shared_data):
+    """A Task whose reference is the worked solution as GSM8K ships it (`... #### N`): on these four real
+    items, math-verify reading the whole solution picks another number, so a correct answer graded `fail`."""
+    import json
+
+    rows = [json.loads(line) for part in ("part1", "part2")
+            for line in (shared_data / f"gsm8k_test_{part}.jsonl").read_text().splitlines()]
+    picked = [rows[i] for i in (226, 258, 876, 1303)]
+    for i, row in enumerate(picked):
+        gold = row["answer"].rsplit("####", 1)[1].strip()
+        task = Task(id=f"g{i}", kind="math", prompt=row["question"], reference=row["answer"])
+        right = grade_math(task, Generation(id=f"g{i}", model="m", output=f"So the answer is {gold}."))
+        wrong = grade_math(task, Generation(id=f"g{i}", model="m", output=f"So the answer is {int(gold) + 1}."))
+        assert (right.verdict, wrong.verdict) == ("pass", "fail"), (row["answer"][-80:], right.reason)
+
+
+def test_a_generation_without_finish_reason_is_graded_not_called_truncated():
+    from hone.records import Generation as G
+
+    g = G.model_validate({"id": "a", "model": "other-tool", "output": "The answer is 4."})
+    assert g.finish_reason is None
+    v = grade_math(Task(id="a", kind="math", prompt="2+2?", reference="4"), g)
+    assert v.verdict == "pass" and "truncated" not in v.evidence

@@ -52,6 +52,11 @@ def test_grades_math_and_code_skips_open_and_records_a_manifest(tmp_path):
 def test_a_killed_run_resumes_without_regrading_finished_items(tmp_path):
     tasks, gens, out = _files(tmp_path)
     earlier = Verdict(id="m0", sample=0, judge="verifier:math@1", verdict="pass", reason="graded before the kill")
+    run_grade(tasks, gens, out, workers=2)
+    # What a kill leaves: the manifest says running, the output is not there yet, the partial ends torn.
+    manifest = out.with_name(out.name + ".manifest.json")
+    manifest.write_text(manifest.read_text().replace('"status": "complete"', '"status": "running"'))
+    out.unlink()
     partial = out.with_name(out.name + ".partial")
     partial.write_text(dumps(earlier) + "\n" + '{"id": "m1", "sam')  # torn last line from the kill
     records, _ = run_grade(tasks, gens, out, workers=2)

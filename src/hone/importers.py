@@ -74,10 +74,19 @@ def _wrong_format(where: str, fmt: str, obj: dict) -> HoneError:
     return HoneError(f"{where}: this record is not {fmt} (keys: {', '.join(sorted(obj)) or 'none'}){hint}")
 
 
+def _text(obj: dict, key: str, where: str) -> str:
+    """The source field `key` as text: a number, list or null where text belongs is a corrupt record."""
+    value = obj[key]
+    if not isinstance(value, str):
+        raise HoneError(f"{where}: field `{key}` must be a string, got {type(value).__name__}")
+    return value
+
+
 def _gsm8k(obj: dict, where: str) -> Task:
     if not _SIGNATURES["gsm8k"] <= set(obj):
         raise _wrong_format(where, "gsm8k", obj)
-    gold = gsm8k_gold(str(obj["answer"]))
+    _text(obj, "question", where)
+    gold = gsm8k_gold(_text(obj, "answer", where))
     if gold is None:
         raise HoneError(f"{where}: GSM8K `answer` has no `#### N` final answer" +
                         ("; it looks like MATH (use --format math)" if "\\boxed" in str(obj["answer"]) else ""))
@@ -89,7 +98,8 @@ def _gsm8k(obj: dict, where: str) -> Task:
 def _math(obj: dict, where: str) -> Task:
     if not _SIGNATURES["math"] <= set(obj):
         raise _wrong_format(where, "math", obj)
-    gold = last_boxed(str(obj["solution"]))
+    _text(obj, "problem", where)
+    gold = last_boxed(_text(obj, "solution", where))
     if gold is None:
         raise HoneError(f"{where}: MATH `solution` has no \\boxed{{...}} answer")
     p = str(obj["problem"]).strip()
@@ -105,6 +115,8 @@ CODE_INSTRUCTION = "Complete the following Python function. Reply with the whole
 def _humaneval(obj: dict, where: str) -> Task:
     if not _SIGNATURES["humaneval"] <= set(obj):
         raise _wrong_format(where, "humaneval", obj)
+    for key in ("task_id", "prompt", "entry_point", "test"):
+        _text(obj, key, where)
     if "def check" not in str(obj["test"]):
         raise HoneError(f"{where}: HumanEval `test` has no `def check(candidate)`")
     code_prompt = str(obj["prompt"])
@@ -120,6 +132,9 @@ def _humaneval(obj: dict, where: str) -> Task:
 def _mbpp(obj: dict, where: str) -> Task:
     if not _SIGNATURES["mbpp"] <= set(obj) or not isinstance(obj["test_list"], list) or not obj["test_list"]:
         raise _wrong_format(where, "mbpp", obj)
+    _text(obj, "code", where)
+    if not all(isinstance(t, str) for t in obj["test_list"]):
+        raise HoneError(f"{where}: field `test_list` must be a list of strings")
     text = str(obj.get("text") or obj.get("prompt") or "").strip()
     if not text:
         raise HoneError(f"{where}: MBPP record has no `text` (or `prompt`) describing the task")
@@ -259,4 +274,18 @@ def import_tasks(path: str | os.PathLike, fmt: str, limit: int | None = None) ->
 
         console.print(f"[bold yellow]warning:[/] {p}: skipped {sum(skipped.values())} records whose "
                       f"metadata.source is another benchmark ({other})", highlight=False, soft_wrap=True)
+    return tasks
+
+
+def import_to(path: str | os.PathLike, fmt: str, out: str | os.PathLike, *, limit: int | None = None,
+              overwrite: bool = False) -> list[Task]:
+    """`hone tasks import`: convert `path` and write `out`, refusing to replace a file it did not make."""
+    from hone.records import write_records
+    from hone.runs import Stage, manifest_for
+
+    stage = Stage(manifest_for(out), "tasks-import", {"source": path}, {"format": fmt, "limit": limit})
+    tasks = import_tasks(path, fmt, limit=limit)
+    stage.start([out], restart=True, overwrite=overwrite)
+    write_records(out, tasks)
+    stage.finish({"tasks": out}, {"tasks": len(tasks)})
     return tasks

@@ -81,7 +81,9 @@ class Generation(Record):
     sample: int = 0
     model: str
     output: str
-    finish_reason: Literal["stop", "length", "error"]
+    # None: unknown (records made by other tools); never read as truncated.
+    finish_reason: Literal["stop", "length", "error"] | None = None
+    retryable: bool = False  # an error a re-run may fix (server down, out of memory), not one of the input
     tokens: int = 0
     seconds: float = 0.0
     params: dict[str, Any] = Field(default_factory=dict)
@@ -157,8 +159,12 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     p = Path(path)
     if not p.is_file():
         raise HoneError(f"{p}: no such file")
-    with open(p, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with open(p, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise HoneError(f"{p}:{n}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
             if not line.strip():
                 continue
             try:
@@ -211,6 +217,14 @@ def write_records(path: str | os.PathLike, records: Iterable[BaseModel]) -> int:
     return n
 
 
+_OPEN_PARTIALS: dict[Path, "PartialJsonl"] = {}
+
+
+def kept_partials() -> list[tuple[Path, int]]:
+    """(partial file, finished records) for each output still being built in this process: what a Ctrl-C keeps."""
+    return [(p.partial, len(p.records)) for p in _OPEN_PARTIALS.values() if p.partial.exists()]
+
+
 class PartialJsonl(Generic[R]):
     """An output built line by line: appended to `<out>.partial`, renamed to `<out>` by `finish()`.
 
@@ -239,11 +253,17 @@ class PartialJsonl(Generic[R]):
             with atomic_path(self.partial) as tmp:
                 tmp.write_text("".join(good), encoding="utf-8")
         self.done = {key(r) for r in self.records}
-        self._fh = open(self.partial, "a", encoding="utf-8")
+        self._fh: Any = None  # opened at the first append: a stage that fails before any item leaves no file
+        _OPEN_PARTIALS[self.partial] = self
 
     def append(self, record: R) -> None:
-        self._fh.write(dumps(record) + "\n")
-        self._fh.flush()
+        if self._fh is None:
+            self._fh = open(self.partial, "a", encoding="utf-8")
+        try:
+            self._fh.write(dumps(record) + "\n")
+            self._fh.flush()
+        except OSError as e:  # a full disk: name the file
+            raise OSError(e.errno, e.strerror, str(self.partial)) from e
         self.records.append(record)
         self.done.add(self.key(record))
 
@@ -253,15 +273,21 @@ class PartialJsonl(Generic[R]):
         `unfinished` records (errors a re-run may fix) are written too, so they can be seen, but the partial
         file stays without them: the stage is not complete and a re-run redoes exactly those items.
         """
-        self._fh.close()
+        self.close()
+        _OPEN_PARTIALS.pop(self.partial, None)
         records = [*self.records, *unfinished]
         if order:
             records.sort(key=order)
         write_records(self.path, records)
-        if not unfinished:
+        if unfinished:
+            self.partial.touch()  # the stage is not complete, even when no item of it is final yet
+        else:
             self.partial.unlink(missing_ok=True)
         return records
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        if self._fh is not None and not self._fh.closed:
+            try:
+                self._fh.close()
+            except OSError as e:
+                raise OSError(e.errno, e.strerror, str(self.partial)) from e

@@ -1,8 +1,9 @@
 """Run directories and stage manifests: what each stage read, with which config, and what it wrote.
 
 A stage whose manifest shows the same inputs (by content hash) and the same config is skipped. A stage that
-was killed has a manifest with status "running" (or none) and is run again; its item-level resume comes from
-the `.partial` files of `hone.records.PartialJsonl`.
+was killed has a manifest with status "running" and is run again; its item-level resume comes from the
+`.partial` files of `hone.records.PartialJsonl`. The inputs' hashes and the config are the stage's fingerprint:
+a re-run with another fingerprint never appends to (or silently replaces) what the first one made.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hone.atomic import write_text_atomic
+from hone.errors import HoneError
 from hone.hashing import tree_sha256
 
 _PACKAGES = ("hone", "torch", "transformers", "trl", "peft", "accelerate", "safetensors", "tokenizers",
@@ -52,6 +54,25 @@ def manifest_for(output: str | os.PathLike) -> Path:
     """Where a stage that writes `output` keeps its manifest: `<output>.manifest.json`."""
     out = Path(output)
     return out.with_name(out.name + ".manifest.json")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def partial_for(output: str | os.PathLike) -> Path:
+    out = Path(output)
+    return out.with_name(out.name + ".partial")
 
 
 class Stage:
@@ -105,9 +126,60 @@ class Stage:
         }
         write_text_atomic(self.manifest_path, json.dumps(body, indent=2, sort_keys=True) + "\n")
 
-    def start(self) -> None:
+    def difference(self, manifest: dict[str, Any]) -> str | None:
+        """The first input or setting in which `manifest` differs from this run, in words; None if none."""
+        old, new = _flatten(manifest.get("config", {})), _flatten(self.config)
+        for key in sorted(set(old) | set(new)):
+            if old.get(key, "<unset>") != new.get(key, "<unset>"):
+                return f"`{key}` was {_short(old.get(key, '<unset>'))} then and is {_short(new.get(key, '<unset>'))} now"
+        then = {k: v.get("sha256") for k, v in manifest.get("inputs", {}).items()}
+        now = {k: v["sha256"] for k, v in self.input_hashes.items()}
+        for name in sorted(set(then) | set(now)):
+            if then.get(name) != now.get(name):
+                if name not in now or name not in then:
+                    return f"input `{name}` was {'absent' if name not in then else 'given'} then and is " \
+                           f"{'absent' if name not in now else 'given'} now"
+                return f"input `{name}` has other content (sha256 {then[name][:12]} then, {now[name][:12]} now)"
+        return None
+
+    def start(self, outputs: list[str | os.PathLike] = (), *, restart: bool = False, overwrite: bool = False) -> None:
+        """Mark the stage running, after refusing anything that would mix or silently replace other work.
+
+        `outputs` are the files this stage writes (each may have a `.partial`). An output that is also an input
+        is always refused. Records made by this stage with another fingerprint are kept unless `restart` (then
+        they are discarded); an existing output this stage did not make is kept unless `overwrite`.
+        """
+        outs = [Path(o) for o in outputs]
+        self._refuse_output_as_input(outs)
+        present = [p for o in outs for p in (o, partial_for(o)) if p.exists() and p.stat().st_size]
+        if present:
+            m = self.manifest()
+            if m is None or m.get("stage") != self.name:
+                made_by = f"by `{m.get('stage')}`" if m else "without a Hone manifest"
+                if not overwrite:
+                    raise HoneError(f"{present[0]}: already exists and was made {made_by}, not by this "
+                                    f"`{self.name}` stage; pass --overwrite to replace it")
+                self._discard(outs)
+            elif (why := self.difference(m)) is not None:
+                if not (restart or overwrite):
+                    raise HoneError(f"{present[0]}: made by an earlier run with other inputs or settings ({why}); "
+                                    "pass --restart to discard it and start over")
+                self._discard(outs)
         self._started = _now()
         self._write("running")
+
+    def _refuse_output_as_input(self, outs: list[Path]) -> None:
+        ins = {Path(str(p)).resolve() for p in self.inputs.values() if p is not None and os.path.exists(str(p))}
+        for o in outs:
+            if o.resolve() in ins or any(o.resolve().is_relative_to(i) for i in ins if i.is_dir()):
+                raise HoneError(f"{o}: the output is also an input of this stage; choose another output path")
+
+    @staticmethod
+    def _discard(outs: list[Path]) -> None:
+        for o in outs:
+            partial_for(o).unlink(missing_ok=True)
+            if o.is_file():
+                o.unlink()
 
     def finish(self, outputs: dict[str, str | os.PathLike], counts: dict[str, Any] | None = None) -> None:
         self._write(

@@ -24,7 +24,7 @@ from hone.generate.run import run_generate
 from hone.grade.run import run_grade
 from hone.hashing import tree_sha256
 from hone.records import Generation, PartialJsonl, Task, Verdict, read_records, write_records
-from hone.runs import package_versions
+from hone.runs import Stage, manifest_for, package_versions
 
 # (task, our answer, the reference's answer) -> Verdict with verdict win / tie / loss / error, from our side.
 PairwiseJudge = Callable[[Task, Generation, Generation], Any]
@@ -54,13 +54,16 @@ def _reference_for(suite: Suite, reference: list[Generation], out: Path) -> Path
 
 
 def _pairwise(judge: PairwiseJudge, suite: Suite, ours: list[Generation], theirs: list[Generation],
-              path: Path) -> list[Verdict]:
+              path: Path, answers: tuple[Path, Path], restart: bool) -> list[Verdict]:
     """Judge open tasks pairwise, resumably; an exception or a bad outcome becomes an `error` verdict."""
     mine = {g.id: g for g in ours if g.sample == 0}
     other = {g.id: g for g in theirs if g.sample == 0}
     todo_tasks = [t for t in suite.tasks if t.kind == "open" and t.id in mine and t.id in other]
-    sink = PartialJsonl(path, Verdict, key=lambda v: v.id)
     name = getattr(judge, "name", getattr(judge, "__name__", "pairwise"))
+    stage = Stage(manifest_for(path), "bench-pairwise", {"tasks": suite.path, "ours": answers[0],
+                                                          "reference": answers[1]}, {"judge": str(name)})
+    stage.start([path], restart=restart)
+    sink = PartialJsonl(path, Verdict, key=lambda v: v.id)
 
     def checked(task: Task, result: Any) -> Verdict:
         if isinstance(result, BaseException) or not isinstance(result, Verdict) or \
@@ -96,9 +99,11 @@ def _pairwise(judge: PairwiseJudge, suite: Suite, ours: list[Generation], theirs
 
             asyncio.run(judge_all())
         order = {t.id: i for i, t in enumerate(suite.tasks)}
-        return sink.finish(order=lambda v: order.get(v.id, len(order)))
+        verdicts = sink.finish(order=lambda v: order.get(v.id, len(order)))
     finally:
         sink.close()
+    stage.finish({"pairwise": path}, {"verdicts": len(verdicts)})
+    return verdicts
 
 
 def _open_summary(suite: Suite, pairwise: list[Verdict] | None, judge_name: str | None) -> dict[str, Any]:
@@ -141,6 +146,8 @@ def run_bench(
     choice_scoring: str = "generate",
     workers: int | None = None,
     progress_factory: Callable[[str], Callable[[int, int], Callable[[int], None]]] | None = None,
+    restart: bool = False,
+    overwrite: bool = False,
     sandbox: str = "strict",
 ) -> dict[str, Any]:
     """Benchmark a model on task suites; write bench.json, bench.md, failures.jsonl; return bench.json's content.
@@ -154,10 +161,9 @@ def run_bench(
     """
     out = Path(out_dir)
     suites = _suites([str(p) for p in task_paths])
-    if any(t.kind == "code" for s in suites for t in s.tasks):
-        from hone.grade.sandbox import require
+    from hone.grade.sandbox import require_for
 
-        require(sandbox)
+    require_for([t for s in suites for t in s.tasks], sandbox)
     train = [train_data] if isinstance(train_data, (str, os.PathLike)) else list(train_data or [])
     checks = contamination(suites, train) if train else None
     ref_gens = read_records(reference, Generation) if reference else None
@@ -203,13 +209,14 @@ def run_bench(
             gens, _ = run_generate(make_generator, suite.path, sdir / "generations.jsonl", params,
                                    {"model": model_dir, **scoring} if generator is None else
                                    {"model": model_dir, "generator": getattr(generator, "name", "custom")},
-                                   progress_factory=factory)
+                                   progress_factory=factory, restart=restart, overwrite=overwrite)
         finally:
             close(factory)
         factory = bar("grade", suite)
         try:
             verdicts, _ = run_grade(suite.path, sdir / "generations.jsonl", sdir / "verdicts.jsonl",
-                                    workers=workers, progress_factory=factory, sandbox=sandbox)
+                                    workers=workers, progress_factory=factory, restart=restart,
+                                    overwrite=overwrite, sandbox=sandbox)
         finally:
             close(factory)
         sandbox_used |= any(t.kind == "code" for t in suite.tasks)
@@ -222,11 +229,11 @@ def run_bench(
         if ref_gens is not None:
             ref_path = _reference_for(suite, ref_gens, sdir)
             ref_verdicts, _ = run_grade(suite.path, ref_path, sdir / "reference_verdicts.jsonl", workers=workers,
-                                        sandbox=sandbox)
+                                        restart=restart, overwrite=overwrite, sandbox=sandbox)
             pairwise = None
             if pairwise_judge is not None and entry["open_tasks"]:
                 pairwise = _pairwise(pairwise_judge, suite, gens, read_records(ref_path, Generation),
-                                     sdir / "pairwise.jsonl")
+                                     sdir / "pairwise.jsonl", (sdir / "generations.jsonl", ref_path), restart)
             entry["reference_accuracy"] = accuracy_block([t for t in suite.tasks if t.kind != "open"], ref_verdicts)
             entry["comparison"] = {"ground_truth": ground_truth_comparison(verdicts, ref_verdicts),
                                    "open": _open_summary(suite, pairwise, judge_name)}

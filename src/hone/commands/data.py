@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from hone.commands.options import OVERWRITE, RESTART
+
 MAX_IDS_SHOWN = 10
 
 
@@ -50,13 +52,15 @@ def register(app: typer.Typer) -> None:
             round: Optional[int] = typer.Option(None, help="Loop round, recorded in each row's lineage."),
             max_per_task: Optional[int] = typer.Option(None, help="sft: at most this many verified samples per task."),
             seed: int = typer.Option(0),
+            restart: bool = RESTART,
+            overwrite: bool = OVERWRITE,
         ) -> None:
             from hone.critique.dataset import run_data
 
             result = run_data(kind, out, tasks_path=tasks, critiques_path=critiques, generations_path=generations,
                               verdicts_path=verdicts, bench_paths=bench_suite, replay_path=replay,
                               replay_share=replay_share, ngram=ngram, round=round, max_per_task=max_per_task,
-                              seed=seed)
+                              seed=seed, restart=restart, overwrite=overwrite)
             _report(kind, out, result)
 
         run.__doc__ = doc

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from hone.commands.options import SANDBOX
+from hone.commands.options import OVERWRITE, RESTART, SANDBOX
 
 
 def register(app: typer.Typer) -> None:
@@ -18,6 +18,8 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(None, help="Parallel graders (default: all cores)."),
         timeout: float = typer.Option(10.0, help="Wall-clock seconds per code answer (all its tests)."),
         memory_mb: int = typer.Option(2048, help="Address-space limit per code answer, MiB."),
+        restart: bool = RESTART,
+        overwrite: bool = OVERWRITE,
         sandbox: str = SANDBOX,
     ) -> None:
         """Write one Verdict (pass / fail / error, with evidence) per math or code generation; resumable."""
@@ -33,7 +35,8 @@ def register(app: typer.Typer) -> None:
         factory = stage_bar("grade")
         try:
             records, skipped = run_grade(tasks, generations, out, workers=workers, progress_factory=factory,
-                                         limits=Limits(timeout_s=timeout, memory_mb=memory_mb), sandbox=sandbox)
+                                         limits=Limits(timeout_s=timeout, memory_mb=memory_mb),
+                                         restart=restart, overwrite=overwrite, sandbox=sandbox)
         finally:
             factory.close()
         if skipped:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from hone.commands.options import SANDBOX
+from hone.commands.options import OVERWRITE, RESTART, SANDBOX
 
 JUDGE_HELP = ("anthropic[:MODEL] | openai:MODEL@URL | local:DIR | verifier | composite[:<llm spec>] "
               "(composite: verifiers first, the LLM where they cannot decide)")
@@ -42,6 +42,8 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Option(None, help="Where the judge cache + ledger live (default: the output's folder)."),
         config: Path = typer.Option(None, help="Judge config YAML: prices, rpm, tpm, timeouts, retries, max_tokens."),
         second_opinion: bool = typer.Option(False, help="Composite: also ask the LLM where a verifier decided."),
+        restart: bool = RESTART,
+        overwrite: bool = OVERWRITE,
         sandbox: str = SANDBOX,
     ) -> None:
         """Write one verdict per generation; a killed run resumes and pays for no answer twice."""
@@ -58,7 +60,8 @@ def register(app: typer.Typer) -> None:
         try:
             result = run_judge(tasks, generations, out, judge_spec, pairwise=pairwise, concurrency=concurrency,
                                budget_usd=budget_usd, batch=batch, run_dir=run_dir, progress_factory=factory,
-                               config=config, second_opinion=second_opinion, sandbox=sandbox)
+                               config=config, second_opinion=second_opinion,
+                               restart=restart, overwrite=overwrite, sandbox=sandbox)
         finally:
             factory.close()
         s = result.summary

@@ -45,11 +45,15 @@ def register(app: typer.Typer) -> None:
         adapter: Path = typer.Option(..., help="The LoRA adapter folder."),
         merged: Path = typer.Option(..., help="The merged model folder to check."),
         probes: Path = typer.Option(None, help="Extra probe prompts (JSONL: prompt or messages)."),
+        report: Path = typer.Option(None, help="Where to write this check's report (default: "
+                                               "MERGED.verify-merge.json beside the folder; the merge's own "
+                                               "merge_report.json is never touched)."),
     ) -> None:
         """Compare MERGED with the adapter on the base as trained; exit non-zero, saying why, if not clean."""
-        from hone.merge.verify import read_probes, verify_merge
+        from hone.merge.verify import check_and_report, read_probes
 
-        result = verify_merge(base, adapter, merged, probes=read_probes(probes) if probes else None)
-        typer.echo(f"clean: {_summary(result)}")
+        out = report or merged.with_name(merged.name + ".verify-merge.json")
+        result = check_and_report(base, adapter, merged, out, probes=read_probes(probes) if probes else None)
+        typer.echo(f"clean: {_summary(result)} (report: {out})")
         for w in result["warnings"]:
             typer.echo(f"warning: {w}", err=True)

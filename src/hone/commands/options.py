@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import typer
 
+RESTART = typer.Option(False, "--restart",
+                       help="Discard what an earlier run with other inputs or settings left (its .partial or "
+                            "output) and start over; without it such a run is refused, never mixed in.")
+OVERWRITE = typer.Option(False, "--overwrite",
+                         help="Replace an existing output that this stage did not make (implies --restart).")
+
 
 def _sandbox_level(value: str) -> str:
     if value not in ("strict", "weak"):

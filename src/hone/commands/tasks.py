@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from hone.commands.options import OVERWRITE
+
 
 def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Task files: import public benchmark formats.", no_args_is_help=True)
@@ -16,15 +18,14 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option(..., "--format", "-f", help="gsm8k | math | humaneval | mbpp | jsonl"),
         out: Path = typer.Option(..., "-o", "--out", help="Output Task JSONL."),
         limit: int = typer.Option(None, help="Keep only the first N items."),
+        overwrite: bool = OVERWRITE,
     ) -> None:
         """Convert SRC (declared as --format) into Tasks with stable ids; refuse content of another format."""
         from collections import Counter
 
-        from hone.importers import import_tasks
-        from hone.records import write_records
+        from hone.importers import import_to
 
-        tasks = import_tasks(src, fmt, limit=limit)
-        write_records(out, tasks)
+        tasks = import_to(src, fmt, out, limit=limit, overwrite=overwrite)
         kinds = Counter(t.kind for t in tasks)
         typer.echo(f"wrote {len(tasks)} tasks to {out} ({', '.join(f'{k}: {v}' for k, v in sorted(kinds.items()))})")
 

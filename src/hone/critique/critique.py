@@ -164,6 +164,8 @@ def run_critique(
     round: int | None = None,
     model_ref: dict[str, str | os.PathLike | None] | None = None,
     progress_factory: Callable[[int, int], Callable[[int], None]] | None = None,
+    restart: bool = False,
+    overwrite: bool = False,
 ) -> list[Critique]:
     """Critique and rewrite every failed answer `samples` times; write Critique records to `out_path`.
 
@@ -185,7 +187,7 @@ def run_critique(
     if stage.is_done() and out.exists():
         return read_records(out, Critique, allow_empty=True)
     items = failed_answers(tasks_path, generations_path, verdicts_path)
-    stage.start()
+    stage.start([out], restart=restart, overwrite=overwrite)
     sink = PartialJsonl(out, Critique, key=lambda c: (c.id, c.sample, c.attempt))
     retry_later: list[Critique] = []
     try:

@@ -104,7 +104,7 @@ def build_sft_from_samples(tasks: Mapping[str, Task], generations: Sequence[Gene
         if judged_other_answer(v, g):
             raise HoneError(f"verdicts: the verdict for {g.id!r} sample {g.sample} judged another answer than the "
                             "generation (stale verdicts? judge again)")
-        if g.finish_reason != "stop":
+        if g.finish_reason == "length":
             skipped["answer did not end (cut at max_new_tokens)"] += 1
             continue
         lineage = {"task_id": g.id, "sample": g.sample, "round": round, "model": g.model, "judge": v.judge,

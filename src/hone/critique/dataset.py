@@ -87,6 +87,8 @@ def run_data(
     round: int | None = None,
     max_per_task: int | None = None,
     seed: int = 0,
+    restart: bool = False,
+    overwrite: bool = False,
 ) -> DataResult:
     """Build `kind` rows, guard them (dedup, decontamination against `bench_paths`, replay share), write them."""
     if replay_share and replay_path is None:
@@ -104,7 +106,7 @@ def run_data(
     tasks = {t.id: t for t in read_tasks(tasks_path)}
     suites = load_suites(bench_paths)
     replay = read_records(replay_path, SFTExample) if replay_path is not None else []
-    stage.start()
+    stage.start([out], restart=restart, overwrite=overwrite)
     rows, skipped = _build(kind, tasks, critiques_path, generations_path, verdicts_path, round, max_per_task, seed)
     index = BenchIndex(suites, ngram) if suites else None
     final, mixed = mix(rows, index=index, replay=replay, replay_share=replay_share, seed=seed)

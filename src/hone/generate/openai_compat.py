@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from hone.generate.base import GenParams, Progress, Request
 from hone.records import Generation
@@ -16,10 +16,13 @@ from hone.records import Generation
 
 class OpenAIGenerator:
     def __init__(self, model: str, base_url: str, concurrency: int = 8, timeout: float = 120.0,
-                 max_retries: int = 4, api_key_env: str = "OPENAI_API_KEY"):
+                 max_retries: int = 4, api_key_env: str = "OPENAI_API_KEY", name: str | None = None):
         from openai import OpenAI
 
-        self.name = f"openai:{model}@{base_url}"
+        from hone.preflight import server_answers
+
+        server_answers(base_url)  # a dead server is one line now, not an `error` record per item later
+        self.name = name or f"openai:{model}@{base_url}"
         self.model = model
         self.concurrency = concurrency
         self.client = OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "not-needed",
@@ -40,8 +43,12 @@ class OpenAIGenerator:
         except Exception as e:  # noqa: BLE001 - every failure becomes an explicit error record
             text, finish, tokens = f"{type(e).__name__}: {str(e)[:300]}", "error", 0
         return Generation(id=req.id, sample=req.sample, model=self.name, output=text.strip(),
-                          finish_reason=finish, tokens=tokens, seconds=round(time.perf_counter() - t0, 4),
+                          finish_reason=finish, retryable=finish == "error", tokens=tokens,
+                          seconds=round(time.perf_counter() - t0, 4),
                           params=params.model_dump(exclude={"batch_size"}))
+
+    def close(self) -> None:
+        self.client.close()
 
     def generate(self, requests: Sequence[Request], params: GenParams,
                  progress: Progress | None = None) -> Iterator[Generation]:
@@ -51,3 +58,9 @@ class OpenAIGenerator:
                 if progress:
                     progress(1)
                 yield f.result()
+
+
+def open_engine(config: Any, model: str, log_path: Any = None) -> OpenAIGenerator:
+    """The registry's entry (hone.generate.registry): a server somebody else runs, at `config.base_url`."""
+    return OpenAIGenerator(config.served_model or model, config.base_url, concurrency=config.concurrency,
+                           timeout=config.request_timeout)

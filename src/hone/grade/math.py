@@ -22,7 +22,7 @@ from typing import Any
 from hone.hashing import text_sha256
 from hone.records import Generation, Task, Verdict
 
-MATH_GRADER_VERSION = "1"
+MATH_GRADER_VERSION = "2"  # 2: a reference with the GSM8K `####` marker is read there
 MATH_JUDGE = f"verifier:math@{MATH_GRADER_VERSION}"
 TIMEOUT_S = 5
 
@@ -47,8 +47,11 @@ def _parse(text: str) -> list[Any]:
 
 @functools.lru_cache(maxsize=4096)
 def parse_reference(reference: str) -> tuple[Any, ...]:
-    """The reference as math-verify objects; plain references are read as LaTeX math."""
+    """The reference as math-verify objects; plain references are read as LaTeX math. A GSM8K worked solution
+    (as the GSM8K files ship it) is read at its `#### N` marker, thousands separators dropped."""
     text = reference.strip()
+    if "####" in text:
+        text = text.rsplit("####", 1)[1].strip().replace(",", "")
     if "$" not in text and "\\boxed" not in text and "\\(" not in text:
         text = f"${text}$"
     return tuple(_parse(text))

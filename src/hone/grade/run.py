@@ -33,6 +33,9 @@ def run_grade(
     workers: int | None = None,
     progress_factory: Callable[[int, int], Callable[[int], None]] | None = None,
     limits: Limits | None = None,
+    *,
+    restart: bool = False,
+    overwrite: bool = False,
     sandbox: str = "strict",
 ) -> tuple[list[Verdict], bool]:
     """Grade every generation not already in `<out>.partial`; return (verdicts, skipped_whole_stage).
@@ -43,7 +46,7 @@ def run_grade(
     """
     from hone.grade import grader_versions, iter_verdicts
     from hone.grade.code import DEFAULT_LIMITS
-    from hone.grade.sandbox import require
+    from hone.grade.sandbox import require_for
 
     out = Path(out_path)
     limits = limits or DEFAULT_LIMITS
@@ -53,9 +56,8 @@ def run_grade(
         return read_records(out, Verdict, allow_empty=True), True
     tasks = read_tasks(tasks_path)
     pairs = pair_generations(tasks, read_records(generations_path, Generation), str(generations_path))
-    has_code = any(t.kind == "code" for t, _ in pairs)
-    iso = require(sandbox) if has_code else None
-    stage.start()
+    iso = require_for([t for t, _ in pairs], sandbox)
+    stage.start([out], restart=restart, overwrite=overwrite)
     sink = PartialJsonl(out, Verdict, key=lambda v: (v.id, v.sample))
     try:
         todo = [(t, g) for t, g in pairs if t.kind != "open" and (g.id, g.sample) not in sink.done]

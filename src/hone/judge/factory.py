@@ -25,6 +25,9 @@ SPECS = "anthropic[:MODEL] | openai:MODEL@URL | local:DIR | verifier | composite
 def _llm_backend(spec: str, cache: JudgeCache, config: JudgeConfig, batch: bool):
     kind, _, arg = spec.partition(":")
     if kind == "anthropic":
+        from hone.preflight import require_env
+
+        require_env(("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"), f"the judge {spec!r}")
         model = arg or DEFAULT_ANTHROPIC_MODEL
         if batch:
             from hone.judge.anthropic_batch import AnthropicBatchBackend
@@ -42,7 +45,9 @@ def _llm_backend(spec: str, cache: JudgeCache, config: JudgeConfig, batch: bool)
             raise HoneError(f"--judge {spec!r}: use openai:MODEL@URL (e.g. openai:qwen2.5-7b@http://127.0.0.1:8000/v1)"
                             " or set OPENAI_BASE_URL")
         from hone.judge.openai_compat import OpenAIBackend
+        from hone.preflight import server_answers
 
+        server_answers(url)
         return OpenAIBackend(m.group(1), url, timeout=config.timeout_s, temperature=config.temperature)
     if kind == "local":
         if not arg:

@@ -74,7 +74,7 @@ def run_judge(tasks_path: str | os.PathLike, generations_path: str | os.PathLike
               budget_usd: float | None = None, batch: bool = False, run_dir: str | os.PathLike | None = None,
               progress_factory: Callable[[int, int], Callable[[int], None]] | None = None,
               config: JudgeConfig | str | os.PathLike | None = None, second_opinion: bool = False,
-              sandbox: str = "strict", **settings: Any) -> JudgeRun:
+              restart: bool = False, overwrite: bool = False, sandbox: str = "strict", **settings: Any) -> JudgeRun:
     """Judge every generation (grade, or `pairwise` against a reference generation file).
 
     With verifiers in the judge and code tasks to decide, `sandbox` "strict" refuses before any work where the
@@ -95,15 +95,14 @@ def run_judge(tasks_path: str | os.PathLike, generations_path: str | os.PathLike
                     "reask": cfg.reask, "temperature": cfg.temperature, "second_opinion": second_opinion}
     if judge_spec == "verifier" or judge_spec.startswith("composite"):
         stage_config["sandbox"] = sandbox
-        if any(t.kind == "code" for t in task_list):
-            from hone.grade.sandbox import require
+        from hone.grade.sandbox import require_for
 
-            require(sandbox)
+        require_for(task_list, sandbox)
     stage = Stage(manifest_for(out), "judge", inputs, stage_config)
     if stage.is_done() and out.exists():
         verdicts = read_records(out, Verdict)
         return JudgeRun(verdicts, True, summarize(verdicts))
-    stage.start()
+    stage.start([out], restart=restart, overwrite=overwrite)
     order = {t.id: i for i, t in enumerate(task_list)}
 
     def position(v: Verdict) -> tuple[int, int]:

@@ -227,7 +227,10 @@ def merge_adapter(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, o
     work.mkdir(parents=True)
     t0 = time.perf_counter()
     try:
-        changed = _merge_shards(p, work)
+        try:
+            changed = _merge_shards(p, work)
+        except OSError as e:  # a full disk mid-shard names no file: name the folder being written
+            raise OSError(e.errno, e.strerror, e.filename or str(out)) from e
         copied = _copy_side_files(base, work)
         merge_seconds = time.perf_counter() - t0
         adapter_lineage = p["lineage"]
@@ -251,15 +254,15 @@ def merge_adapter(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, o
         })
         _write_json(work / REPORT_FILE, report)
         if verify:
-            from hone.merge.verify import verify_merge
+            from hone.merge.verify import MergeNotClean, verify_merge
 
             try:
                 report["verification"] = verify_merge(base, adapter_path, work, probes=probes)
-            except HoneError as e:
-                failed = json.loads((work / REPORT_FILE).read_text())
+            except MergeNotClean as e:
                 out.mkdir(parents=True, exist_ok=True)
-                _write_json(out / REPORT_FILE, {**failed, "status": "failed: the merged weights were deleted"})
-                raise HoneError(str(e).replace(str(work), str(out))) from None
+                _write_json(out / REPORT_FILE, {**report, "verification": e.result,
+                                                "status": "failed: the merged weights were deleted"})
+                raise HoneError(f"{str(e).replace(str(work), str(out))}; details in {out / REPORT_FILE}") from None
         else:
             report["verification"] = None
             warn(f"{out}: merged WITHOUT verification; run `hone verify-merge` before trusting it")

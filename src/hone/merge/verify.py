@@ -215,15 +215,23 @@ def _describe_failure(name: str, check: dict[str, Any]) -> str:
     return f"{labels[name]} {value:.3g} > limit {limit:.3g}{times}"
 
 
+class MergeNotClean(HoneError):
+    """A merge that failed verification; `result` holds every figure measured."""
+
+    def __init__(self, message: str, result: dict[str, Any]):
+        super().__init__(message)
+        self.result = result
+
+
 def verify_merge(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, merged_dir: str | os.PathLike,
                  probes: list[list[dict[str, str]]] | None = None) -> dict[str, Any]:
-    """Check a merge; write the result into `merged_dir/merge_report.json`; raise HoneError if it is not clean."""
+    """Check a merge and return the figures; raise MergeNotClean if it is not clean. Writes nothing: the
+    caller decides where the result goes (a merge's own report, or `hone verify-merge --report`)."""
     import torch
 
     from hone.chat import encode, render_prompt
     from hone.hashing import tree_sha256
     from hone.merge.adapter import load_adapter
-    from hone.merge.merge import REPORT_FILE, _write_json
     from hone.models.loading import default_device, inspect_model_dir, load_model, load_tokenizer, weights_sha256
     from hone.train.lineage import read_lineage
 
@@ -276,12 +284,28 @@ def verify_merge(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, me
         "adapter_sha256": tree_sha256(adapter_dir),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    report_path = merged / REPORT_FILE
-    report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    report["verification"] = result
-    report["status"] = "verified" if not failures else "failed"
-    _write_json(report_path, report)
     if failures:
-        raise HoneError(f"verify-merge: the merge is NOT clean: {'; '.join(failures)} "
-                        f"(reference: {result['reference']}; details in {report_path})")
+        raise MergeNotClean(f"{merged}: the merge is NOT clean: {'; '.join(failures)} "
+                            f"(reference: {result['reference']})", result)
+    return result
+
+
+def check_and_report(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, merged_dir: str | os.PathLike,
+                     report_path: str | os.PathLike, probes: list[list[dict[str, str]]] | None = None) -> dict[str, Any]:
+    """`hone verify-merge`: verify, write the result (clean or not) to `report_path`, raise if not clean."""
+    from hone.atomic import write_text_atomic
+
+    report = Path(report_path)
+    if report.resolve().parent == Path(merged_dir).resolve():
+        raise HoneError(f"{report}: write the report outside the model folder (it would change the model's hash)")
+    body = {"base": str(Path(base_dir).resolve()), "adapter": str(Path(adapter_dir).resolve()),
+            "merged": str(Path(merged_dir).resolve())}
+    try:
+        result = verify_merge(base_dir, adapter_dir, merged_dir, probes=probes)
+    except MergeNotClean as e:
+        write_text_atomic(report, json.dumps({**body, "status": "failed", "verification": e.result}, indent=2,
+                                             sort_keys=True, default=str) + "\n")
+        raise HoneError(f"{e}; details in {report}") from None
+    write_text_atomic(report, json.dumps({**body, "status": "clean", "verification": result}, indent=2,
+                                         sort_keys=True, default=str) + "\n")
     return result

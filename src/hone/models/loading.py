@@ -56,6 +56,9 @@ def inspect_model_dir(path: str | os.PathLike) -> ModelInfo:
         if list(p.glob("*.bin")) or list(p.glob("*.pt")):
             raise HoneError(f"{p}: weights are pickled (.bin/.pt); Hone loads safetensors only — convert them first")
         raise HoneError(f"{p}: no weights (*.safetensors) in the model folder")
+    from hone.preflight import weights_open
+
+    weights_open(weights)
     archs = cfg.get("architectures") or [cfg.get("model_type", "unknown")]
     dtype = str(cfg.get("dtype") or cfg.get("torch_dtype") or "float32")
     return ModelInfo(
@@ -126,7 +129,7 @@ def load_model(path: str | os.PathLike, dtype: str | None = None, device: str | 
         kwargs["dtype"] = torch_dtype(dtype)
     try:
         model = AutoModelForCausalLM.from_pretrained(info.path, **kwargs)
-    except (OSError, ValueError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001 - transformers and safetensors raise many types for a bad folder
         raise HoneError(f"{info.path}: cannot load the model ({str(e).splitlines()[0]})") from None
     model.to(device)
     model.eval()
