@@ -28,11 +28,12 @@ def _round_dir(run_dir: Path, r: int) -> Path:
 
 def check_sandbox(config: LoopConfig, say: Say) -> None:
     """With code tasks to grade, refuse before round 0 where the sandbox cannot hold (config `sandbox: strict`)."""
-    paths = [config.train_tasks, *config.heldout.values()]
-    if any(t.kind == "code" for p in paths for t in read_tasks(p)):
-        from hone.grade.sandbox import require
+    from hone.grade.sandbox import require_for
 
-        say(f"sandbox: {config.sandbox}: {require(config.sandbox).describe()}")
+    iso = require_for([t for p in (config.train_tasks, *config.heldout.values()) for t in read_tasks(p)],
+                      config.sandbox)
+    if iso is not None:
+        say(f"sandbox: {config.sandbox}: {iso.describe()}")
 
 
 def check_heldout_is_separate(config: LoopConfig) -> None:

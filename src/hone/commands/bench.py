@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
 
             if reference is None:
                 raise HoneError("--judge compares open answers with a reference model's: it needs --reference")
-            pairwise_judge = pairwise_callable(make_judge(judge, cache_path=default_cache_path(out)))
+            pairwise_judge = pairwise_callable(make_judge(judge, cache_path=default_cache_path(out), sandbox=sandbox))
         params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n, seed=seed,
                            batch_size=batch_size)
         report = run_bench(model, tasks, out, params=params, reference=reference, train_data=train_data or None,

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from hone.commands.options import SANDBOX
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -33,6 +35,7 @@ def register(app: typer.Typer) -> None:
         dtype: str = typer.Option(None, help="float32 | bfloat16 | float16"),
         device: str = typer.Option(None, help="cpu | cuda"),
         trust_remote_code: bool = typer.Option(False, help="Run the model folder's own Python code."),
+        sandbox: str = SANDBOX,
     ) -> None:
         """Critique and rewrite each failed answer (never shown the reference unless --reference-guided);
         every rewrite is judged live, and the report gives acceptance and the paired uplift with a 95% CI."""
@@ -50,8 +53,13 @@ def register(app: typer.Typer) -> None:
         check_sampling(samples, params)
         inspect_model_dir(model)
         load_tokenizer(model, trust_remote_code=trust_remote_code)  # fail before any work is done
+        if judge == "verifier" or judge.startswith("composite"):  # rewrites of code answers are run and tested
+            from hone.grade.sandbox import require_for
+            from hone.records import read_tasks
+
+            require_for(read_tasks(tasks), sandbox)
         rejudge_with = make_judge(judge, cache_path=default_cache_path(out.parent), concurrency=concurrency,
-                                  budget_usd=budget_usd)
+                                  budget_usd=budget_usd, sandbox=sandbox)
         generator = HFGenerator.from_dir(str(model), dtype=dtype, device=device, trust_remote_code=trust_remote_code)
         factory = stage_bar("critique")
         try:

@@ -310,6 +310,11 @@ def _remove(path: str) -> None:
     shutil.rmtree(path, onerror=make_writable)
 
 
+def require_for(tasks, level: str = "strict") -> Isolation | None:
+    """`require(level)` when any of `tasks` is a code task (the only kind whose grading runs model-written code)."""
+    return require(level) if any(t.kind == "code" for t in tasks) else None
+
+
 def run_tests(source: str, tests: str, *, style: str, entry_point: str | None = None, prompt: str | None = None,
               limits: Limits = Limits(), guard: bool = True, mode: str | None = None,
               sandbox: str = "strict") -> dict:

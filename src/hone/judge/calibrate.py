@@ -62,10 +62,9 @@ def run_calibrate(tasks_path: str | os.PathLike, generations_path: str | os.Path
                        budget_usd=budget_usd, config=config, **settings)
     if not isinstance(judge, LLMJudge):
         raise HoneError(f"--judge {judge_spec!r}: calibrate measures an LLM judge (anthropic, openai or local)")
-    if any(tasks[g.id].kind == "code" for g in gens):
-        from hone.grade.sandbox import require
+    from hone.grade.sandbox import require_for
 
-        require(sandbox)
+    require_for([tasks[g.id] for g in gens], sandbox)
     verifier = VerifierJudge(sandbox=sandbox)
     items = [(tasks[g.id], g) for g in gens]
     progress = progress_factory(2 * len(items), 0) if progress_factory else None
