@@ -67,6 +67,14 @@ def test_math_alone_needs_no_sandbox(tmp_path, no_isolation):
     assert [v.verdict for v in records] == ["pass"]
 
 
+def test_the_level_is_part_of_the_fingerprint(tmp_path):
+    """A finished weak run is not taken for a strict one (and the other way round)."""
+    tasks, gens, out = _files(tmp_path)
+    run_grade(tasks, gens, out, sandbox="weak")
+    with pytest.raises(HoneError, match='`sandbox` was "weak" then and is "strict" now'):
+        run_grade(tasks, gens, out, sandbox="strict")
+
+
 def test_an_unknown_level_is_an_error(tmp_path):
     tasks, gens, out = _files(tmp_path)
     with pytest.raises(HoneError, match="sandbox level 'none': use strict or weak"):
