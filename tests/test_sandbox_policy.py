@@ -7,6 +7,7 @@ machine where `unshare` is missing (no namespaces), and everything after that is
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -84,7 +85,7 @@ def test_an_unknown_level_is_an_error(tmp_path):
 def test_cli_refuses_in_one_line_with_exit_2_and_runs_with_weak(tmp_path):
     tasks, gens, out = _files(tmp_path)
     argv = [*HONE, "grade", "--tasks", str(tasks), "--generations", str(gens), "-o", str(out)]
-    env = {**__import__("os").environ, "HONE_SANDBOX": "none"}
+    env = {**os.environ, "HONE_SANDBOX": "none"}
     done = subprocess.run(argv, capture_output=True, text=True, env=env)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
@@ -113,6 +114,20 @@ def test_judge_and_bench_refuse_before_any_work(tmp_path, no_isolation):
     with pytest.raises(HoneError, match="refusing to run model-written code"):
         run_bench(tmp_path / "no-model", [str(tasks)], tmp_path / "bench", params=GenParams())
     assert not (tmp_path / "bench").exists()
+
+
+def test_critique_refuses_before_loading_the_model_to_rewrite(tmp_path, tiny_model_dir):
+    """`hone critique --judge verifier` runs the rewritten code answers: the same level applies."""
+    tasks, gens, _ = _files(tmp_path)
+    verdicts = tmp_path / "verdicts.jsonl"
+    write_records(verdicts, [Verdict(id="sq", sample=0, judge="verifier:code@1", verdict="fail", reason="wrong")])
+    out = tmp_path / "critiques.jsonl"
+    argv = [*HONE, "critique", "--model", str(tiny_model_dir), "--tasks", str(tasks), "--generations", str(gens),
+            "--verdicts", str(verdicts), "-o", str(out), "--judge", "verifier"]
+    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "HONE_SANDBOX": "none"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith("error: refusing to run model-written code") and not out.exists()
 
 
 def test_the_loop_refuses_before_round_0(tmp_path, no_isolation):
