@@ -49,21 +49,34 @@ def check_heldout_is_separate(config: LoopConfig) -> None:
 
 
 class _Models:
-    """One loaded generator per model folder at a time: loading an 8B model twice a round costs minutes."""
+    """One open engine (hone.generate.registry) per model at a time: loading an 8B model or starting its server
+    twice a round costs minutes. Closed before training, so that the GPU is free for it; a server's log goes to
+    the folder of the round that started it."""
 
-    def __init__(self, device: str | None):
-        self.device = device
-        self._path: str | None = None
-        self._gen = None
+    def __init__(self, config: LoopConfig):
+        from hone.generate.registry import Engine
 
-    def get(self, path: Path):
-        from hone.generate.hf import HFGenerator
+        self.config = config.generate if config.generate.device or not config.device else \
+            config.generate.model_copy(update={"device": config.device})
+        self._engine: Engine | None = None
 
-        if self._path != str(path):
-            self._gen = None
-            self._gen = HFGenerator.from_dir(str(path), device=self.device)
-            self._path = str(path)
-        return self._gen
+    def get(self, path: Path, log_dir: Path):
+        from hone.generate.registry import Engine
+
+        if self._engine is None or self._engine.model != str(path):
+            self.close()
+            self._engine = Engine(self.config, path, log_dir / "server.log")
+        return self._engine()
+
+    def ref(self, path: Path) -> dict[str, Any]:
+        from hone.generate.registry import model_ref
+
+        return model_ref(self.config, path)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
 
 def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path) -> list[Verdict]:
@@ -109,7 +122,7 @@ def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir:
         params = GenParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
                            batch_size=s.batch_size, seed=config.seed * 1000 + r * 10 + attempt)
         gens_path = rd / f"samples-{attempt}.jsonl"
-        gens, _ = run_generate(lambda: models.get(model), todo_path, gens_path, params, {"model": model})
+        gens, _ = run_generate(lambda: models.get(model, rd), todo_path, gens_path, params, models.ref(model))
         verdicts = _judge(config, todo_path, gens_path, rd / f"verdicts-{attempt}.jsonl", run_dir)
         offset = attempt * s.n  # keep (id, sample) unique across attempts
         all_gens += [g.model_copy(update={"sample": g.sample + offset}) for g in gens]
@@ -193,9 +206,9 @@ def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int
 
     judge = make_judge(config.judge, cache_path=default_cache_path(rd.parent), sandbox=config.sandbox)
     out = rd / "critiques.jsonl"
-    critiques = run_critique(models.get(model), config.train_tasks, gens, verdicts, out,
+    critiques = run_critique(models.get(model, rd), config.train_tasks, gens, verdicts, out,
                              rejudge=lambda items: judge_all(judge, items), samples=c.samples, params=params,
-                             reference_guided=c.reference_guided, round=r, model_ref={"model": model})
+                             reference_guided=c.reference_guided, round=r, model_ref=models.ref(model))
     if Path(str(out) + ".partial").exists():
         raise HoneError(f"{out}: some rewrites could not be generated or judged yet; run the same command again")
     return out, summarize(critiques).to_dict()
@@ -245,7 +258,8 @@ def _bench(config: LoopConfig, models: _Models, model: Path, out_dir: Path) -> B
 
     params = GenParams(max_new_tokens=config.bench.max_new_tokens, batch_size=config.bench.batch_size)
     specs = [f"{name}={path}" for name, path in config.heldout.items()]
-    report = run_bench(model, specs, out_dir, params=params, generator=models.get(model), sandbox=config.sandbox)
+    report = run_bench(model, specs, out_dir, params=params, generator=models.get(model, out_dir.parent),
+                       sandbox=config.sandbox)
     return BenchResult(report, out_dir)
 
 
@@ -309,7 +323,14 @@ def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print) -
     check_heldout_is_separate(config)
     check_sandbox(config, say)
     _config_guard(config, run_dir)
-    models = _Models(config.device)
+    models = _Models(config)
+    try:
+        return _rounds(config, run_dir, models, say)
+    finally:
+        models.close()  # a server Hone started stops with the loop, however the loop ends
+
+
+def _rounds(config: LoopConfig, run_dir: Path, models: _Models, say: Say) -> dict[str, Any]:
     t0 = time.perf_counter()
     say(f"round 0: benchmarking {config.base_model} on the held-out suites")
     first = _bench(config, models, config.base_model, _round_dir(run_dir, 0) / "bench")
@@ -340,6 +361,7 @@ def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print) -
                        reason="no training rows this round (nothing verified); the model stays")
         else:
             say(f"  training a LoRA on {data_stats['rows']} rows ({data_stats['source']})")
+            models.close()  # the GPU memory of the generation engine goes to training
             candidate = _train_merge(config, current, rd, data, say)
             say(f"  benchmarking the candidate {candidate}")
             bench = _bench(config, models, candidate, rd / "bench")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hone.generate.registry import GenerateConfig
+from hone.judge.config import JudgeConfig
 from hone.train.sft import TrainConfig
 
 
@@ -48,6 +50,31 @@ class BenchConfig(_Section):
     batch_size: int = Field(64, ge=1)
 
 
+class LoopJudgeConfig(JudgeConfig):
+    """The judge's settings in the loop: prices, limits, retries (as `hone judge --config`), calls in flight, and
+    the budget, which caps the run directory's judge ledger across rounds and resumes."""
+
+    concurrency: int = Field(8, ge=1, description="judge calls in flight")
+    budget_usd: float | None = Field(None, ge=0, description="stop before the run's judge spending passes this; "
+                                     "an LLM judge that costs money needs it (write null to run without a cap)")
+
+    # How fast or how far the judge may go, not what it answers: a run may resume with other values.
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({
+        "budget_usd", "concurrency", "rpm", "tpm", "timeout_s", "max_attempts", "base_delay_s", "max_delay_s",
+        "poll_interval_s", "batch_max_requests", "batch_flush_s", "prices", "batch_discount"})
+
+    def settings(self) -> JudgeConfig:
+        return JudgeConfig.model_validate(self.model_dump(exclude={"concurrency", "budget_usd"}))
+
+
+def judge_costs_money(spec: str) -> bool:
+    """An LLM judge other than a local model (the verifiers and `local:DIR` cost nothing)."""
+    if spec == "verifier":
+        return False
+    llm = (spec.partition(":")[2] or "anthropic") if spec.split(":", 1)[0] == "composite" else spec
+    return not llm.startswith("local:")
+
+
 class GateConfig(_Section):
     tolerance: float = Field(0.0, ge=0.0, le=1.0, description="largest accuracy drop (fraction) allowed per suite")
     require_gain: bool = Field(False, description="also refuse a round that improves no suite")
@@ -60,6 +87,7 @@ class LoopConfig(_Section):
     heldout: dict[str, Path] = Field(min_length=1, description="suite name -> Task JSONL never trained on")
     rounds: int = Field(2, ge=1)
     judge: str = "verifier"
+    judge_config: LoopJudgeConfig = LoopJudgeConfig()
     improve: Literal["resample", "critique", "both"] = "resample"
     control: Literal["none", "unverified"] = Field(
         "none", description="'unverified': the control arm, training on its own samples without verification")
@@ -68,6 +96,7 @@ class LoopConfig(_Section):
     sandbox: Literal["strict", "weak"] = Field(
         "strict", description="code tasks: 'strict' refuses to run model-written code without full isolation "
         "(root with unshare); 'weak' accepts what the machine allows (docs/sandbox.md)")
+    generate: GenerateConfig = GenerateConfig()
     sample: SampleConfig = SampleConfig()
     critique: CritiqueConfig = CritiqueConfig()
     data: DataConfig = DataConfig()
@@ -77,8 +106,14 @@ class LoopConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "LoopConfig":
+        if judge_costs_money(self.judge) and "budget_usd" not in self.judge_config.model_fields_set:
+            raise ValueError(f"judge_config.budget_usd: the judge {self.judge!r} costs money; set a cap in USD "
+                             "(e.g. budget_usd: 20), or write `budget_usd: null` to run without one")
         if self.control == "unverified" and self.improve != "resample":
             raise ValueError("the unverified control arm only applies to improve: resample")
+        if self.generate.backend == "openai":
+            raise ValueError("generate.backend openai talks to one fixed served model, and the loop makes a new "
+                             "model every round: use backend server (Hone starts a server for each model)")
         if self.train.method != "lora":
             raise ValueError("the loop trains LoRA adapters and merges them with proof (train.method: lora)")
         return self
@@ -92,4 +127,5 @@ class LoopConfig(_Section):
             "base_model": fix(self.base_model), "train_tasks": fix(self.train_tasks),
             "heldout": {k: fix(v) for k, v in self.heldout.items()},
             "data": self.data.model_copy(update={"replay": fix(self.data.replay)}),
+            "train": self.train.model_copy(update={"accelerate_config": fix(self.train.accelerate_config)}),
         })

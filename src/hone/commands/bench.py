@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from hone.commands.engine import BACKEND_HELP, ENGINE_CONFIG_HELP, SERVER_COMMAND_HELP
 from hone.commands.options import SANDBOX
 
 
@@ -22,6 +23,9 @@ def register(app: typer.Typer) -> None:
         top_p: float = typer.Option(1.0),
         max_new_tokens: int = typer.Option(512),
         batch_size: int = typer.Option(16),
+        backend: str = typer.Option(None, help=BACKEND_HELP),
+        engine_config: Path = typer.Option(None, help=ENGINE_CONFIG_HELP),
+        server_command: str = typer.Option(None, help=SERVER_COMMAND_HELP),
         choice_scoring: str = typer.Option("generate", help="Choice tasks: generate | loglik (the likeliest option "
                                            "letter, as lm-evaluation-harness scores MMLU)."),
         seed: int = typer.Option(0),
@@ -48,9 +52,20 @@ def register(app: typer.Typer) -> None:
             pairwise_judge = pairwise_callable(make_judge(judge, cache_path=default_cache_path(out), sandbox=sandbox))
         params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n, seed=seed,
                            batch_size=batch_size)
-        report = run_bench(model, tasks, out, params=params, reference=reference, train_data=train_data or None,
-                           pairwise_judge=pairwise_judge, workers=workers, progress_factory=stage_bar,
-                           choice_scoring=choice_scoring, sandbox=sandbox)
+        from hone.generate.registry import Engine, GenerateConfig, load_generate_config
+
+        engine = load_generate_config(engine_config).override(backend=backend, server_command=server_command)
+        if engine.backend == "openai":
+            from hone.errors import HoneError
+
+            raise HoneError("hone bench serves --model itself (--backend server); for a server somebody else runs, "
+                            "use hone generate --backend openai, then hone grade")
+        with Engine(engine, model, out / "server.log") as make:
+            # The default engine is loaded inside run_bench, and only if some suite still needs generating.
+            report = run_bench(model, tasks, out, params=params, reference=reference,
+                               train_data=train_data or None, pairwise_judge=pairwise_judge, workers=workers,
+                               progress_factory=stage_bar, choice_scoring=choice_scoring, sandbox=sandbox,
+                               generator=None if engine == GenerateConfig() else make())
         typer.echo((out / "bench.md").read_text(encoding="utf-8"))
         flagged = sum(len(c["contaminated"]) for c in (report["contamination"] or {"suites": {}})["suites"].values())
         if flagged:

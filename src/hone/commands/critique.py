@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from hone.commands.engine import BACKEND_HELP, ENGINE_CONFIG_HELP, SERVER_COMMAND_HELP
+
 from hone.commands.options import SANDBOX
 
 
@@ -35,6 +37,9 @@ def register(app: typer.Typer) -> None:
         dtype: str = typer.Option(None, help="float32 | bfloat16 | float16"),
         device: str = typer.Option(None, help="cpu | cuda"),
         trust_remote_code: bool = typer.Option(False, help="Run the model folder's own Python code."),
+        backend: str = typer.Option(None, help=BACKEND_HELP),
+        engine_config: Path = typer.Option(None, help=ENGINE_CONFIG_HELP),
+        server_command: str = typer.Option(None, help=SERVER_COMMAND_HELP),
         sandbox: str = SANDBOX,
     ) -> None:
         """Critique and rewrite each failed answer (never shown the reference unless --reference-guided);
@@ -42,17 +47,21 @@ def register(app: typer.Typer) -> None:
         from hone.critique.critique import check_sampling, run_critique
         from hone.critique.summary import format_summary, summarize
         from hone.generate.base import GenParams
-        from hone.generate.hf import HFGenerator
+        from hone.errors import HoneError
+        from hone.generate.registry import Engine, check_model, load_generate_config, model_ref
         from hone.judge import judge_all, make_judge
         from hone.judge.factory import default_cache_path
-        from hone.models.loading import inspect_model_dir, load_tokenizer
         from hone.progress import stage_bar
 
         params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                            batch_size=batch_size)
         check_sampling(samples, params)
-        inspect_model_dir(model)
-        load_tokenizer(model, trust_remote_code=trust_remote_code)  # fail before any work is done
+        engine = load_generate_config(engine_config).override(
+            backend=backend, server_command=server_command, dtype=dtype, device=device,
+            trust_remote_code=trust_remote_code or None)
+        if engine.backend == "openai":
+            raise HoneError("hone critique serves --model itself (--backend server), not a server somebody else runs")
+        check_model(engine, model)  # fail before any work is done
         if judge == "verifier" or judge.startswith("composite"):  # rewrites of code answers are run and tested
             from hone.grade.sandbox import require_for
             from hone.records import read_tasks
@@ -60,13 +69,13 @@ def register(app: typer.Typer) -> None:
             require_for(read_tasks(tasks), sandbox)
         rejudge_with = make_judge(judge, cache_path=default_cache_path(out.parent), concurrency=concurrency,
                                   budget_usd=budget_usd, sandbox=sandbox)
-        generator = HFGenerator.from_dir(str(model), dtype=dtype, device=device, trust_remote_code=trust_remote_code)
         factory = stage_bar("critique")
         try:
-            records = run_critique(generator, tasks, generations, verdicts, out,
-                                   rejudge=lambda items: judge_all(rejudge_with, items), samples=samples,
-                                   params=params, reference_guided=reference_guided, round=round,
-                                   model_ref={"model": model}, progress_factory=factory)
+            with Engine(engine, model, Path(f"{out}.server.log")) as make:
+                records = run_critique(make(), tasks, generations, verdicts, out,
+                                       rejudge=lambda items: judge_all(rejudge_with, items), samples=samples,
+                                       params=params, reference_guided=reference_guided, round=round,
+                                       model_ref=model_ref(engine, model), progress_factory=factory)
         finally:
             factory.close()
         typer.echo(f"wrote {len(records)} critiques to {out}")

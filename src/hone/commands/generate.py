@@ -1,4 +1,4 @@
-"""`hone generate`: answer every task with a local model or an OpenAI-compatible server."""
+"""`hone generate`: answer every task with a local model, through any engine of hone.generate.registry."""
 
 from __future__ import annotations
 
@@ -6,58 +6,47 @@ from pathlib import Path
 
 import typer
 
+from hone.commands.engine import BACKEND_HELP, ENGINE_CONFIG_HELP, SERVER_COMMAND_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def generate(
         tasks: Path = typer.Option(..., help="Task JSONL."),
         out: Path = typer.Option(..., "-o", "--out", help="Generation JSONL to write."),
-        model: str = typer.Option(..., help="Model folder (hf backend) or the served model name (openai)."),
-        backend: str = typer.Option("hf", help="hf | openai"),
-        base_url: str = typer.Option(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"),
+        model: str = typer.Option(..., help="Model folder, or the served model name (--backend openai)."),
+        backend: str = typer.Option(None, help=BACKEND_HELP),
+        engine_config: Path = typer.Option(None, help=ENGINE_CONFIG_HELP),
+        server_command: str = typer.Option(None, help=SERVER_COMMAND_HELP),
+        concurrency: int = typer.Option(None, help="Requests in flight (server, openai)."),
+        base_url: str = typer.Option(None, help="--backend openai: the server, e.g. http://127.0.0.1:8000/v1"),
         n: int = typer.Option(1, "-n", help="Samples per task."),
         temperature: float = typer.Option(0.0, help="0 = greedy."),
         top_p: float = typer.Option(1.0),
         max_new_tokens: int = typer.Option(256),
-        batch_size: int = typer.Option(16, help="Batch size (hf) / concurrent requests (openai)."),
+        batch_size: int = typer.Option(16, help="Batch size (hf)."),
         seed: int = typer.Option(0),
         dtype: str = typer.Option(None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)"),
         device: str = typer.Option(None, help="cpu | cuda (default: cuda when available)"),
         trust_remote_code: bool = typer.Option(False, help="Run the model folder's own Python code."),
     ) -> None:
         """Write one Generation per (task, sample); a killed run resumes where it stopped."""
-        from hone.errors import HoneError
         from hone.generate.base import GenParams
+        from hone.generate.registry import Engine, check_model, load_generate_config, model_ref
         from hone.generate.run import run_generate
         from hone.progress import stage_bar
 
         params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n,
                            seed=seed, batch_size=batch_size)
-        if backend == "hf":
-            from hone.generate.hf import HFGenerator
-            from hone.models.loading import inspect_model_dir, load_tokenizer
-
-            inspect_model_dir(model)
-            load_tokenizer(model, trust_remote_code=trust_remote_code)  # fail before any work is done
-
-            def make():
-                return HFGenerator.from_dir(model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
-
-            ref = {"model": model}
-        elif backend == "openai":
-            if not base_url:
-                raise HoneError("--backend openai needs --base-url")
-            from hone.generate.openai_compat import OpenAIGenerator
-
-            def make():
-                return OpenAIGenerator(model, base_url, concurrency=batch_size)
-
-            ref = {"served_model": model, "base_url": base_url}
-        else:
-            raise HoneError(f"unknown backend {backend!r} (use hf or openai)")
+        engine = load_generate_config(engine_config).override(
+            backend=backend, server_command=server_command, concurrency=concurrency, base_url=base_url,
+            dtype=dtype, device=device, trust_remote_code=trust_remote_code or None)
+        check_model(engine, model)  # fail before any work is done
         factory = stage_bar("generate")
         try:
-            records, skipped = run_generate(make, tasks, out, params, ref, progress_factory=factory)
+            with Engine(engine, model, Path(f"{out}.server.log")) as make:
+                records, skipped = run_generate(make, tasks, out, params, model_ref(engine, model),
+                                                progress_factory=factory)
         finally:
             factory.close()
         if skipped:

@@ -29,9 +29,13 @@ def register(app: typer.Typer) -> None:
         packing: bool = typer.Option(None, "--packing/--no-packing", help="sft only."),
         beta: float = typer.Option(None, help="dpo only: strength of the pull towards the reference model."),
         report_to: str = typer.Option(None, help="none | tensorboard | wandb"),
-        quantize_base: str = typer.Option(None, help="Train LoRA on a quantized copy of the base (fake-nf4)."),
+        quantize_base: str = typer.Option(None, help="QLoRA: train LoRA on a 4-bit base, nf4 (bitsandbytes) or "
+                                                    "fake-nf4 (the same round trip in plain torch)."),
         allow_quantized_base: bool = typer.Option(None, "--allow-quantized-base",
                                                   help="Required with --quantize-base: QLoRA on purpose."),
+        launcher: str = typer.Option(None, help="inline | accelerate (Hone runs `accelerate launch` itself)."),
+        num_processes: int = typer.Option(None, help="--launcher accelerate: worker processes (one per GPU)."),
+        accelerate_config: Path = typer.Option(None, help="--launcher accelerate: config file (FSDP, DeepSpeed)."),
     ) -> None:
         """Train with TRL through the chat contract; resume from the last checkpoint; write lineage.json."""
         import json
@@ -57,7 +61,8 @@ def register(app: typer.Typer) -> None:
                  "per_device_batch_size": batch_size, "gradient_accumulation_steps": gradient_accumulation_steps,
                  "lora_r": lora_r, "lora_alpha": lora_alpha, "seed": seed, "save_steps": save_steps,
                  "packing": packing, "beta": beta, "report_to": report_to, "quantize_base": quantize_base,
-                 "allow_quantized_base": allow_quantized_base}
+                 "allow_quantized_base": allow_quantized_base, "launcher": launcher, "num_processes": num_processes,
+                 "accelerate_config": accelerate_config}
         if config:
             validate_config(settings, Config, config)
         try:
@@ -69,7 +74,9 @@ def register(app: typer.Typer) -> None:
                     "gradient_accumulation_steps": "grad-accum"}.get(key, key.replace("_", "-"))
             raise HoneError(f"--{flag}: {first.get('msg')}") from None
         finished_before = (out / LINEAGE_FILE).exists()
-        factory = stage_bar(f"train ({objective})")
+        from hone.train.launch import inside_launch, line_progress
+
+        factory = line_progress() if inside_launch() else stage_bar(f"train ({objective})")
         try:
             run(cfg, data, base, out, progress=factory)
         finally:

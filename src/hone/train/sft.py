@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from hone.train.callbacks import ProgressFactory
 
@@ -50,9 +50,15 @@ class TrainConfig(BaseModel):
     report_to: Literal["none", "tensorboard", "wandb"] = "none"
     dtype: Literal["float32", "bfloat16", "float16"] | None = Field(None, description="None: bf16 on GPU, fp32 CPU")
     allow_quantized_base: bool = False
-    quantize_base: Literal["fake-nf4"] | None = None
+    quantize_base: Literal["nf4", "fake-nf4"] | None = Field(
+        None, validation_alias=AliasChoices("quantize_base", "quantization"),
+        description="QLoRA: nf4 = a bitsandbytes 4-bit base; fake-nf4 = the same round trip in plain torch (CI)")
     quant_group_size: int = Field(64, ge=2)
     trust_remote_code: bool = False
+    launcher: Literal["inline", "accelerate"] = Field(
+        "inline", description="accelerate: train in `accelerate launch` worker processes (hone.train.launch)")
+    num_processes: int = Field(1, ge=1, description="accelerate: worker processes (one per GPU)")
+    accelerate_config: Path | None = Field(None, description="accelerate: a config file (FSDP, DeepSpeed, ...)")
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
@@ -61,6 +67,10 @@ class TrainConfig(BaseModel):
                              "allow_quantized_base: true (the adapter then only merges into the dequantized base)")
         if self.quantize_base and self.method != "lora":
             raise ValueError("a quantized base can only be trained with method: lora")
+        if self.quantize_base == "nf4" and self.quant_group_size != 64:
+            raise ValueError("quantize_base nf4 quantizes in blocks of 64 (bitsandbytes); set quant_group_size: 64")
+        if self.launcher == "inline" and (self.num_processes > 1 or self.accelerate_config):
+            raise ValueError("num_processes and accelerate_config need launcher: accelerate")
         if self.packing and self.max_length is None:
             raise ValueError("packing needs max_length")
         return self

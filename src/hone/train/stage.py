@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 CHECKPOINTS = "checkpoints"
 RUN_FILE = "run.json"
 # Settings that change how a run is kept, not what it learns: they may differ on resume.
-_BOOKKEEPING = {"save_steps", "save_total_limit", "keep_checkpoints", "report_to", "logging_steps"}
+_BOOKKEEPING = {"save_steps", "save_total_limit", "keep_checkpoints", "report_to", "logging_steps", "launcher",
+                "accelerate_config"}
 
 Rows = tuple[list[dict[str, Any]], dict[str, Any]]
 # (model, common TrainingArguments keywords, rows, tokenizer, LoRA config or None) -> a transformers Trainer
@@ -212,6 +213,10 @@ def run_training(config: "TrainConfig", data_path: str | os.PathLike, base_dir: 
                             "choose another output folder or delete its checkpoints")
     if not rows:
         raise HoneError(f"{data}: no row keeps an answer token within max_length={config.max_length}")
+    from hone.train.launch import inside_launch, run_launched
+
+    if config.launcher == "accelerate" and not inside_launch():
+        return run_launched(config, objective, data, base, out, progress)
     device, dtype, checkpointing = _hardware(config)
 
     import transformers

@@ -1,0 +1,140 @@
+"""Generation engines by name, and the one config section that picks one (loop YAML `generate:`, command flags).
+
+Each engine lives in its own module and is imported only when chosen, so a missing optional engine (vLLM)
+costs nothing until asked for. `open_engine` returns a Generator with `close()`: an in-process model is freed,
+a server Hone started is stopped with its whole process group.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hone.errors import HoneError
+
+Backend = Literal["hf", "vllm", "server", "openai"]
+
+# name -> module defining `open_engine(config, model, log_path) -> Generator` (one file per engine)
+ENGINES: dict[str, str] = {
+    "hf": "hone.generate.hf",
+    "vllm": "hone.generate.vllm",
+    "server": "hone.generate.server",
+    "openai": "hone.generate.openai_compat",
+}
+
+DEFAULT_SERVER_COMMAND = ("vllm serve {model} --host {host} --port {port} --seed {seed} "
+                          "--tensor-parallel-size {tensor_parallel_size} "
+                          "--gpu-memory-utilization {gpu_memory_utilization}")
+
+
+class GenerateConfig(BaseModel):
+    """How Hone generates: which engine, and that engine's settings. Unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Backend = "hf"
+    dtype: Literal["float32", "bfloat16", "float16"] | None = Field(None, description="None: bf16 on GPU, fp32 CPU")
+    device: str | None = Field(None, description="hf: cpu | cuda (None: cuda when available)")
+    trust_remote_code: bool = False
+    seed: int = Field(0, description="engine seed (vllm, server); sampling seeds come from the stage")
+    # vllm (in-process) and the default server command
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    max_model_len: int | None = Field(None, ge=16)
+    # server: Hone starts it for each model, waits for /v1/models, stops its process group afterwards
+    server_command: str = Field(DEFAULT_SERVER_COMMAND, description="placeholders: {model} {host} {port} {seed} "
+                                "{tensor_parallel_size} {gpu_memory_utilization} {dtype}")
+    port: int | None = Field(None, ge=1, le=65535, description="None: a free port")
+    startup_timeout: float = Field(900.0, gt=0, description="seconds to wait for /v1/models")
+    concurrency: int = Field(32, ge=1, description="requests in flight (server, openai)")
+    request_timeout: float = Field(600.0, gt=0)
+    # openai: a server somebody else runs
+    base_url: str | None = None
+    served_model: str | None = Field(None, description="openai: the model name the server knows")
+
+    def override(self, **flags: Any) -> "GenerateConfig":
+        """This config with the flags that were given (not None) replacing its values; errors name the flag."""
+        given = {k: v for k, v in flags.items() if v is not None}
+        if not given:
+            return self
+        try:
+            return GenerateConfig.model_validate({**self.model_dump(), **given})
+        except ValidationError as e:
+            first = e.errors()[0]
+            key = ".".join(str(x) for x in first.get("loc", ())) or "generate"
+            raise HoneError(f"--{key.replace('_', '-')}: {first.get('msg')}") from None
+
+
+def load_generate_config(path: str | os.PathLike | None) -> GenerateConfig:
+    """The `generate:` section of a YAML file (a loop config or a file holding just that section)."""
+    if path is None:
+        return GenerateConfig()
+    from hone.config import load_yaml, validate_config
+
+    data = load_yaml(path)
+    if "generate" in data:
+        return validate_config(data, _Wrapper, path).generate
+    return validate_config(data, GenerateConfig, path)
+
+
+class _Wrapper(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    generate: GenerateConfig
+
+
+def model_ref(config: GenerateConfig, model: str | os.PathLike) -> dict[str, Any]:
+    """What a stage's generations depend on; the engine is named unless it is the default in-process one."""
+    if config.backend == "openai":
+        return {"served_model": config.served_model or str(model), "base_url": config.base_url}
+    ref: dict[str, Any] = {"model": model}
+    if config.backend != "hf":
+        ref["engine"] = config.backend
+    return ref
+
+
+def check_model(config: GenerateConfig, model: str | os.PathLike) -> None:
+    """Fail before any work: a model folder with a usable tokenizer (every engine but `openai` reads it)."""
+    if config.backend == "openai":
+        if not config.base_url:
+            raise HoneError("--backend openai needs --base-url (the server somebody else runs)")
+        return
+    from hone.models.loading import inspect_model_dir, load_tokenizer
+
+    inspect_model_dir(model)
+    load_tokenizer(model, trust_remote_code=config.trust_remote_code)
+
+
+def open_engine(config: GenerateConfig, model: str | os.PathLike, log_path: str | os.PathLike | None = None):
+    """A ready Generator for `model` with the chosen engine; call its `close()` when the stage is done."""
+    import importlib
+
+    module = importlib.import_module(ENGINES[config.backend])
+    return module.open_engine(config, str(model), Path(log_path) if log_path else None)
+
+
+class Engine:
+    """An engine opened on first use (a stage found finished never loads a model or starts a server), closed
+    once: `with Engine(...) as engine: run_generate(engine, ...)`."""
+
+    def __init__(self, config: GenerateConfig, model: str | os.PathLike, log_path: str | os.PathLike | None = None):
+        self.config, self.model, self.log_path = config, str(model), log_path
+        self._generator: Any = None
+
+    def __call__(self) -> Any:
+        if self._generator is None:
+            self._generator = open_engine(self.config, self.model, self.log_path)
+        return self._generator
+
+    def close(self) -> None:
+        generator, self._generator = self._generator, None
+        if generator is not None and hasattr(generator, "close"):
+            generator.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,123 @@
+"""`train.launcher: accelerate`: a training stage run by `accelerate launch` in worker processes.
+
+The caller (the loop, or `hone train`) writes the settings to a YAML file, runs
+`accelerate launch --num_processes N [--config_file F] -m hone.cli train ...` in its own process group, streams
+the main rank's progress into its own progress bar and every line into a log, and stops the whole group if it
+is interrupted. The workers train exactly as `hone train` does (hone.train.stage): a killed run resumes from its
+last complete checkpoint when launched again, and the result only looks finished once lineage.json is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hone import procgroup
+from hone.atomic import write_text_atomic
+from hone.errors import HoneError
+from hone.train.callbacks import ProgressFactory
+from hone.train.lineage import LINEAGE_FILE
+
+LAUNCHED_ENV = "HONE_LAUNCHED"  # set for the workers: train here, and report progress as lines
+PROGRESS_PREFIX = "hone-progress "
+
+
+def inside_launch() -> bool:
+    return os.environ.get(LAUNCHED_ENV) == "1"
+
+
+def line_progress() -> ProgressFactory:
+    """The workers' progress factory: `hone-progress DONE TOTAL` lines on stdout, read by the launching process."""
+    def factory(todo: int, done: int):
+        state = {"done": done, "total": todo + done}
+        print(f"{PROGRESS_PREFIX}{done} {todo + done}", flush=True)
+
+        def advance(n: int = 1) -> None:
+            state["done"] += n
+            print(f"{PROGRESS_PREFIX}{state['done']} {state['total']}", flush=True)
+
+        return advance
+
+    factory.close = lambda: None  # type: ignore[attr-defined]
+    return factory
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_command(config: Any, objective: str, data: Path, base: Path, out: Path, settings: Path) -> list[str]:
+    """argv of `accelerate launch ... -m hone.cli train ...` for these settings."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(config.num_processes),
+           "--main_process_port", str(_free_port())]
+    if config.accelerate_config:
+        if not Path(config.accelerate_config).is_file():
+            raise HoneError(f"train.accelerate_config: no such file {config.accelerate_config}")
+        cmd += ["--config_file", str(config.accelerate_config)]
+    else:
+        # DDP over every process (NCCL on GPUs, gloo on CPU); the Trainer sets bf16 itself from the settings.
+        cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        if config.num_processes > 1:
+            cmd.append("--multi_gpu")
+    return cmd + ["-m", "hone.cli", "train", "--objective", objective, "--base", str(base), "--data", str(data),
+                  "-o", str(out), "--config", str(settings)]
+
+
+def _settings_file(config: Any, out: Path) -> Path:
+    path = out.with_name(out.name + ".launch.yaml")
+    write_text_atomic(path, yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
+    return path
+
+
+def run_launched(config: Any, objective: str, data: str | os.PathLike, base: str | os.PathLike,
+                 out: str | os.PathLike, progress: ProgressFactory | None,
+                 log_path: str | os.PathLike | None = None) -> Path:
+    """Train under `accelerate launch`; return `out` once its lineage is written. Output goes to `log_path`
+    (default: `<out>.train.log`)."""
+    out, data, base = Path(out), Path(data), Path(base)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log = Path(log_path) if log_path else out.with_name(out.name + ".train.log")
+    cmd = launch_command(config, objective, data.resolve(), base.resolve(), out.resolve(),
+                         _settings_file(config, out).resolve())
+    env = {**os.environ, LAUNCHED_ENV: "1", "PYTHONUNBUFFERED": "1"}
+    advance = None
+    shown = 0
+    error_line = ""
+    with open(log, "a", encoding="utf-8") as sink, procgroup.sigterm_unwinds():
+        sink.write(f"=== {' '.join(cmd)}\n")
+        sink.flush()
+        proc = procgroup.start(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env=env, text=True, bufsize=1)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                sink.write(line)
+                sink.flush()
+                if line.startswith(PROGRESS_PREFIX):
+                    done, total = (int(x) for x in line[len(PROGRESS_PREFIX):].split())
+                    if advance is None and progress is not None:
+                        advance, shown = progress(total - done, done), done
+                    elif advance is not None and done > shown:
+                        advance(done - shown)
+                        shown = done
+                elif line.startswith("error: "):
+                    error_line = line.strip()
+            code = proc.wait()
+        except BaseException:
+            procgroup.stop(proc)
+            raise
+    if code != 0:
+        raise HoneError(f"training under accelerate launch failed (exit {code})"
+                        f"{': ' + error_line[len('error: '):] if error_line else ''}; log: {log}")
+    if not (out / LINEAGE_FILE).exists():
+        raise HoneError(f"{out}: accelerate launch ended without a finished model (no {LINEAGE_FILE}); log: {log}")
+    return out

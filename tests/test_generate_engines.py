@@ -1,0 +1,122 @@
+"""Generation engines behind one registry: the config section, vLLM absent, and the `server` engine against a real
+OpenAI-compatible server (`transformers serve`) that Hone starts and stops, agreeing with in-process HF."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hone.errors import HoneError
+from hone.procgroup import alive
+from hone.generate.base import GenParams
+from hone.generate.registry import ENGINES, Engine, GenerateConfig, load_generate_config, model_ref
+from hone.generate.run import run_generate
+from hone.generate.server import server_args
+from hone.records import Task, write_records
+
+from train_support import addition_rows, write_jsonl
+
+HONE = [sys.executable, "-m", "hone.cli"]
+TRANSFORMERS_SERVE = (f"{Path(sys.executable).with_name('transformers')} serve {{model}} --host {{host}} "
+                      "--port {port} --device cpu")
+
+
+def test_every_engine_has_one_module_with_an_entry():
+    import importlib
+
+    for name, module in ENGINES.items():
+        if name == "vllm":
+            continue  # importing the module is fine, vLLM itself is imported only when the engine opens
+        assert callable(importlib.import_module(module).open_engine), name
+    assert callable(importlib.import_module(ENGINES["vllm"]).open_engine)
+
+
+def test_config_section_from_a_loop_file_and_flags_override(tmp_path):
+    cfg = tmp_path / "loop.yaml"
+    cfg.write_text("rounds: 1\ngenerate:\n  backend: server\n  concurrency: 4\n")
+    loaded = load_generate_config(cfg)
+    assert loaded.backend == "server" and loaded.concurrency == 4
+    assert loaded.override(backend="hf", concurrency=None).backend == "hf"
+    with pytest.raises(HoneError, match="--concurrency"):
+        loaded.override(concurrency=0)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("generate:\n  backend: tgi\n")
+    with pytest.raises(HoneError, match=r"bad.yaml:2: key `generate.backend`"):
+        load_generate_config(bad)
+    # The default in-process engine keeps the manifests of earlier runs valid; any other engine is named.
+    assert model_ref(GenerateConfig(), "m") == {"model": "m"}
+    assert model_ref(GenerateConfig(backend="server"), "m") == {"model": "m", "engine": "server"}
+
+
+def test_server_command_placeholders_are_quoted_and_checked():
+    args = server_args("serve {model} --port {port} --tp {tensor_parallel_size}", "/models/my model", 8123,
+                       GenerateConfig(tensor_parallel_size=2))
+    assert args == ["serve", "/models/my model", "--port", "8123", "--tp", "2"]
+    with pytest.raises(HoneError, match=r"bad placeholder 'gpu'"):
+        server_args("serve {model} --gpu {gpu}", "m", 1, GenerateConfig())
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_vllm_absent_is_one_line_and_exit_2(tiny_model_dir, tmp_path):
+    tasks = tmp_path / "t.jsonl"
+    write_records(tasks, [Task(id="a", kind="math", prompt="1+1?", reference="2")])
+    r = subprocess.run([*HONE, "generate", "--tasks", str(tasks), "-o", str(tmp_path / "g.jsonl"),
+                        "--model", str(tiny_model_dir), "--backend", "vllm"], capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "pip install 'hone[vllm]'" in lines[0]
+    assert not (tmp_path / "g.jsonl").exists()
+
+
+def test_a_server_that_dies_or_never_answers_is_an_error_and_its_group_is_stopped(tiny_model_dir, tmp_path):
+    died = GenerateConfig(backend="server", server_command=f"{sys.executable} -c 'import sys; sys.exit(3)'")
+    with pytest.raises(HoneError, match=r"exited with code 3 before answering /v1/models.*log: .*dead.log"):
+        Engine(died, tiny_model_dir, tmp_path / "dead.log")()
+    # A shell that starts a child and never listens: after the timeout both are gone (the whole group).
+    mute = GenerateConfig(backend="server", startup_timeout=1.0,
+                          server_command="sh -c 'echo group=$$; sleep 300 & sleep 300'")
+    with pytest.raises(HoneError, match=r"did not answer .*/v1/models within 1 s"):
+        Engine(mute, tiny_model_dir, tmp_path / "mute.log")()
+    pgid = int(re.search(r"group=(\d+)", (tmp_path / "mute.log").read_text()).group(1))
+    assert not alive(pgid)
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory):
+    """A tiny Llama trained 150 steps on 2-digit addition (12 s): its greedy answers differ from prompt to prompt."""
+    from hone.models.tiny import build_tiny_model
+    from hone.train.sft import TrainConfig, run_train
+
+    d = tmp_path_factory.mktemp("engines")
+    data = write_jsonl(d / "add.jsonl", addition_rows(2000, 0))
+    return run_train(TrainConfig(method="full", max_steps=150, per_device_batch_size=32, learning_rate=1e-3),
+                     data, build_tiny_model(d / "init", seed=0), d / "model")
+
+
+@pytest.mark.slow
+def test_server_engine_agrees_with_hf_token_for_token_and_stops_its_server(trained_model, tmp_path):
+    rows = addition_rows(24, 7)
+    tasks = tmp_path / "tasks.jsonl"
+    write_records(tasks, [
+        Task(id=f"q{i}", kind="math", prompt=r["prompt"] + (" Show the sum." if i % 3 == 0 else ""),
+             reference=r["completion"]) for i, r in enumerate(rows)])
+    params = GenParams(max_new_tokens=6, batch_size=8)
+    with Engine(GenerateConfig(device="cpu"), trained_model) as hf:
+        local, _ = run_generate(hf, tasks, tmp_path / "hf.jsonl", params, {"model": trained_model})
+    served_cfg = GenerateConfig(backend="server", server_command=TRANSFORMERS_SERVE, concurrency=4,
+                                startup_timeout=120)
+    log = tmp_path / "server.log"
+    with Engine(served_cfg, trained_model, log) as served:
+        remote, _ = run_generate(served, tasks, tmp_path / "served.jsonl", params,
+                                 model_ref(served_cfg, trained_model))
+        pgid = served().server.proc.pid
+        assert alive(pgid)
+    assert not alive(pgid) and "/v1/chat/completions" in log.read_text()
+    assert len({g.output for g in local}) > 5  # the answers differ, so agreement means something
+    assert [(g.id, g.output, g.finish_reason, g.tokens) for g in remote] == \
+        [(g.id, g.output, g.finish_reason, g.tokens) for g in local]
+    assert {g.model for g in remote} == {g.model for g in local} == {str(trained_model)}
