@@ -323,6 +323,7 @@ def under_tmp():
 def test_an_interpreter_under_tmp_gets_full_isolation(under_tmp, layout):
     """A clone or venv under /tmp used to hide its own interpreter from the candidate (exit 127) and step down to
     no namespaces; now the interpreter, stdlib and site-packages are shown read-only and isolation holds."""
+    import ast
     import json
     import subprocess
 
@@ -342,7 +343,7 @@ def test_an_interpreter_under_tmp_gets_full_isolation(under_tmp, layout):
     assert out["full"] and out["describe"].startswith("separate uid, network, pid and mount namespaces")
     result = out["result"]
     assert result["outcome"] == "pass", result
-    uid, planted, listing, _ = eval(result["stdout_tail"].strip().splitlines()[-1])
+    uid, planted, listing, _ = ast.literal_eval(result["stdout_tail"].strip().splitlines()[-1])
     assert uid == result["uid"] != 0
     assert not planted  # the venv is shown read-only
     assert under_tmp.name in listing and len(listing) == 2  # /tmp shows the venv's folder and the sandbox, no more
