@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from hone.atomic import write_text_atomic
 from hone.errors import HoneError
-from hone.loop_config import LoopConfig
+from hone.loop_config import LoopConfig, LoopJudgeConfig
 from hone.records import Generation, SFTExample, Task, Verdict, read_records, read_tasks, write_records
 
 Say = Callable[[str], None]
@@ -87,7 +87,9 @@ def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path
         return run_grade(tasks, gens, out, sandbox=config.sandbox)[0]
     from hone.judge.run import run_judge
 
-    run = run_judge(tasks, gens, out, config.judge, run_dir=run_dir, sandbox=config.sandbox)
+    jc = config.judge_config
+    run = run_judge(tasks, gens, out, config.judge, run_dir=run_dir, sandbox=config.sandbox, config=jc.settings(),
+                    concurrency=jc.concurrency, budget_usd=jc.budget_usd)
     if run.unfinished:
         raise HoneError(f"{out}: {run.unfinished} items ended in errors a re-run may fix (API, budget); "
                         "run the same command again to finish them before training on this round")
@@ -204,7 +206,9 @@ def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int
                        batch_size=config.sample.batch_size, seed=config.seed * 1000 + r)
     from hone.judge.factory import default_cache_path
 
-    judge = make_judge(config.judge, cache_path=default_cache_path(rd.parent), sandbox=config.sandbox)
+    jc = config.judge_config
+    judge = make_judge(config.judge, cache_path=default_cache_path(rd.parent), sandbox=config.sandbox,
+                       config=jc.settings(), concurrency=jc.concurrency, budget_usd=jc.budget_usd)
     out = rd / "critiques.jsonl"
     critiques = run_critique(models.get(model, rd), config.train_tasks, gens, verdicts, out,
                              rejudge=lambda items: judge_all(judge, items), samples=c.samples, params=params,
@@ -308,12 +312,27 @@ def _config_guard(config: LoopConfig, run_dir: Path) -> None:
     now = json.loads(config.model_dump_json())
     if path.exists():
         before = json.loads(path.read_text())
+        for settings in (before, now):  # a raised budget or other limits may resume the same experiment
+            for key in LoopJudgeConfig.RESUMABLE:
+                settings.get("judge_config", {}).pop(key, None)
         if before != now:
             keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
             raise HoneError(f"{path}: this run directory holds a loop with another config ({', '.join(keys)} "
                             "differ); use another run directory")
     else:
         write_text_atomic(path, json.dumps(now, indent=2) + "\n")
+
+
+def _check_judge(config: LoopConfig) -> None:
+    """Build the judge once before round 0: a missing key, a dead server or a budget that cannot be enforced
+    (no price for the model) stops the loop now, not after an hour of benchmarking and sampling."""
+    if config.judge == "verifier":
+        return
+    from hone.judge import make_judge
+
+    jc = config.judge_config
+    make_judge(config.judge, cache_path=None, config=jc.settings(), concurrency=jc.concurrency,
+               budget_usd=jc.budget_usd, sandbox=config.sandbox)
 
 
 def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print) -> dict[str, Any]:
@@ -323,6 +342,7 @@ def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print) -
     check_heldout_is_separate(config)
     check_sandbox(config, say)
     _config_guard(config, run_dir)
+    _check_judge(config)
     models = _Models(config)
     try:
         return _rounds(config, run_dir, models, say)

@@ -47,6 +47,9 @@ class JudgeCache:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA)
 
+    def close(self) -> None:
+        self.conn.close()
+
     def get(self, key: str) -> Completion | None:
         row = self.conn.execute(
             "SELECT text, input_tokens, output_tokens, stop_reason FROM answers WHERE key = ?", (key,)
