@@ -48,3 +48,37 @@ def test_two_gloo_processes_train_one_model(tiny_model_dir, tiny_tokenizer, tmp_
     base = load_file(tiny_model_dir / "model.safetensors")
     assert any((weights[k] - base[k]).abs().max() > 0 for k in base)
     assert not list(out.glob(".*partial*"))
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "accelerate"
+
+
+def test_shipped_accelerate_configs_parse():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    kinds = {f.name: str(load_config_from_file(str(f)).distributed_type) for f in EXAMPLES.glob("*.yaml")}
+    assert kinds == {"ddp.yaml": "DistributedType.MULTI_GPU", "fsdp.yaml": "DistributedType.FSDP",
+                     "deepspeed-zero3.yaml": "DistributedType.DEEPSPEED"}
+    fsdp = load_config_from_file(str(EXAMPLES / "fsdp.yaml")).fsdp_config
+    assert fsdp["fsdp_state_dict_type"] == "FULL_STATE_DICT"  # the saved adapter is plain safetensors for merge
+    zero3 = load_config_from_file(str(EXAMPLES / "deepspeed-zero3.yaml")).deepspeed_config
+    assert zero3["zero_stage"] == 3 and zero3["zero3_save_16bit_model"] is True
+
+
+@pytest.mark.slow
+def test_hone_train_launches_itself_with_the_shipped_ddp_config(tiny_model_dir, tmp_path):
+    """`--launcher accelerate`: Hone runs `accelerate launch` itself (two gloo ranks here, from ddp.yaml)."""
+    data = tmp_path / "parity.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Is {n} even?", "completion": "yes" if n % 2 == 0 else "no"})
+                            + "\n" for n in range(64)))
+    out = tmp_path / "lora"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "hone.cli", "train", "--base", str(tiny_model_dir), "--data",
+                           str(data), "-o", str(out), "--max-steps", "4", "--batch-size", "4", "--launcher",
+                           "accelerate", "--num-processes", "2", "--accelerate-config", str(EXAMPLES / "ddp.yaml")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("wrote adapter to") == 1
+    lineage = json.loads((out / "lineage.json").read_text())
+    assert lineage["training"]["processes"] == 2 and lineage["config"]["launcher"] == "accelerate"
+    assert "hone-progress 4 4" in (tmp_path / "lora.train.log").read_text()

@@ -227,7 +227,8 @@ def _train_merge(config: LoopConfig, model: Path, rd: Path, data: Path, say: Say
     merged = rd / "model"
     report_path = merged / "merge_report.json"
     if not (report_path.exists() and json.loads(report_path.read_text()).get("status") == "verified"):
-        merge_adapter(model, adapter, merged, verify=True)
+        # QLoRA (train.quantize_base) merges into the dequantized weights the adapter saw, with the same proof.
+        merge_adapter(model, adapter, merged, verify=True, dequantized_base=config.train.quantize_base is not None)
     logits = json.loads(report_path.read_text())["verification"]["logits"]
     say(f"  merged into {model}: verified clean (max |logit diff| {logits['max_abs_logit_diff']['value']:.2e}, "
         f"top-1 agreement {logits['top1_agreement']['value']:.3f})")

@@ -100,14 +100,23 @@ def _checkpoint_bytes(model: Any) -> int:
     return int((saved + sum(p.numel() for p in trainable) * 8) * 1.1) + (16 << 20)
 
 
-def _load_base(base: Path, dtype: str, trust_remote_code: bool):
+def _device_map(device: str) -> dict[str, Any] | None:
+    """On a GPU, weights go straight to this rank's device (no full copy in host RAM per process first); FSDP and
+    DeepSpeed ZeRO-3 place and shard the weights themselves."""
+    if device != "cuda" or any(os.environ.get(k, "").lower() == "true"
+                               for k in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")):
+        return None
+    return {"": int(os.environ.get("LOCAL_RANK", "0"))}
+
+
+def _load_base(base: Path, dtype: str, trust_remote_code: bool, device_map: dict[str, Any] | None):
     from transformers import AutoModelForCausalLM
 
     from hone.models.loading import torch_dtype
 
     try:
         return AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype(dtype), use_safetensors=True,
-                                                    trust_remote_code=trust_remote_code)
+                                                    trust_remote_code=trust_remote_code, device_map=device_map)
     except (OSError, ValueError, RuntimeError) as e:
         raise HoneError(f"{base}: cannot load the model ({str(e).splitlines()[0]})") from None
 
@@ -223,13 +232,17 @@ def run_training(config: "TrainConfig", data_path: str | os.PathLike, base_dir: 
     from transformers.trainer_callback import PrinterCallback
 
     from hone.train.callbacks import DiskGuard, ProgressBar
-    from hone.train.quantize import quantize_model_in_place
+    from hone.train.quantize import load_nf4_base, quantize_model_in_place
 
     transformers.set_seed(config.seed)  # LoRA's initial A matrices are drawn before the Trainer seeds anything
     transformers.logging.set_verbosity_error()
-    model = _load_base(base, dtype, config.trust_remote_code)
-    quantization = (quantize_model_in_place(model, config.quantize_base, config.quant_group_size)
-                    if config.quantize_base else None)
+    if config.quantize_base == "nf4":
+        model, quantization = load_nf4_base(base, dtype, _device_map(device) or {"": device},
+                                            config.trust_remote_code)
+    else:
+        model = _load_base(base, dtype, config.trust_remote_code, _device_map(device))
+        quantization = (quantize_model_in_place(model, config.quantize_base, config.quant_group_size)
+                        if config.quantize_base else None)
     with _library_deprecations_hidden():
         trainer = make_trainer(model, _arguments(config, ckpt_dir, device, dtype, checkpointing), rows, tokenizer,
                                _lora_config(config) if config.method == "lora" else None)
