@@ -17,7 +17,7 @@ from typing import Any, Callable
 from hone.atomic import write_text_atomic
 from hone.errors import HoneError
 from hone.loop_config import LoopConfig, LoopJudgeConfig
-from hone.records import Generation, SFTExample, Task, Verdict, read_records, read_tasks, write_records
+from hone.records import Generation, Task, Verdict, read_records, read_tasks, write_records
 
 Say = Callable[[str], None]
 
@@ -144,27 +144,6 @@ def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir:
     return gens_all, verdicts_all, stats
 
 
-def _unverified_rows(config: LoopConfig, gens_path: Path, r: int) -> list[SFTExample]:
-    """The control arm: the model's own finished samples, kept without looking at any verdict."""
-    from hone.records import Message
-
-    tasks = {t.id: t for t in read_tasks(config.train_tasks)}
-    by_task: dict[str, list[Generation]] = {}
-    for g in read_records(gens_path, Generation):
-        if g.finish_reason == "stop":
-            by_task.setdefault(g.id, []).append(g)
-    rows = []
-    for task_id in sorted(by_task):
-        keep = by_task[task_id][: config.data.max_per_task or None]
-        for g in keep:
-            rows.append(SFTExample(
-                id=f"r{r}/unverified/{g.id}/{g.sample}", source="sample",
-                messages=[*(Message(**m) for m in tasks[g.id].chat()), Message(role="assistant", content=g.output)],
-                lineage={"task_id": g.id, "sample": g.sample, "round": r, "model": g.model, "judge": None,
-                         "mode": "unverified control"}))
-    return rows
-
-
 def _data(config: LoopConfig, rd: Path, r: int, gens: Path, verdicts: Path, critiques: Path | None) -> tuple[Path, dict]:
     from hone.critique.dataset import run_data
 
@@ -173,15 +152,8 @@ def _data(config: LoopConfig, rd: Path, r: int, gens: Path, verdicts: Path, crit
     common = dict(tasks_path=config.train_tasks, bench_paths=bench, replay_path=config.data.replay,
                   replay_share=config.data.replay_share, ngram=config.data.ngram, round=r, seed=config.seed + r)
     if config.control == "unverified":
-        from hone.critique.mix import BenchIndex, mix
-        from hone.critique.dataset import load_suites
-
-        raw = _unverified_rows(config, gens, r)
-        replay = read_records(config.data.replay, SFTExample) if config.data.replay else []
-        rows, report = mix(raw, index=BenchIndex(load_suites(bench), config.data.ngram), replay=replay,
-                           replay_share=config.data.replay_share, seed=config.seed + r)
-        write_records(out, rows)
-        return out, {"rows": len(rows), "source": "unverified own samples (control)", **report.to_dict()}
+        res = run_data("unverified", out, generations_path=gens, max_per_task=config.data.max_per_task, **common)
+        return out, {"rows": len(res.rows), "source": "unverified own samples (control)", **res.report}
     samples = config.improve in ("resample", "both")
     res = run_data("sft", out, critiques_path=critiques, generations_path=gens if samples else None,
                    verdicts_path=verdicts if samples else None, max_per_task=config.data.max_per_task, **common)

@@ -70,4 +70,5 @@ def register(app: typer.Typer) -> None:
                    "--verdicts); ties and passes are never turned into fixes.")
     command("dpo", "Preference pairs: chosen = the accepted rewrite, rejected = the original failed answer.")
     command("bootstrap", "Forward (task -> reference) and reverse (reference -> task) rows from failed items.")
+    command("unverified", "A control arm's rows: the model's own finished samples (--generations), never judged.")
     app.add_typer(group, name="data")

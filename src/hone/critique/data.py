@@ -85,6 +85,28 @@ def _verdicts_by_key(tasks: Mapping[str, Task], verdicts: Iterable[Verdict]) -> 
     return out
 
 
+def build_unverified(tasks: Mapping[str, Task], generations: Sequence[Generation], *, round: int | None = None,
+                     max_per_task: int | None = None) -> Built:
+    """The control arm's rows: the model's own finished samples, kept without looking at any verdict, so the
+    difference between the arms is what verification buys."""
+    by_task: dict[str, list[Generation]] = defaultdict(list)
+    skipped: Counter = Counter()
+    for g in generations:
+        if g.finish_reason in ("stop", None):
+            by_task[g.id].append(g)
+        else:
+            skipped[f"answer {g.finish_reason}"] += 1
+    rows = []
+    for task_id in sorted(by_task):
+        for g in by_task[task_id][: max_per_task or None]:
+            rows.append(SFTExample(
+                id=f"r{round}/unverified/{g.id}/{g.sample}", source="sample",
+                messages=[*(Message(**m) for m in tasks[g.id].chat()), Message(role="assistant", content=g.output)],
+                lineage={"task_id": g.id, "sample": g.sample, "round": round, "model": g.model, "judge": None,
+                         "mode": "unverified control"}))
+    return rows, skipped
+
+
 def build_sft_from_samples(tasks: Mapping[str, Task], generations: Sequence[Generation],
                            verdicts: Iterable[Verdict], *, round: int | None = None,
                            max_per_task: int | None = None, seed: int = 0) -> Built:

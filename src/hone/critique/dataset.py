@@ -20,7 +20,7 @@ from hone.records import (Critique, Generation, PreferencePair, SFTExample, Task
                           read_tasks, write_records)
 from hone.runs import Stage, manifest_for
 
-Kind = Literal["sft", "dpo", "bootstrap"]
+Kind = Literal["sft", "dpo", "bootstrap", "unverified"]
 
 
 @dataclass
@@ -65,11 +65,16 @@ def _build(kind: Kind, tasks: dict, critiques_path, generations_path, verdicts_p
         if critiques_path is None:
             raise HoneError("data dpo: give --critiques (pairs come from accepted rewrites)")
         return data.build_dpo(tasks, read_records(critiques_path, Critique, allow_empty=True))
+    if kind == "unverified":
+        if generations_path is None:
+            raise HoneError("data unverified: give --generations (the control arm keeps them unjudged)")
+        return data.build_unverified(tasks, read_records(generations_path, Generation), round=round,
+                                     max_per_task=max_per_task)
     if kind == "bootstrap":
         if verdicts_path is None:
             raise HoneError("data bootstrap: give --verdicts (pairs come from the failed items' references)")
         return data.build_bootstrap(tasks, read_records(verdicts_path, Verdict), round=round)
-    raise HoneError(f"unknown data kind {kind!r} (use sft, dpo or bootstrap)")
+    raise HoneError(f"unknown data kind {kind!r} (use sft, dpo, bootstrap or unverified)")
 
 
 def run_data(
