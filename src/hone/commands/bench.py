@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from hone.commands.engine import BACKEND_HELP, ENGINE_CONFIG_HELP, SERVER_COMMAND_HELP
-from hone.commands.options import SANDBOX
+from hone.commands.options import OVERWRITE, RESTART, SANDBOX
 
 
 def register(app: typer.Typer) -> None:
@@ -23,15 +23,17 @@ def register(app: typer.Typer) -> None:
         top_p: float = typer.Option(1.0),
         max_new_tokens: int = typer.Option(512),
         batch_size: int = typer.Option(16),
+        choice_scoring: str = typer.Option("generate", help="Choice tasks: generate | loglik (the likeliest option "
+                                           "letter, as lm-evaluation-harness scores MMLU)."),
         backend: str = typer.Option(None, help=BACKEND_HELP),
         engine_config: Path = typer.Option(None, help=ENGINE_CONFIG_HELP),
         server_command: str = typer.Option(None, help=SERVER_COMMAND_HELP),
-        choice_scoring: str = typer.Option("generate", help="Choice tasks: generate | loglik (the likeliest option "
-                                           "letter, as lm-evaluation-harness scores MMLU)."),
         seed: int = typer.Option(0),
         workers: int = typer.Option(None, help="Parallel graders (default: all cores)."),
         judge: str = typer.Option(None, "--judge", help="Pairwise judge for open tasks against --reference, e.g. "
                                   "anthropic or openai:MODEL@URL (cache + ledger in the output folder)."),
+        restart: bool = RESTART,
+        overwrite: bool = OVERWRITE,
         sandbox: str = SANDBOX,
     ) -> None:
         """Generate (batched), grade, and report accuracy with 95% CIs; a killed run resumes."""
@@ -64,7 +66,8 @@ def register(app: typer.Typer) -> None:
             # The default engine is loaded inside run_bench, and only if some suite still needs generating.
             report = run_bench(model, tasks, out, params=params, reference=reference,
                                train_data=train_data or None, pairwise_judge=pairwise_judge, workers=workers,
-                               progress_factory=stage_bar, choice_scoring=choice_scoring, sandbox=sandbox,
+                               progress_factory=stage_bar, restart=restart, overwrite=overwrite, sandbox=sandbox,
+                               choice_scoring=choice_scoring,
                                generator=None if engine == GenerateConfig() else make())
         typer.echo((out / "bench.md").read_text(encoding="utf-8"))
         flagged = sum(len(c["contaminated"]) for c in (report["contamination"] or {"suites": {}})["suites"].values())

@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 
 from hone.commands.engine import BACKEND_HELP, ENGINE_CONFIG_HELP, SERVER_COMMAND_HELP
-
-from hone.commands.options import SANDBOX
+from hone.commands.options import OVERWRITE, RESTART, SANDBOX
 
 
 def register(app: typer.Typer) -> None:
@@ -40,6 +39,8 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option(None, help=BACKEND_HELP),
         engine_config: Path = typer.Option(None, help=ENGINE_CONFIG_HELP),
         server_command: str = typer.Option(None, help=SERVER_COMMAND_HELP),
+        restart: bool = RESTART,
+        overwrite: bool = OVERWRITE,
         sandbox: str = SANDBOX,
     ) -> None:
         """Critique and rewrite each failed answer (never shown the reference unless --reference-guided);
@@ -75,7 +76,8 @@ def register(app: typer.Typer) -> None:
                 records = run_critique(make(), tasks, generations, verdicts, out,
                                        rejudge=lambda items: judge_all(rejudge_with, items), samples=samples,
                                        params=params, reference_guided=reference_guided, round=round,
-                                       model_ref=model_ref(engine, model), progress_factory=factory)
+                                       model_ref=model_ref(engine, model), progress_factory=factory,
+                                       restart=restart, overwrite=overwrite)
         finally:
             factory.close()
         typer.echo(f"wrote {len(records)} critiques to {out}")

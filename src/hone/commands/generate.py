@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from hone.commands.engine import BACKEND_HELP, ENGINE_CONFIG_HELP, SERVER_COMMAND_HELP
+from hone.commands.options import OVERWRITE, RESTART
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +30,8 @@ def register(app: typer.Typer) -> None:
         dtype: str = typer.Option(None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)"),
         device: str = typer.Option(None, help="cpu | cuda (default: cuda when available)"),
         trust_remote_code: bool = typer.Option(False, help="Run the model folder's own Python code."),
+        restart: bool = RESTART,
+        overwrite: bool = OVERWRITE,
     ) -> None:
         """Write one Generation per (task, sample); a killed run resumes where it stopped."""
         from hone.generate.base import GenParams
@@ -46,7 +49,7 @@ def register(app: typer.Typer) -> None:
         try:
             with Engine(engine, model, Path(f"{out}.server.log")) as make:
                 records, skipped = run_generate(make, tasks, out, params, model_ref(engine, model),
-                                                progress_factory=factory)
+                                                progress_factory=factory, restart=restart, overwrite=overwrite)
         finally:
             factory.close()
         if skipped:
