@@ -149,7 +149,7 @@ def run_demo(out: str | Path, seed: int = 0, size_name: str = "full", say: Say =
 
     from hone.config import validate_config
     from hone.loop_config import LoopConfig
-    from hone.report.markdown import render_report
+    from hone.report.build import write_reports
 
     out = Path(out)
     size = SIZES[size_name]
@@ -175,7 +175,7 @@ def run_demo(out: str | Path, seed: int = 0, size_name: str = "full", say: Say =
     summary = {"title": title, "seed": seed, "size": size_name, "base": base_info, "arms": arms,
                "seconds": round(time.perf_counter() - t0, 1)}
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    render_report(arms, out, title=title)
+    write_reports(out)
     _print_table(arms, summary["seconds"], say)
     return summary
 

@@ -375,9 +375,9 @@ def _rounds(config: LoopConfig, run_dir: Path, models: _Models, say: Say) -> dic
     summary["final_model"] = str(current)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    from hone.report.markdown import render_report
+    from hone.report.build import write_reports
 
-    render_report({"loop": summary}, run_dir)
+    write_reports(run_dir)
     return summary
 
 

@@ -27,14 +27,17 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config, LoopConfig).resolve(config.resolve().parent)
         record_command(out)
         summary = run_loop(cfg, out, say=typer.echo)
-        typer.echo(f"final model: {summary['final_model']}; wrote {out / 'summary.json'} and {out / 'report.md'}")
+        typer.echo(f"final model: {summary['final_model']}; wrote {out / 'summary.json'}, {out / 'report.md'} "
+                   f"and {out / 'report.html'}")
 
     @app.command()
-    def report(run_dir: Path = typer.Argument(..., help="A loop or demo run directory.")) -> None:
-        """Rebuild report.md and its plots from the run's summary.json."""
-        from hone.config import read_json
-        from hone.report.markdown import render_report
+    def report(
+        run_dir: Path = typer.Argument(..., help="A loop or demo run directory."),
+        html: bool = typer.Option(False, "--html", help="Also write report.html: one self-contained page, plots "
+                                                        "inline, nothing fetched from the network."),
+    ) -> None:
+        """Rebuild report.md, its plots and the failure clusters (and report.html) from the run's files."""
+        from hone.report.build import write_reports
 
-        summary = read_json(run_dir / "summary.json", "summary (run `hone loop` or `hone demo` first)")
-        arms = summary["arms"] if "arms" in summary else {"loop": summary}
-        typer.echo(f"wrote {render_report(arms, run_dir, title=summary.get('title') or 'Hone run report')}")
+        paths = write_reports(run_dir, html=html)
+        typer.echo("wrote " + " and ".join(str(p) for p in paths.values()))

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from hone.atomic import write_text_atomic
-from hone.report.plots import accuracy_per_round, win_tie_loss
+from hone.report.plots import (accuracy_figure, last_candidate, no_candidate_reason, save_png, uplift_figure,
+                               win_tie_loss_figure)
 
 
 def _pct(x: float) -> str:
@@ -62,11 +63,15 @@ def render_report(arms: dict[str, dict[str, Any]], out_dir: str | Path, title: s
     out = Path(out_dir)
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    acc = accuracy_per_round(arms, plots / "accuracy.png")
-    wtl = win_tie_loss(arms, plots / "win_tie_loss.png")
+    acc = save_png(accuracy_figure(arms), plots / "accuracy.png")
     lines = [f"# {title}", "", f"![held-out accuracy per round]({acc.relative_to(out).as_posix()})", ""]
-    if wtl:
-        lines += [f"![win/tie/loss per category]({wtl.relative_to(out).as_posix()})", ""]
+    for name, make, alt in (("uplift.png", uplift_figure, "paired uplift vs round 0"),
+                            ("win_tie_loss.png", win_tie_loss_figure, "win/tie/loss per arm and suite")):
+        fig = make(arms)
+        if fig is not None:
+            lines += [f"![{alt}]({save_png(fig, plots / name).relative_to(out).as_posix()})", ""]
+    lines += [f"- `{arm}` has no win/tie/loss: {no_candidate_reason(s)}" for arm, s in arms.items()
+              if last_candidate(s) is None]
     for arm, summary in arms.items():
         lines += _arm_section(arm, summary)
     lines += ["Accuracy CIs are Wilson 95% intervals; uplift is the paired difference on the same held-out items "

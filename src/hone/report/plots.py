@@ -1,11 +1,20 @@
-"""PNG plots: held-out accuracy per round with 95% CI bars, and win/tie/loss per category."""
+"""Plots of a run: held-out accuracy per round, paired uplift, win/tie/loss. PNG for Markdown, SVG for HTML.
+
+Every figure reads the summaries only. Arms get their own colour, marker and a small sideways offset, so one
+never hides behind the other; the line follows the model in use, a refused candidate is a hollow marker off
+that line, labelled "refused".
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from hone.atomic import atomic_path
+
+STYLES = [("#1f5fa8", "o"), ("#d9622b", "s"), ("#2a9d4a", "^"), ("#8e44ad", "D"), ("#7f7f7f", "v")]
+WTL_COLOURS = (("win", "#2a9d8f"), ("tie", "#c8c8c8"), ("loss", "#e76f51"))
 
 
 def _pyplot():
@@ -14,60 +23,174 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "hone", "font.size": 9})
     return plt
 
 
-def accuracy_per_round(arms: dict[str, dict[str, Any]], out: Path) -> Path:
-    """One line per (arm, suite): accuracy of the model in use after each round, with CI error bars."""
+def arm_style(i: int) -> tuple[str, str]:
+    return STYLES[i % len(STYLES)]
+
+
+def _suites(summary: dict[str, Any]) -> list[str]:
+    return sorted({s for r in summary["rounds"] for s in r["suites"]})
+
+
+def in_use(summary: dict[str, Any], suite: str) -> list[tuple[int, dict[str, Any], bool]]:
+    """(round, accuracy of the model in use after it, whether that model changed in this round)."""
+    out, current = [], None
+    for r in summary["rounds"]:
+        if r["round"] == 0 or (r.get("promoted") and r.get("candidate")):
+            current = r["suites"].get(suite, current)
+            out.append((r["round"], current, True))
+        elif current is not None:
+            out.append((r["round"], current, False))
+    return out
+
+
+def refused(summary: dict[str, Any], suite: str) -> list[tuple[int, dict[str, Any]]]:
+    """Candidates that were trained and benchmarked, then refused by the gate."""
+    return [(r["round"], r["suites"][suite]) for r in summary["rounds"]
+            if r["round"] and r.get("candidate") and not r.get("promoted") and suite in r["suites"]]
+
+
+def _err(points: list[dict[str, Any]]) -> list[list[float]]:
+    return [[100 * (p["accuracy"] - (p["ci"] or [p["accuracy"]] * 2)[0]) for p in points],
+            [100 * ((p["ci"] or [p["accuracy"]] * 2)[1] - p["accuracy"]) for p in points]]
+
+
+def accuracy_figure(arms: dict[str, dict[str, Any]]):
+    """One line per (arm, suite) through the model in use; refused candidates hollow; arms offset sideways."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for arm, summary in arms.items():
-        suites = sorted({s for r in summary["rounds"] for s in r["suites"]})
-        for suite in suites:
-            pts = [(r["round"], r["suites"][suite]) for r in summary["rounds"] if suite in r["suites"]]
-            xs = [x for x, _ in pts]
-            ys = [100 * s["accuracy"] for _, s in pts]
-            err = [[100 * (s["accuracy"] - s["ci"][0]) for _, s in pts], [100 * (s["ci"][1] - s["accuracy"]) for _, s in pts]]
-            label = suite if len(arms) == 1 else f"{arm}: {suite}"
-            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=label)
-    rounds = sorted({r["round"] for summary in arms.values() for r in summary["rounds"]})
+    fig, ax = plt.subplots(figsize=(6.4, 3.9))
+    n = len(arms)
+    styles = ("-", "--", ":", "-.")
+    for i, (arm, summary) in enumerate(arms.items()):
+        colour, marker = arm_style(i)
+        dx = (i - (n - 1) / 2) * 0.12
+        for j, suite in enumerate(_suites(summary)):
+            name = suite if n == 1 else f"{arm}" + (f": {suite}" if len(_suites(summary)) > 1 else "")
+            pts = in_use(summary, suite)
+            xs = [r + dx for r, _, _ in pts]
+            ys = [100 * p["accuracy"] for _, p, _ in pts]
+            changed = [k for k, (_, _, c) in enumerate(pts) if c]
+            ax.plot(xs, ys, styles[j % 4], color=colour, lw=1.8, marker=marker, ms=7, markevery=changed,
+                    clip_on=False, label=f"{name}: model in use (filled = new model)")
+            ax.errorbar([xs[k] for k in changed], [ys[k] for k in changed], yerr=_err([pts[k][1] for k in changed]),
+                        fmt="none", ecolor=colour, capsize=3, lw=1.2)
+            off = refused(summary, suite)
+            if off:
+                ax.errorbar([r + dx for r, _ in off], [100 * p["accuracy"] for _, p in off],
+                            yerr=_err([p for _, p in off]), fmt=marker, mfc="white", mec=colour, mew=1.6, ms=7,
+                            color=colour, capsize=3, lw=1, ls="none", alpha=0.9, clip_on=False,
+                            label=f"{name}: candidate refused by the gate")
+                for r, p in off:
+                    ax.annotate("refused", (r + dx, 100 * p["accuracy"]), textcoords="offset points",
+                                xytext=(6, -3), fontsize=7, color=colour)
+    rounds = sorted({r["round"] for s in arms.values() for r in s["rounds"]})
     ax.set_xticks(rounds)
+    ax.set_xlim(min(rounds) - 0.4, max(rounds) + 0.6)
     ax.set_xlabel("round (0 = starting model)")
     ax.set_ylabel("held-out accuracy, % (95% CI)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title("Held-out accuracy after each round", fontsize=10)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return out
+    return fig
 
 
-def win_tie_loss(arms: dict[str, dict[str, Any]], out: Path) -> Path | None:
-    """Stacked bars of the last round's candidate against the starting model, per arm and category."""
+def uplift_figure(arms: dict[str, dict[str, Any]]):
+    """Paired uplift vs round 0 with its 95% CI, one row per (arm, round, suite); None if nothing was trained."""
     rows = []
-    for arm, summary in arms.items():
-        last = next((r for r in reversed(summary["rounds"]) if r.get("win_tie_loss")), None)
-        if not last:
-            continue
-        for suite, cats in last["win_tie_loss"].items():
-            for cat, c in cats.items():
-                rows.append((f"{arm}\n{suite}/{cat}" if len(arms) > 1 else f"{suite}/{cat}", c))
+    for i, (arm, summary) in enumerate(arms.items()):
+        for r in summary["rounds"]:
+            for suite, up in sorted((r.get("uplift_vs_round0") or {}).items()):
+                label = f"{arm} r{r['round']}" + (f" {suite}" if len(_suites(summary)) > 1 else "")
+                rows.append((label, up, i, bool(r.get("promoted"))))
     if not rows:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.6 * len(rows)))
-    labels = [r[0] for r in rows]
-    left = [0.0] * len(rows)
-    for key, color in (("win", "#2a9d8f"), ("tie", "#bbbbbb"), ("loss", "#e76f51")):
-        vals = [r[1].get(key, 0) for r in rows]
-        ax.barh(labels, vals, left=left, color=color, label=key)
-        left = [a + b for a, b in zip(left, vals)]
-    ax.set_xlabel("held-out items: last candidate vs round 0")
-    ax.legend(ncol=3, fontsize=8, loc="lower right")
+    fig, ax = plt.subplots(figsize=(5.2, 1.3 + 0.42 * len(rows)))
+    for y, (label, up, i, promoted) in enumerate(reversed(rows)):
+        colour, marker = arm_style(i)
+        lo, hi = 100 * (up["diff"] - up["ci"][0]), 100 * (up["ci"][1] - up["diff"])
+        ax.errorbar([100 * up["diff"]], [y], xerr=[[lo], [hi]], fmt=marker, color=colour, capsize=3, ms=7,
+                    mfc=colour if promoted else "white", mec=colour, mew=1.6)
+        ax.annotate(f"{100 * up['diff']:+.1f}  p={up['p_value']:.2g}", (100 * up["ci"][1], y),
+                    textcoords="offset points", xytext=(5, -3), fontsize=7)
+    ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)])
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("uplift vs round 0, points (95% CI; hollow = refused)")
+    ax.grid(axis="x", alpha=0.3)
+    lo = min(100 * r[1]["ci"][0] for r in rows)
+    hi = max(100 * r[1]["ci"][1] for r in rows)
+    ax.set_xlim(min(lo, 0) - 3, max(hi, 0) + 0.35 * (max(hi, 0) - min(lo, 0)) + 6)
+    ax.set_title("Paired uplift over the starting model", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def last_candidate(summary: dict[str, Any]) -> dict[str, Any] | None:
+    return next((r for r in reversed(summary["rounds"]) if r.get("win_tie_loss")), None)
+
+
+def no_candidate_reason(summary: dict[str, Any]) -> str:
+    """Why an arm has no win/tie/loss: no round trained a candidate (each round's own reason)."""
+    reasons = sorted({r.get("reason", "") for r in summary["rounds"] if r["round"]})
+    return "no candidate was trained: " + "; ".join(reasons) if reasons else "no round has run yet"
+
+
+def win_tie_loss_figure(arms: dict[str, dict[str, Any]]):
+    """Last candidate vs round 0, one bar per (arm, suite); an arm without a candidate gets a row saying why."""
+    rows = []
+    for i, (arm, summary) in enumerate(arms.items()):
+        last = last_candidate(summary)
+        if last is None:
+            rows.append((arm, None, i, no_candidate_reason(summary)))
+            continue
+        for suite, cats in sorted(last["win_tie_loss"].items()):
+            total = {k: sum(c.get(k, 0) for c in cats.values()) for k, _ in WTL_COLOURS}
+            rows.append((f"{arm} r{last['round']}: {suite}", total, i, None))
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 1.3 + 0.5 * len(rows)))
+    labels = [r[0] for r in rows]
+    width = max((sum(r[1].values()) for r in rows if r[1]), default=1)
+    for key, colour in WTL_COLOURS:
+        left = [sum(r[1][k] for k, _ in WTL_COLOURS[: [x for x, _ in WTL_COLOURS].index(key)]) if r[1] else 0
+                for r in rows]
+        vals = [r[1][key] if r[1] else 0 for r in rows]
+        bars = ax.barh(labels, vals, left=left, color=colour, label=key)
+        for b, v in zip(bars, vals):
+            if v and v >= 0.06 * width:
+                ax.text(b.get_x() + b.get_width() / 2, b.get_y() + b.get_height() / 2, str(v), ha="center",
+                        va="center", fontsize=7)
+    for y, r in enumerate(rows):
+        if r[1] is None:
+            ax.text(0.01 * width, y, r[3][:110], va="center", fontsize=7, style="italic", color="#555555")
+    ax.invert_yaxis()
+    ax.set_xlim(0, width)
+    ax.set_xlabel("held-out items: last candidate vs round 0 (win = right now, wrong before)")
+    ax.legend(ncol=3, fontsize=7, loc="lower right", bbox_to_anchor=(1, 1), frameon=False)
+    ax.set_title("Win / tie / loss per arm and suite", fontsize=10, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def save_png(fig, out: Path) -> Path:
+    plt = _pyplot()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return out
+
+
+def to_svg(fig) -> str:
+    """The figure as an inline <svg> element (no XML prolog), its text kept as text."""
+    plt = _pyplot()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]

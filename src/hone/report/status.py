@@ -103,12 +103,7 @@ def _merge_stage(model: Path) -> dict[str, Any]:
 def merge_figures(report: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers of a merge verification (merge_report.json)."""
     logits = (report.get("verification") or {}).get("logits") or {}
-    out = {k: (logits.get(k) or {}).get("value") for k in ("max_abs_logit_diff", "kl", "top1_agreement")
-           if k in logits}
-    greedy = (report.get("verification") or {}).get("greedy")
-    if isinstance(greedy, dict):
-        out.update({f"greedy_{k}": v for k, v in greedy.items() if isinstance(v, (int, float, bool))})
-    return out
+    return {k: v["value"] for k, v in logits.items() if isinstance(v, dict) and "value" in v}
 
 
 def _bench_stages(bench: Path, suites: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -1,0 +1,284 @@
+"""`report.html`: one self-contained page (inline SVG plots, inline CSS, no script, no network) of a run.
+
+The first screen holds the verdict per arm (final model, uplift over the starting model with its CI and
+McNemar p) next to the accuracy and uplift plots; below come the rounds, win/tie/loss, per-category accuracy,
+training data, judge spend, merge verification and failure clusters. Every figure comes from summary.json and
+the files the run wrote (bench.json, merge_report.json, failure_clusters.json): nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from hone.atomic import write_text_atomic
+from hone.report.plots import (accuracy_figure, arm_style, in_use, last_candidate, no_candidate_reason, to_svg,
+                               uplift_figure, win_tie_loss_figure)
+from hone.report.status import merge_figures
+
+CSP = "default-src 'none'; style-src 'unsafe-inline'"
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
+main{max-width:1180px;margin:0 auto;padding:18px 24px 40px}
+h1{font-size:22px;margin:4px 0 2px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.sub{color:#555;margin:0 0 12px}.cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:12px}
+.card{flex:1 1 260px;background:#fff;border:1px solid #ddd;border-left:6px solid var(--c);border-radius:6px;padding:10px 14px}
+.card h3{margin:0 0 4px;font-size:15px}.big{font-size:24px;font-weight:650}.good{color:#1a7f37}.bad{color:#b42318}
+.flat{color:#555}.small{font-size:12px;color:#555}.plots{display:flex;gap:12px;flex-wrap:wrap}
+.plot{background:#fff;border:1px solid #ddd;border-radius:6px;padding:6px;flex:1 1 460px}
+.plot svg{width:100%;height:auto;display:block}
+table{border-collapse:collapse;background:#fff;margin:6px 0 10px;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f0f0f0}
+td.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:12px}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _table(head: list[str], rows: list[list[Any]], numeric: set[int] = frozenset()) -> str:
+    th = "".join(f"<th>{_e(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td class=n>{_e(c)}</td>" if i in numeric else f"<td>{_e(c)}</td>"
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def verdict(summary: dict[str, Any]) -> dict[str, Any]:
+    """The arm's outcome in a sentence: the model it ends with and what it gained over round 0, per suite."""
+    last = next((r for r in reversed(summary["rounds"]) if r["round"] and r.get("promoted") and r.get("candidate")),
+                None)
+    first = summary["rounds"][0]["suites"]
+    if last is None:
+        tried = [r for r in summary["rounds"] if r["round"] and r.get("candidate")]
+        why = no_candidate_reason(summary)
+        if tried:
+            why = "every candidate was refused by the gate (" + "; ".join(
+                f"round {r['round']} {s} {_pts(u['diff'])} [{_pts(u['ci'][0])}, {_pts(u['ci'][1])}]"
+                for r in tried for s, u in sorted((r.get("uplift_vs_round0") or {}).items())) + ")"
+        return {"tone": "flat", "headline": "unchanged", "detail": f"no round promoted a new model: {why}",
+                "suites": {s: {"accuracy": v, "uplift": None} for s, v in first.items()}}
+    suites = {}
+    tones = set()
+    for s, acc in last["suites"].items():
+        up = (last.get("uplift_vs_round0") or {}).get(s)
+        suites[s] = {"accuracy": acc, "uplift": up, "before": first.get(s)}
+        if up:
+            tones.add("good" if up["ci"][0] > 0 else "bad" if up["ci"][1] < 0 else "flat")
+    tone = "good" if tones == {"good"} else "bad" if "bad" in tones else "flat"
+    headline = {"good": "improved", "bad": "regressed", "flat": "no significant change"}[tone]
+    return {"tone": tone, "headline": headline, "suites": suites,
+            "detail": f"round {last['round']}: {last.get('reason', '')}"}
+
+
+def _card(i: int, arm: str, summary: dict[str, Any]) -> str:
+    colour, _ = arm_style(i)
+    v = verdict(summary)
+    parts = [f"<div class=card style='--c:{colour}'><h3>{_e(arm)}: <span class={v['tone']}>{_e(v['headline'])}"
+             "</span></h3>"]
+    for s, x in sorted(v["suites"].items()):
+        up, acc = x["uplift"], x["accuracy"]
+        if up:
+            parts.append(f"<div class='big {v['tone']}'>{_pts(up['diff'])} pts <span class=small>{_e(s)}</span></div>"
+                         f"<div>95% CI [{_pts(up['ci'][0])}, {_pts(up['ci'][1])}], McNemar p={up['p_value']:.2g}, "
+                         f"n={up['n']}</div><div class=small>{_pct(x['before']['accuracy'])} → "
+                         f"{_pct(acc['accuracy'])} {_ci(acc['ci'])}</div>")
+        else:
+            parts.append(f"<div class='big flat'>{_pct(acc['accuracy'])} <span class=small>{_e(s)} "
+                         f"{_ci(acc['ci'])}</span></div>")
+    parts.append(f"<div class=small>{_e(v['detail'])}</div>")
+    if summary.get("description"):
+        parts.append(f"<div class=small>{_e(summary['description'])}</div>")
+    return "".join(parts) + "</div>"
+
+
+def _rounds(arms: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for arm, s in arms.items():
+        for r in s["rounds"]:
+            for suite, acc in sorted(r["suites"].items()):
+                up = (r.get("uplift_vs_round0") or {}).get(suite)
+                gate = ("starting model" if r["round"] == 0 else
+                        "promoted" if r.get("promoted") and r.get("candidate") else
+                        "refused" if r.get("candidate") else "no candidate")
+                rows.append([arm, r["round"], suite, f"{_pct(acc['accuracy'])} {_ci(acc['ci'])}", acc.get("n", ""),
+                             f"{_pts(up['diff'])} [{_pts(up['ci'][0])}, {_pts(up['ci'][1])}]" if up else "—",
+                             f"{up['p_value']:.3g}" if up else "—", gate, r.get("reason", "")])
+    return _table(["arm", "round", "suite", "accuracy (95% CI)", "n", "uplift vs round 0, pts (95% CI)",
+                   "McNemar p", "gate", "why"], rows, {1, 4})
+
+
+def _win_tie_loss(arms: dict[str, dict[str, Any]]) -> str:
+    rows, notes = [], []
+    for arm, s in arms.items():
+        last = last_candidate(s)
+        if last is None:
+            notes.append(f"<p><b>{_e(arm)}</b> has no win/tie/loss: {_e(no_candidate_reason(s))}.</p>")
+            continue
+        for suite, cats in sorted(last["win_tie_loss"].items()):
+            for cat, c in sorted(cats.items()):
+                rows.append([arm, last["round"], suite, cat, c.get("win", 0), c.get("tie", 0), c.get("loss", 0)])
+    return "".join(notes) + (_table(["arm", "candidate of round", "suite", "category", "win", "tie", "loss"], rows,
+                                     {1, 4, 5, 6}) if rows else "")
+
+
+def _categories(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
+    rows = []
+    for arm, s in arms.items():
+        for r in s["rounds"]:
+            if r["round"] and not r.get("candidate"):
+                continue  # nothing benchmarked this round
+            bench = _read(dirs[arm] / f"round-{r['round']}" / "bench" / "bench.json") or {}
+            for suite, entry in sorted((bench.get("suites") or {}).items()):
+                for cat, acc in sorted((entry.get("categories") or {}).items()):
+                    rows.append([arm, r["round"], suite, cat, f"{_pct(acc.get('accuracy'))} {_ci(acc.get('ci95'))}",
+                                 acc.get("graded_tasks", "")])
+    if not rows:
+        return "<p>No benchmark files found next to the summary.</p>"
+    return _table(["arm", "round", "suite", "category", "accuracy (95% CI)", "n"], rows, {1, 5})
+
+
+def _data(arms: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for arm, s in arms.items():
+        for r in s["rounds"][1:]:
+            t, d, c = r.get("train_prompts") or {}, r.get("data") or {}, r.get("critique") or {}
+            rows.append([arm, r["round"], f"{t.get('solved', 0)}/{t.get('tasks', 0)}", t.get("samples", 0),
+                         d.get("source", ""), d.get("built", d.get("rows", 0)),
+                         f"{c.get('accepted', 0)}/{c.get('attempts', 0)}" if c else "—",
+                         d.get("duplicates", 0), d.get("contaminated", 0), d.get("replay_added", 0), d.get("rows", 0)])
+    return _table(["arm", "round", "prompts with a verified answer", "samples", "rows from", "rows built",
+                   "critique fixes accepted", "duplicates dropped", "held-out overlap dropped", "replay added",
+                   "training rows"], rows, {1, 3, 5, 7, 8, 9, 10})
+
+
+def _cache_hits(round_dir: Path) -> int | None:
+    """Judge answers a round took from the cache, from its judge stages' manifests (None: no LLM judge ran)."""
+    hits = None
+    for m in sorted(round_dir.glob("*.manifest.json")):
+        calls = ((_read(m) or {}).get("counts") or {}).get("judge_calls")
+        if isinstance(calls, dict) and "cached" in calls:
+            hits = (hits or 0) + int(calls["cached"])
+    return hits
+
+
+def _judge(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
+    from hone.report.status import judge_spend
+
+    rows = []
+    for arm, s in arms.items():
+        for r in s["rounds"][1:]:
+            j = r.get("judge") or {}
+            hits = _cache_hits(dirs[arm] / f"round-{r['round']}")
+            rows.append([arm, r["round"], j.get("name", ""), j.get("calls", 0), f"${j.get('cost_usd', 0):.4f}",
+                         "—" if hits is None else f"{hits} answers from the cache"])
+        ledger = judge_spend(dirs[arm])
+        rows.append([arm, "all", "ledger (paid calls)", ledger.get("calls"), f"${ledger.get('usd') or 0:.4f}",
+                     f"{ledger.get('cached_answers', 0)} answers stored"])
+    return _table(["arm", "round", "judge", "calls", "cost", "cache"], rows, {3}) + \
+        "<p class=small>The verifier (math-verify, sandboxed tests) costs nothing; an LLM judge's answers are " \
+        "cached by model, template and prompt, so a resumed run never pays twice.</p>"
+
+
+def _merges(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
+    rows = []
+    for arm, s in arms.items():
+        for r in s["rounds"][1:]:
+            if not r.get("candidate"):
+                continue
+            rep = _read(dirs[arm] / f"round-{r['round']}" / "model" / "merge_report.json")
+            if not rep:
+                continue
+            f = merge_figures(rep)
+            rows.append([arm, r["round"], rep.get("status", ""), f"{f.get('max_abs_logit_diff', float('nan')):.2e}",
+                         f"{f.get('mean_kl', float('nan')):.2e}", f"{f.get('top1_agreement', float('nan')):.4f}",
+                         f.get("greedy_identical", "—")])
+    if not rows:
+        return "<p>No merge was made (no round trained a candidate).</p>"
+    return _table(["arm", "round", "status", "max |Δlogit|", "mean KL", "top-1 agreement", "greedy identical"],
+                  rows, {1}) + "<p class=small>Merged weights against the adapter on its exact base, as trained.</p>"
+
+
+def _clusters(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
+    from hone.judge.clusters import CLUSTERS_FILE
+
+    out = []
+    for arm in arms:
+        c = _read(dirs[arm] / CLUSTERS_FILE)
+        if c is None:
+            out.append(f"<p><b>{_e(arm)}</b>: no failure clusters written.</p>")
+            continue
+        if not c["clusters"]:
+            out.append(f"<p><b>{_e(arm)}</b>: the final model failed no held-out item.</p>")
+            continue
+        rows = [[k["cluster"], k["size"], f"{100 * k['share']:.0f}%", ", ".join(k["top_terms"]) or "—",
+                 ", ".join(f"{a} {b}" for a, b in k["categories"].items()),
+                 " | ".join(f"{x['prompt']} → {x['output']} ({x['reason']})" for x in k["examples"][:2])]
+                for k in c["clusters"]]
+        out.append(f"<p><b>{_e(arm)}</b>: {c['items']} held-out failures of the final model ({_e(c.get('source'))}), "
+                   f"{_e(c['method'])}, k={c.get('k_used', c['k'])}, seed {c['seed']}.</p>"
+                   + _table(["#", "items", "share", "distinctive terms", "categories", "nearest examples"], rows,
+                            {0, 1, 2}))
+    return "".join(out)
+
+
+def render_html(arms: dict[str, dict[str, Any]], dirs: dict[str, Path], out_path: Path, title: str,
+                extra: dict[str, Any] | None = None) -> Path:
+    """Write the self-contained report page; `dirs` maps each arm to its run directory."""
+    extra = extra or {}
+    sub = [f"{len(arms)} arm{'s' if len(arms) > 1 else ''}",
+           f"{max(len(s['rounds']) - 1 for s in arms.values())} rounds"]
+    if extra.get("seconds"):
+        sub.append(f"{extra['seconds'] / 60:.1f} min")
+    if extra.get("seed") is not None:
+        sub.append(f"seed {extra['seed']}")
+    figs = [to_svg(accuracy_figure(arms))]
+    up = uplift_figure(arms)
+    if up is not None:
+        figs.append(to_svg(up))
+    wtl = win_tie_loss_figure(arms)
+    body = [
+        f"<h1>{_e(title)}</h1><p class=sub>{_e(' · '.join(sub))} · accuracy CIs are Wilson 95%; uplift is the "
+        "paired difference on the same held-out items (95% CI, exact McNemar test)</p>",
+        "<div class=cards>" + "".join(_card(i, a, s) for i, (a, s) in enumerate(arms.items())) + "</div>",
+        "<div class=plots>" + "".join(f"<div class=plot>{f}</div>" for f in figs) + "</div>",
+        "<h2>Rounds</h2>", _rounds(arms),
+        "<h2>Win / tie / loss against the starting model</h2>",
+        (f"<div class=plot>{to_svg(wtl)}</div>" if wtl is not None else ""), _win_tie_loss(arms),
+        "<h2>Accuracy per category</h2>", _categories(arms, dirs),
+        "<h2>Training data</h2>", _data(arms),
+        "<h2>Judge calls and cost</h2>", _judge(arms, dirs),
+        "<h2>Merge verification</h2>", _merges(arms, dirs),
+        "<h2>Failure clusters</h2>", _clusters(arms, dirs),
+    ]
+    if extra.get("base"):
+        curve = extra["base"].get("curve") or []
+        body += ["<h2>Starting model</h2>", _table(["supervised steps", "dev accuracy"],
+                                                  [[c["steps"], _pct(c["dev_accuracy"])] for c in curve], {0, 1})]
+    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8>"
+            f"<meta http-equiv=Content-Security-Policy content=\"{CSP}\">"
+            f"<meta name=viewport content='width=device-width,initial-scale=1'><title>{_e(title)}</title>"
+            f"<style>{CSS}</style></head><body><main>{''.join(body)}</main></body></html>\n")
+    write_text_atomic(out_path, page)
+    return out_path
