@@ -74,6 +74,7 @@ def _dev_accuracy(model: Path, dev_tasks: Path, out: Path) -> float:
 def make_base(out: Path, size: DemoSize, seed: int, say: Say) -> tuple[Path, dict[str, Any]]:
     """Build the tiny model and give it a supervised start, chunk by chunk, until the dev split is middling."""
     from hone.models.tiny import build_tiny_model
+    from hone.progress import stage_bar
     from hone.train.sft import TrainConfig, run_train
 
     data = out / "data"
@@ -87,7 +88,8 @@ def make_base(out: Path, size: DemoSize, seed: int, say: Say) -> tuple[Path, dic
         chunk = out / "base" / f"chunk-{k + 1}"
         if k:
             cfg = cfg.model_copy(update={"max_steps": size.extra_steps, "learning_rate": 5e-4, "seed": seed + k})
-        run_train(cfg, data / "pretrain_sft.jsonl", model, chunk)
+        with stage_bar(f"supervised start · chunk {k + 1}") as bar:
+            run_train(cfg, data / "pretrain_sft.jsonl", model, chunk, progress=bar)
         model, steps = chunk, steps + cfg.max_steps
         acc = _dev_accuracy(model, data / "dev.jsonl", out / "base" / f"dev-{k + 1}")
         curve.append({"steps": steps, "dev_accuracy": acc})

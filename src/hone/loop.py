@@ -17,6 +17,7 @@ from typing import Any, Callable
 from hone.atomic import write_text_atomic
 from hone.errors import HoneError
 from hone.loop_config import LoopConfig, LoopJudgeConfig
+from hone.progress import stage_bar
 from hone.records import Generation, Task, Verdict, read_records, read_tasks, write_records
 
 Say = Callable[[str], None]
@@ -79,17 +80,19 @@ class _Models:
             self._engine = None
 
 
-def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path) -> list[Verdict]:
+def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path, label: str) -> list[Verdict]:
     """Verifiers alone run straight through the grader (no async judge machinery, ~1.6x faster)."""
     if config.judge == "verifier":
         from hone.grade.run import run_grade
 
-        return run_grade(tasks, gens, out, sandbox=config.sandbox)[0]
+        with stage_bar(f"{label} · grade") as bar:
+            return run_grade(tasks, gens, out, sandbox=config.sandbox, progress_factory=bar)[0]
     from hone.judge.run import run_judge
 
     jc = config.judge_config
-    run = run_judge(tasks, gens, out, config.judge, run_dir=run_dir, sandbox=config.sandbox, config=jc.settings(),
-                    concurrency=jc.concurrency, budget_usd=jc.budget_usd)
+    with stage_bar(f"{label} · judge") as bar:
+        run = run_judge(tasks, gens, out, config.judge, run_dir=run_dir, sandbox=config.sandbox, config=jc.settings(),
+                        concurrency=jc.concurrency, budget_usd=jc.budget_usd, progress_factory=bar)
     if run.unfinished:
         raise HoneError(f"{out}: {run.unfinished} items ended in errors a re-run may fix (API, budget); "
                         "run the same command again to finish them before training on this round")
@@ -124,8 +127,11 @@ def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir:
         params = GenParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
                            batch_size=s.batch_size, seed=config.seed * 1000 + r * 10 + attempt)
         gens_path = rd / f"samples-{attempt}.jsonl"
-        gens, _ = run_generate(lambda: models.get(model, rd), todo_path, gens_path, params, models.ref(model))
-        verdicts = _judge(config, todo_path, gens_path, rd / f"verdicts-{attempt}.jsonl", run_dir)
+        label = f"round {r} · pass {attempt}"
+        with stage_bar(f"{label} · sample") as bar:
+            gens, _ = run_generate(lambda: models.get(model, rd), todo_path, gens_path, params, models.ref(model),
+                                   progress_factory=bar)
+        verdicts = _judge(config, todo_path, gens_path, rd / f"verdicts-{attempt}.jsonl", run_dir, label)
         offset = attempt * s.n  # keep (id, sample) unique across attempts
         all_gens += [g.model_copy(update={"sample": g.sample + offset}) for g in gens]
         all_verdicts += [v.model_copy(update={"sample": v.sample + offset}) for v in verdicts]
@@ -182,9 +188,11 @@ def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int
     judge = make_judge(config.judge, cache_path=default_cache_path(rd.parent), sandbox=config.sandbox,
                        config=jc.settings(), concurrency=jc.concurrency, budget_usd=jc.budget_usd)
     out = rd / "critiques.jsonl"
-    critiques = run_critique(models.get(model, rd), config.train_tasks, gens, verdicts, out,
-                             rejudge=lambda items: judge_all(judge, items), samples=c.samples, params=params,
-                             reference_guided=c.reference_guided, round=r, model_ref=models.ref(model))
+    with stage_bar(f"round {r} · critique") as bar:
+        critiques = run_critique(models.get(model, rd), config.train_tasks, gens, verdicts, out,
+                                 rejudge=lambda items: judge_all(judge, items), samples=c.samples, params=params,
+                                 reference_guided=c.reference_guided, round=r, model_ref=models.ref(model),
+                                 progress_factory=bar)
     if Path(str(out) + ".partial").exists():
         raise HoneError(f"{out}: some rewrites could not be generated or judged yet; run the same command again")
     return out, summarize(critiques).to_dict()
@@ -195,7 +203,8 @@ def _train_merge(config: LoopConfig, model: Path, rd: Path, data: Path, say: Say
     from hone.merge.merge import merge_adapter
     from hone.train.sft import run_train
 
-    adapter = run_train(config.train, data, model, rd / "adapter")
+    with stage_bar(f"{rd.name.replace('-', ' ')} · train") as bar:
+        adapter = run_train(config.train, data, model, rd / "adapter", progress=bar)
     merged = rd / "model"
     report_path = merged / "merge_report.json"
     if not (report_path.exists() and json.loads(report_path.read_text()).get("status") == "verified"):
@@ -235,8 +244,9 @@ def _bench(config: LoopConfig, models: _Models, model: Path, out_dir: Path) -> B
 
     params = GenParams(max_new_tokens=config.bench.max_new_tokens, batch_size=config.bench.batch_size)
     specs = [f"{name}={path}" for name, path in config.heldout.items()]
+    label = out_dir.parent.name.replace("-", " ")
     report = run_bench(model, specs, out_dir, params=params, generator=models.get(model, out_dir.parent),
-                       sandbox=config.sandbox)
+                       sandbox=config.sandbox, progress_factory=lambda stage: stage_bar(f"{label} · {stage}"))
     return BenchResult(report, out_dir)
 
 

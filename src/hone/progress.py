@@ -1,34 +1,120 @@
-"""Rich progress bars for anything that takes more than a second; quiet when output is not a terminal."""
+"""Progress for anything that takes more than a second: one Rich bar per stage on a terminal, plain lines
+otherwise.
+
+A bar shows the stage (with its round), items done of the total, items per second, the time left, and a note
+the stage updates as it learns more (training loss and tokens per second). When the output is not a terminal
+(CI, a pipe, the demo reading an arm's output) the same facts go out as one plain line every
+`PLAIN_EVERY_S` seconds, and at the end, so a log shows a long stage moving without filling up.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Callable, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
+                           TimeRemainingColumn)
+from rich.text import Text
 
 console = Console(stderr=True)
+PLAIN_EVERY_S = 10.0
+
+
+class _Rate(ProgressColumn):
+    """Items per second over the last few updates (Rich's own estimate)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.1f}/s" if speed < 100 else f"{speed:.0f}/s", style="cyan")
+
+
+class Advance:
+    """`advance(n)` moves the bar; `advance.note(text)` sets the text shown after it (loss, tokens/s)."""
+
+    def __init__(self, progress: Progress | None, task: int | None, plain: "_Plain | None"):
+        self._progress, self._task, self._plain = progress, task, plain
+
+    def __call__(self, n: int = 1) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+        if self._plain is not None:
+            self._plain.advance(n)
+
+    def note(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, note=text)
+        if self._plain is not None:
+            self._plain.note = text
+
+
+class _Plain:
+    """The bar as lines: at most one every PLAIN_EVERY_S seconds, and one when the stage ends."""
+
+    def __init__(self, description: str, total: int, done: int):
+        self.description, self.total, self.done, self.start_done = description, total, done, done
+        self.t0 = self.last = time.monotonic()
+        self.note = ""
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if time.monotonic() - self.last >= PLAIN_EVERY_S:
+            self.emit()
+
+    def emit(self) -> None:
+        self.last = now = time.monotonic()
+        rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
+        left = f", eta {_duration((self.total - self.done) / rate)}" if rate > 0 and self.done < self.total else ""
+        pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        note = f", {self.note}" if self.note else ""
+        console.print(f"{self.description}: {self.done}/{self.total}{pct}, {rate:.1f}/s{left}{note}",
+                      highlight=False, soft_wrap=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 @contextlib.contextmanager
-def bar(description: str, total: int, done: int = 0) -> Iterator[Callable[[int], None]]:
-    """A progress bar; yields `advance(n)`. `done` items from an earlier attempt show as already complete."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
-        task = progress.add_task(description, total=total + done, completed=done)
-        yield lambda n=1: progress.advance(task, n)
+def bar(description: str, total: int, done: int = 0) -> Iterator[Advance]:
+    """A progress bar; yields an `Advance`. `done` items from an earlier attempt show as already complete."""
+    if not console.is_terminal:
+        plain = _Plain(description, total + done, done)
+        try:
+            yield Advance(None, None, plain)
+        finally:
+            plain.emit()
+        return
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(),
+               TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[note]}"))
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(description, total=total + done, completed=done, note="")
+        yield Advance(progress, task, None)
 
 
-def stage_bar(description: str) -> Callable[[int, int], Callable[[int], None]]:
-    """A `progress_factory(todo, done)` for stage functions, which learn the totals only once they start."""
-    stack = contextlib.ExitStack()
+class stage_bar:  # noqa: N801 - a factory function to its callers, and closable with `with`
+    """A `progress_factory(todo, done)` for stage functions, which learn the totals only once they start.
 
-    def factory(todo: int, done: int) -> Callable[[int], None]:
+    `close()` (or leaving `with stage_bar(...) as factory:`) ends the bar the stage opened."""
+
+    def __init__(self, description: str):
+        self.description = description
+        self._stack = contextlib.ExitStack()
+
+    def __call__(self, todo: int, done: int) -> Advance:
         if done:
-            console.print(f"resuming: {done} done earlier, {todo} to go")
-        return stack.enter_context(bar(description, todo, done))
+            console.print(f"{self.description}: resuming, {done} done earlier, {todo} to go", highlight=False)
+        return self._stack.enter_context(bar(self.description, todo, done))
 
-    factory.close = stack.close  # type: ignore[attr-defined]
-    return factory
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> "stage_bar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -58,11 +59,12 @@ class DiskGuard(TrainerCallback):
 
 
 class ProgressBar(TrainerCallback):
-    """Drives a Hone `progress_factory(todo, done)` with optimizer steps."""
+    """Drives a Hone `progress_factory(todo, done)` with optimizer steps; shows the loss and tokens/s as logged."""
 
     def __init__(self, factory: ProgressFactory):
         self.factory = factory
         self.advance: Callable[[int], None] | None = None
+        self._tokens: tuple[float, float] | None = None  # (time, tokens seen) at the previous log
 
     def on_step_begin(self, args, state, control, **kwargs):
         # Not on_train_begin: a resumed run loads its step count only after that event.
@@ -73,4 +75,17 @@ class ProgressBar(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.advance:
             self.advance(1)
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        note = getattr(self.advance, "note", None)
+        if note is None or not logs or "loss" not in logs:
+            return control
+        text = f"loss {logs['loss']:.4g}"
+        if "num_tokens" in logs:  # TRL counts the tokens trained on so far
+            now = (time.monotonic(), float(logs["num_tokens"]))
+            if self._tokens is not None and now[0] > self._tokens[0]:
+                text += f", {(now[1] - self._tokens[1]) / (now[0] - self._tokens[0]):,.0f} tokens/s"
+            self._tokens = now
+        note(text)
         return control

@@ -1,0 +1,50 @@
+"""Progress: a Rich bar with rate, ETA and the training note on a terminal; plain lines at a sane rate elsewhere."""
+
+import io
+import time
+
+from rich.console import Console
+
+from hone import progress
+from hone.progress import bar, stage_bar
+from hone.train.callbacks import ProgressBar
+
+
+def test_plain_lines_at_most_every_interval_and_one_at_the_end(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.2)
+    with bar("round 1 · pass 0 · sample", total=100) as advance:
+        for _ in range(100):
+            advance(1)
+            time.sleep(0.01)  # about 1 s in all: about 5 lines, not 100
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert 2 <= len(lines) <= 8, lines
+    assert all(line.startswith("round 1 · pass 0 · sample: ") and "/s" in line for line in lines)
+    assert "eta" in lines[0] and lines[-1].startswith("round 1 · pass 0 · sample: 100/100 (100%)")
+
+
+def test_resumed_stage_counts_earlier_items_and_training_note(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 1e9)
+    with stage_bar("round 2 · train") as factory:
+        advance = factory(6, 4)  # 4 steps done before a kill, 6 to go
+        callback = ProgressBar(lambda todo, done: advance)
+        callback.advance = advance
+        for step in range(6):
+            advance(1)
+            callback.on_log(None, None, None, logs={"loss": 2.0 - step / 10, "num_tokens": 1000.0 * (step + 1)})
+            time.sleep(0.01)
+    err = capsys.readouterr().err
+    assert "resuming, 4 done earlier, 6 to go" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("round 2 · train: 10/10 (100%)") and "loss 1.5" in last and "tokens/s" in last
+
+
+def test_terminal_bar_shows_rate_eta_and_note(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(progress, "console", Console(file=out, force_terminal=True, width=150))
+    with bar("round 0 · generate arithmetic", total=50) as advance:
+        for _ in range(50):
+            advance(1)
+            time.sleep(0.005)
+        advance.note("loss 0.123")
+    text = out.getvalue()
+    assert "round 0 · generate arithmetic" in text and "50/50" in text and "/s" in text and "loss 0.123" in text
