@@ -73,6 +73,10 @@ def test_vllm_absent_is_one_line_and_exit_2(tiny_model_dir, tmp_path):
 
 
 def test_a_server_that_dies_or_never_answers_is_an_error_and_its_group_is_stopped(tiny_model_dir, tmp_path):
+    from hone.generate.registry import check_model
+
+    with pytest.raises(HoneError, match=r"'no-such-server' is not an executable on PATH"):
+        check_model(GenerateConfig(backend="server", server_command="no-such-server {model}"), tiny_model_dir)
     died = GenerateConfig(backend="server", server_command=f"{sys.executable} -c 'import sys; sys.exit(3)'")
     with pytest.raises(HoneError, match=r"exited with code 3 before answering /v1/models.*log: .*dead.log"):
         Engine(died, tiny_model_dir, tmp_path / "dead.log")()

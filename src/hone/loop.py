@@ -69,6 +69,9 @@ class _Models:
             self._engine = Engine(self.config, path, log_dir / "server.log")
         return self._engine()
 
+    def lazy(self, path: Path, log_dir: Path) -> "_Lazy":
+        return _Lazy(self, path, log_dir)
+
     def ref(self, path: Path) -> dict[str, Any]:
         from hone.generate.registry import model_ref
 
@@ -78,6 +81,17 @@ class _Models:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+
+
+class _Lazy:
+    """A generator that opens the engine on its first request: a stage found finished on resume never loads a
+    model or starts a server. Named like the engines' own generators (the model path), so manifests match."""
+
+    def __init__(self, models: _Models, path: Path, log_dir: Path):
+        self.models, self.path, self.log_dir, self.name = models, path, log_dir, str(path)
+
+    def generate(self, requests, params, progress=None):
+        return self.models.get(self.path, self.log_dir).generate(requests, params, progress)
 
 
 def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path, label: str) -> list[Verdict]:
@@ -189,7 +203,7 @@ def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int
                        config=jc.settings(), concurrency=jc.concurrency, budget_usd=jc.budget_usd)
     out = rd / "critiques.jsonl"
     with stage_bar(f"round {r} · critique") as bar:
-        critiques = run_critique(models.get(model, rd), config.train_tasks, gens, verdicts, out,
+        critiques = run_critique(models.lazy(model, rd), config.train_tasks, gens, verdicts, out,
                                  rejudge=lambda items: judge_all(judge, items), samples=c.samples, params=params,
                                  reference_guided=c.reference_guided, round=r, model_ref=models.ref(model),
                                  progress_factory=bar)
@@ -245,7 +259,7 @@ def _bench(config: LoopConfig, models: _Models, model: Path, out_dir: Path) -> B
     params = GenParams(max_new_tokens=config.bench.max_new_tokens, batch_size=config.bench.batch_size)
     specs = [f"{name}={path}" for name, path in config.heldout.items()]
     label = out_dir.parent.name.replace("-", " ")
-    report = run_bench(model, specs, out_dir, params=params, generator=models.get(model, out_dir.parent),
+    report = run_bench(model, specs, out_dir, params=params, generator=models.lazy(model, out_dir.parent),
                        sandbox=config.sandbox, progress_factory=lambda stage: stage_bar(f"{label} · {stage}"))
     return BenchResult(report, out_dir)
 
@@ -327,6 +341,9 @@ def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print) -
     _config_guard(config, run_dir)
     _check_judge(config)
     models = _Models(config)
+    from hone.generate.registry import check_model
+
+    check_model(models.config, config.base_model)  # vLLM missing, no server program: one line before round 0
     try:
         return _rounds(config, run_dir, models, say)
     finally:

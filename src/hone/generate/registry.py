@@ -105,6 +105,19 @@ def check_model(config: GenerateConfig, model: str | os.PathLike) -> None:
 
     inspect_model_dir(model)
     load_tokenizer(model, trust_remote_code=config.trust_remote_code)
+    if config.backend == "vllm":
+        from hone.generate.vllm import import_vllm
+
+        import_vllm()
+    elif config.backend == "server":
+        import shutil
+
+        from hone.generate.server import server_args
+
+        program = server_args(config.server_command, str(model), 0, config)[0]
+        if shutil.which(program) is None:
+            raise HoneError(f"generate.server_command: {program!r} is not an executable on PATH "
+                            "(install the server there, or give its full path)")
 
 
 def open_engine(config: GenerateConfig, model: str | os.PathLike, log_path: str | os.PathLike | None = None):
