@@ -87,7 +87,9 @@ def _train_stage(adapter: Path, max_steps: int | None) -> dict[str, Any]:
         return {**stage, "state": "not started"}
     steps = [int(p.name.split("-")[-1]) for p in (adapter / "checkpoints").glob("checkpoint-*")
              if p.name.split("-")[-1].isdigit()]
-    return {**stage, "state": "running", "done": max(steps, default=0), "total": max_steps, "unit": "steps saved"}
+    if not steps:  # training writes no count until its first checkpoint (train.save_steps)
+        return {**stage, "state": "running"}
+    return {**stage, "state": "running", "done": max(steps), "total": max_steps, "unit": "steps checkpointed"}
 
 
 def _merge_stage(model: Path) -> dict[str, Any]:
