@@ -28,7 +28,7 @@ h1{font-size:22px;margin:4px 0 2px}h2{font-size:17px;margin:28px 0 8px;border-bo
 .card h3{margin:0 0 4px;font-size:15px}.big{font-size:24px;font-weight:650}.good{color:#1a7f37}.bad{color:#b42318}
 .flat{color:#555}.small{font-size:12px;color:#555}.plots{display:flex;gap:12px;flex-wrap:wrap}
 .plot{background:#fff;border:1px solid #ddd;border-radius:6px;padding:6px;flex:1 1 460px}
-.plot svg{width:100%;height:auto;display:block}
+.plot svg{width:100%;max-width:760px;height:auto;display:block;margin:0 auto}
 table{border-collapse:collapse;background:#fff;margin:6px 0 10px;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f0f0f0}
 td.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:12px}
