@@ -48,3 +48,16 @@ def test_terminal_bar_shows_rate_eta_and_note(monkeypatch):
         advance.note("loss 0.123")
     text = out.getvalue()
     assert "round 0 · generate arithmetic" in text and "50/50" in text and "/s" in text and "loss 0.123" in text
+
+
+def test_note_source_is_reread_while_the_stage_runs(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 1e9)
+    spent = iter(f"judge ${x:.4f} of $5.00" for x in range(100))
+    with stage_bar("round 1 · pass 0 · judge", note=lambda: next(spent), note_every_s=0.02) as factory:
+        advance = factory(20, 0)
+        for _ in range(20):
+            advance(1)
+            time.sleep(0.01)
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    n = int(last.split("judge $")[1].split(".")[0])
+    assert last.startswith("round 1 · pass 0 · judge: 20/20") and 3 <= n <= 20, last

@@ -85,3 +85,20 @@ def test_status_of_a_finished_demo_lists_both_arms(demo_run):
 def test_status_of_a_folder_that_is_no_run_is_one_line_error(tmp_path):
     res = _status(tmp_path)
     assert res.returncode == 2 and res.stderr.startswith("error: ") and "not a loop or demo run" in res.stderr
+
+
+def test_judge_spend_is_read_from_the_ledger_while_a_writer_holds_it_open(tmp_path):
+    from hone.judge.base import Completion, JudgeRequest
+    from hone.judge.cache import JudgeCache
+    from hone.judge.factory import default_cache_path
+    from hone.report.status import judge_spend, spend_text
+
+    assert spend_text(tmp_path, 5.0) == "judge $0.0000 of $5.00, 0 paid calls"  # no ledger yet
+    cache = JudgeCache(default_cache_path(tmp_path))  # the running loop's connection stays open
+    for i, usd in enumerate((0.0125, None, 0.5)):
+        req = JudgeRequest(template="grade-v1", system="s", messages=(("user", f"q{i}"),), max_tokens=8)
+        cache.record(f"k{i}", "judge-model", req, Completion("PASS", 10, 2), usd, "sync")
+    spend = judge_spend(tmp_path)
+    assert spend["calls"] == 3 and spend["usd"] == 0.5125 and spend["calls_of_unknown_cost"] == 1
+    assert spend_text(tmp_path, 5.0) == "judge $0.5125 of $5.00, 3 paid calls"
+    cache.close()

@@ -104,7 +104,9 @@ def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path
     from hone.judge.run import run_judge
 
     jc = config.judge_config
-    with stage_bar(f"{label} · judge") as bar:
+    from hone.report.status import spend_text
+
+    with stage_bar(f"{label} · judge", note=lambda: spend_text(run_dir, jc.budget_usd)) as bar:
         run = run_judge(tasks, gens, out, config.judge, run_dir=run_dir, sandbox=config.sandbox, config=jc.settings(),
                         concurrency=jc.concurrency, budget_usd=jc.budget_usd, progress_factory=bar)
     if run.unfinished:

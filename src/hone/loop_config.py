@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hone.errors import HoneError
 from hone.generate.registry import GenerateConfig
 from hone.judge.config import JudgeConfig
+from hone.judge.spec import JudgeSpec
 from hone.train.sft import TrainConfig
 
 
@@ -67,14 +70,6 @@ class LoopJudgeConfig(JudgeConfig):
         return JudgeConfig.model_validate(self.model_dump(exclude={"concurrency", "budget_usd"}))
 
 
-def judge_costs_money(spec: str) -> bool:
-    """An LLM judge other than a local model (the verifiers and `local:DIR` cost nothing)."""
-    if spec == "verifier":
-        return False
-    llm = (spec.partition(":")[2] or "anthropic") if spec.split(":", 1)[0] == "composite" else spec
-    return not llm.startswith("local:")
-
-
 class GateConfig(_Section):
     tolerance: float = Field(0.0, ge=0.0, le=1.0, description="largest accuracy drop (fraction) allowed per suite")
     require_gain: bool = Field(False, description="also refuse a round that improves no suite")
@@ -104,9 +99,23 @@ class LoopConfig(_Section):
     bench: BenchConfig = BenchConfig()
     gate: GateConfig = GateConfig()
 
+    @field_validator("judge")
+    @classmethod
+    def _known_judge(cls, value: str) -> str:
+        try:
+            JudgeSpec.parse(value)
+        except HoneError as e:
+            raise ValueError(str(e).removeprefix("--judge ")) from None
+        return value
+
+    @cached_property
+    def judge_spec(self) -> JudgeSpec:
+        """`judge`, parsed (what the judge stage and the judge factory take)."""
+        return JudgeSpec.parse(self.judge)
+
     @model_validator(mode="after")
     def _check(self) -> "LoopConfig":
-        if judge_costs_money(self.judge) and "budget_usd" not in self.judge_config.model_fields_set:
+        if self.judge_spec.costs_money and "budget_usd" not in self.judge_config.model_fields_set:
             raise ValueError(f"judge_config.budget_usd: the judge {self.judge!r} costs money; set a cap in USD "
                              "(e.g. budget_usd: 20), or write `budget_usd: null` to run without one")
         if self.control == "unverified" and self.improve != "resample":

@@ -35,8 +35,22 @@ class Advance:
 
     def __init__(self, progress: Progress | None, task: int | None, plain: "_Plain | None"):
         self._progress, self._task, self._plain = progress, task, plain
+        self._source: Callable[[], str] | None = None
+        self._every, self._last = 0.0, 0.0
+
+    def note_from(self, source: Callable[[], str], every_s: float) -> "Advance":
+        """Refresh the note from `source()` now and then at most every `every_s` seconds (e.g. judge spend)."""
+        self._source, self._every = source, every_s
+        self._refresh()
+        return self
+
+    def _refresh(self) -> None:
+        self._last = time.monotonic()
+        self.note(self._source())
 
     def __call__(self, n: int = 1) -> None:
+        if self._source is not None and time.monotonic() - self._last >= self._every:
+            self._refresh()
         if self._progress is not None:
             self._progress.advance(self._task, n)
         if self._plain is not None:
@@ -99,16 +113,18 @@ def bar(description: str, total: int, done: int = 0) -> Iterator[Advance]:
 class stage_bar:  # noqa: N801 - a factory function to its callers, and closable with `with`
     """A `progress_factory(todo, done)` for stage functions, which learn the totals only once they start.
 
+    `note()`, if given, is shown after the bar and re-read every `note_every_s` seconds while the stage runs.
     `close()` (or leaving `with stage_bar(...) as factory:`) ends the bar the stage opened."""
 
-    def __init__(self, description: str):
-        self.description = description
+    def __init__(self, description: str, note: Callable[[], str] | None = None, note_every_s: float = 5.0):
+        self.description, self.note, self.note_every_s = description, note, note_every_s
         self._stack = contextlib.ExitStack()
 
     def __call__(self, todo: int, done: int) -> Advance:
         if done:
             console.print(f"{self.description}: resuming, {done} done earlier, {todo} to go", highlight=False)
-        return self._stack.enter_context(bar(self.description, todo, done))
+        advance = self._stack.enter_context(bar(self.description, todo, done))
+        return advance.note_from(self.note, self.note_every_s) if self.note else advance
 
     def close(self) -> None:
         self._stack.close()

@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
         from hone.generate.registry import Engine, check_model, load_generate_config, model_ref
         from hone.judge import judge_all, make_judge
         from hone.judge.factory import default_cache_path
+        from hone.judge.spec import JudgeSpec
         from hone.progress import stage_bar
 
         params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
@@ -63,12 +64,13 @@ def register(app: typer.Typer) -> None:
         if engine.backend == "openai":
             raise HoneError("hone critique serves --model itself (--backend server), not a server somebody else runs")
         check_model(engine, model)  # fail before any work is done
-        if judge == "verifier" or judge.startswith("composite"):  # rewrites of code answers are run and tested
+        judge_spec = JudgeSpec.parse(judge)
+        if judge_spec.verifiers:  # rewrites of code answers are run and tested
             from hone.grade.sandbox import require_for
             from hone.records import read_tasks
 
             require_for(read_tasks(tasks), sandbox)
-        rejudge_with = make_judge(judge, cache_path=default_cache_path(out.parent), concurrency=concurrency,
+        rejudge_with = make_judge(judge_spec, cache_path=default_cache_path(out.parent), concurrency=concurrency,
                                   budget_usd=budget_usd, sandbox=sandbox)
         factory = stage_bar("critique")
         try:

@@ -10,10 +10,26 @@ from __future__ import annotations
 
 from hone.errors import HoneError
 from hone.judge.base import Completion, JudgeRequest
+from hone.judge.config import DEFAULT_ANTHROPIC_MODEL
 from hone.judge.ratelimit import LoopLocal, sdk_call_error
+from hone.judge.registry import BackendContext
 
 
-def _client_factory(timeout: float):
+def open_backend(arg: str, context: BackendContext) -> "AnthropicBackend":
+    """`anthropic[:MODEL]` (default model: a current Haiku)."""
+    require_key(f"anthropic:{arg}" if arg else "anthropic")
+    return AnthropicBackend(arg or DEFAULT_ANTHROPIC_MODEL, timeout=context.config.timeout_s,
+                            temperature=context.config.temperature)
+
+
+def require_key(spec: str) -> None:
+    from hone.preflight import require_env
+
+    require_env(("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"), f"the judge {spec!r}")
+
+
+def client_factory(timeout: float):
+    """A maker of SDK clients (one per event loop); called once now, so missing credentials fail at once."""
     import anthropic
 
     def make():
@@ -55,7 +71,7 @@ class AnthropicBackend:
         self.model_id = f"anthropic:{model}"
         self.price_key = self.model_id
         self.temperature = temperature
-        self._client = LoopLocal(_client_factory(timeout))
+        self._client = LoopLocal(client_factory(timeout))
 
     async def complete(self, request: JudgeRequest) -> Completion:
         import anthropic
@@ -65,6 +81,9 @@ class AnthropicBackend:
         except anthropic.AnthropicError as e:
             raise anthropic_call_error(e) from None
         return Completion(message_text(msg), msg.usage.input_tokens, msg.usage.output_tokens, msg.stop_reason or "")
+
+    def received(self) -> list[tuple[JudgeRequest, Completion]]:
+        return []
 
     async def aclose(self) -> None:
         client = self._client.pop()

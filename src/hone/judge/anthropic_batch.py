@@ -5,45 +5,34 @@ request's `custom_id` is its cache key, and results are matched by `custom_id`, 
 for an id the batch does not hold is ignored, and a request the results leave out (or that errored, expired
 or was canceled) goes into a later batch, up to `max_attempts`, then ends as an error.
 
-Every submitted batch and its requests are written to the run's SQLite file before anything waits on them, so
-a process killed while a batch is processing resumes polling that batch on restart instead of paying for the
-same requests again. Every succeeded result is committed to the cache as soon as it is read, including results
-no current caller is waiting for.
+Every submitted batch and its requests are written to the backend's own store (hone.judge.batch_store) before
+anything waits on them, so a process killed while a batch is processing resumes polling that batch on restart
+instead of paying for the same requests again. Every succeeded result is written to the store as soon as it is
+read and handed to the cache layer through `received()`, including results no current caller is waiting for.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
-from hone.judge.anthropic import _client_factory, anthropic_call_error, message_params, message_text
+from hone.judge.anthropic import anthropic_call_error, client_factory, message_params, message_text, require_key
 from hone.judge.base import Completion, JudgeCallError, JudgeRequest
-from hone.judge.cache import JudgeCache
-from hone.judge.config import JudgeConfig
+from hone.judge.batch_store import BatchStore
+from hone.judge.cache import cache_key
+from hone.judge.config import DEFAULT_ANTHROPIC_MODEL, JudgeConfig
 from hone.judge.ratelimit import LoopLocal, RetryPolicy
+from hone.judge.registry import BackendContext
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (
-    batch_id TEXT PRIMARY KEY, model TEXT NOT NULL, state TEXT NOT NULL, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS batch_requests (
-    batch_id TEXT NOT NULL, custom_id TEXT NOT NULL, request TEXT NOT NULL, PRIMARY KEY (batch_id, custom_id));
-"""
 _RETRYABLE_ERRORS = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
 
-Record = Callable[[str, JudgeRequest, Completion], None]
 
-
-def _dump(request: JudgeRequest) -> str:
-    return json.dumps({"template": request.template, "system": request.system,
-                       "messages": request.messages, "max_tokens": request.max_tokens})
-
-
-def _load(text: str) -> JudgeRequest:
-    d = json.loads(text)
-    return JudgeRequest(d["template"], d["system"], tuple(tuple(m) for m in d["messages"]), d["max_tokens"])
+def open_backend(arg: str, context: BackendContext) -> "AnthropicBatchBackend":
+    """`anthropic[:MODEL]` with `--batch`; the store shares the run's judge SQLite file."""
+    require_key(f"anthropic:{arg}" if arg else "anthropic")
+    return AnthropicBatchBackend(arg or DEFAULT_ANTHROPIC_MODEL, BatchStore(context.store_path), context.config,
+                                 temperature=context.config.temperature)
 
 
 @dataclass
@@ -60,40 +49,34 @@ class _LoopState:
 class AnthropicBatchBackend:
     batched = True
 
-    def __init__(self, model: str, cache: JudgeCache, config: JudgeConfig, temperature: float | None = None):
+    def __init__(self, model: str, store: BatchStore, config: JudgeConfig, temperature: float | None = None):
         self.model = model
         self.model_id = f"anthropic:{model}"  # same answers as the Messages API: the cache is shared
         self.price_key = self.model_id
-        self.cache = cache
+        self.store = store
         self.config = config
         self.temperature = temperature
         self.policy = RetryPolicy(config.max_attempts, config.base_delay_s, config.max_delay_s)
         self.unknown_results = 0
-        self._record: Record | None = None
-        self._client = LoopLocal(_client_factory(config.timeout_s))
+        self._client = LoopLocal(client_factory(config.timeout_s))
         self._state = LoopLocal(_LoopState)
-        cache.conn.executescript(_SCHEMA)
-
-    def attach(self, record: Record) -> None:
-        """How each succeeded result is committed (to the cache, the ledger and the budget)."""
-        self._record = record
 
     # ----- the caller's side ---------------------------------------------------------------------------------
-    async def complete(self, request: JudgeRequest, key: str) -> Completion:
+    async def complete(self, request: JudgeRequest) -> Completion:
         st = self._state.get()
         if not st.resumed:
             st.resumed = True
-            for (batch_id,) in self.cache.conn.execute(
-                    "SELECT batch_id FROM batches WHERE model = ? AND state = 'open'", (self.model,)).fetchall():
+            for batch_id in self.store.open_batches(self.model):
                 st.pollers[batch_id] = asyncio.create_task(self._poll(batch_id))
+        key = cache_key(self.model_id, request)  # the custom_id: results are matched by it, never by position
         future = asyncio.get_running_loop().create_future()
         st.waiters.setdefault(key, []).append(future)
-        in_open_batch = self.cache.conn.execute(
-            "SELECT 1 FROM batch_requests r JOIN batches b USING (batch_id) WHERE r.custom_id = ? AND b.state = 'open'",
-            (key,)).fetchone()
-        if not in_open_batch:
+        if not self.store.in_open_batch(key):
             self._enqueue(st, key, request)
         return await future
+
+    def received(self) -> list[tuple[JudgeRequest, Completion]]:
+        return self.store.take_results(self.model)
 
     def _enqueue(self, st: _LoopState, key: str, request: JudgeRequest) -> None:
         st.pending[key] = request
@@ -148,12 +131,7 @@ class AnthropicBatchBackend:
                     for key in chunk:
                         self._resolve(st, key, JudgeCallError(f"batch submission failed: {err.reason}", False))
                 continue
-            with self.cache.conn:
-                self.cache.conn.execute("BEGIN IMMEDIATE")
-                self.cache.conn.execute("INSERT INTO batches VALUES (?, ?, 'open', ?)",
-                                        (batch.id, self.model, time.time()))
-                self.cache.conn.executemany("INSERT INTO batch_requests VALUES (?, ?, ?)",
-                                            [(batch.id, key, _dump(req)) for key, req in chunk.items()])
+            self.store.add_batch(batch.id, self.model, chunk)
             st.pollers[batch.id] = asyncio.create_task(self._poll(batch.id))
 
     # ----- collecting ----------------------------------------------------------------------------------------
@@ -173,15 +151,12 @@ class AnthropicBatchBackend:
         try:
             await self._collect(st, batch_id)
         except Exception as e:  # noqa: BLE001 - no caller may wait forever; the batch stays open for a re-run
-            keys = [k for (k,) in self.cache.conn.execute(
-                "SELECT custom_id FROM batch_requests WHERE batch_id = ?", (batch_id,)).fetchall()]
-            for key in keys:
+            for key in self.store.requests(batch_id):
                 reason = e.reason if isinstance(e, JudgeCallError) else f"{type(e).__name__}: {e}"
                 self._resolve(st, key, JudgeCallError(f"batch {batch_id}: {reason}", retryable=False))
 
     async def _collect(self, st: _LoopState, batch_id: str) -> None:
-        held = {key: _load(text) for key, text in self.cache.conn.execute(
-            "SELECT custom_id, request FROM batch_requests WHERE batch_id = ?", (batch_id,)).fetchall()}
+        held = self.store.requests(batch_id)
         client = self._client.get()
         while (await self._call(lambda: client.messages.batches.retrieve(batch_id))).processing_status != "ended":
             await asyncio.sleep(self.config.poll_interval_s)
@@ -197,8 +172,7 @@ class AnthropicBatchBackend:
                 msg = result.message
                 completion = Completion(message_text(msg), msg.usage.input_tokens, msg.usage.output_tokens,
                                         msg.stop_reason or "")
-                if self._record:
-                    self._record(key, held[key], completion)
+                self.store.add_result(batch_id, key, completion)  # before any caller sees it
                 self._resolve(st, key, completion)
             elif result.type == "errored":
                 kind = result.error.error.type
@@ -207,7 +181,7 @@ class AnthropicBatchBackend:
                 self._retry_or_fail(st, key, held[key], result.type, True)
         for key in held.keys() - seen:
             self._retry_or_fail(st, key, held[key], "the batch returned no result for this request", True)
-        self.cache.conn.execute("UPDATE batches SET state = 'done' WHERE batch_id = ?", (batch_id,))
+        self.store.finish(batch_id)
 
     async def aclose(self) -> None:
         """Stop polling; batches still open stay in the run's SQLite file and are resumed by the next call."""

@@ -62,16 +62,28 @@ class Completion:
 
 
 class LLMBackend(Protocol):
+    """One judge model behind one API (one module each, named in hone.judge.registry). A backend only talks to
+    its API: the cache and ledger, the budget, rate limits and retries are layers around any backend
+    (hone.judge.cache.CachingBackend, hone.judge.metered.MeteredBackend)."""
+
     model_id: str  # e.g. "anthropic:claude-haiku-5-5"; goes into the cache key
     price_key: str  # which row of the price table applies
-    batched: bool  # True: the backend queues calls itself (Message Batches) and needs no rate limiter
+    batched: bool  # True: the backend queues and retries calls itself (a batch API); no limiter or retry layer
 
     async def complete(self, request: JudgeRequest) -> Completion:
-        """One answer, or a JudgeCallError. Batched backends take the cache key too (it is the custom_id) and
-        commit their results themselves, through the callback given to `attach`."""
+        """One answer. Raises JudgeCallError (`retryable` for 429, 5xx, timeouts) for a failed call; never
+        returns a partial answer."""
+        ...
+
+    def received(self) -> list[tuple[JudgeRequest, Completion]]:
+        """Batched backends: every answer read from the API since the last call, each exactly once, whether or
+        not a `complete` call still waits for it (a batch submitted by a killed process ends later); the cache
+        layer records these, and only these, so a paid answer is neither lost nor recorded twice. Realtime
+        backends return [] (the cache layer records what `complete` returns)."""
         ...
 
     async def aclose(self) -> None:
+        """Close this event loop's clients; the backend stays usable from a later loop."""
         ...
 
 

@@ -1,4 +1,5 @@
-"""The judge cache and cost ledger: one SQLite file in the run directory.
+"""The judge cache and cost ledger (one SQLite file in the run directory), and `CachingBackend`, the layer that
+puts them around any backend (as lm-eval's CachingLM wraps any model).
 
 Every answer a judge model gives is stored under a key hashed from (judge model, template version, rendered
 prompt) and committed before the verdict is used, so a re-run, or a run resumed after a kill, never pays twice
@@ -8,13 +9,19 @@ so a cap holds across kills and re-runs of the same run directory. No API key is
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import sqlite3
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Callable
 
-from hone.judge.base import BudgetExhausted, Completion, JudgeRequest
+from hone.judge.base import BudgetExhausted, Completion, JudgeRequest, LLMBackend
+from hone.judge.ratelimit import LoopLocal
+
+Cost = Callable[[int, int], "float | None"]  # (input tokens, output tokens) -> USD, None when the price is unknown
 
 CACHE_FILE = "judge_cache.sqlite"
 
@@ -108,3 +115,61 @@ class Budget:
         if self.limit is not None:
             self.reserved -= worst_usd
         self.spent += actual_usd or 0.0
+
+
+class CachingBackend:
+    """Any backend, answered from the cache first; what it is paid for is committed (answer + ledger row) before
+    it is used. The same prompt asked twice at once is paid once: the second call waits, then finds the answer
+    cached. `cost` prices a call for the ledger; `stats` counts `cached` answers."""
+
+    def __init__(self, inner: LLMBackend, cache: JudgeCache, cost: Cost, stats: Counter[str]):
+        self.inner = inner
+        self.cache = cache
+        self.cost = cost
+        self.stats = stats
+        self.model_id = inner.model_id
+        self.price_key = inner.price_key
+        self.batched = inner.batched
+        self._mode = "batch" if inner.batched else "realtime"
+        self._locks = LoopLocal(dict)
+
+    async def complete(self, request: JudgeRequest) -> Completion:
+        key = cache_key(self.model_id, request)
+        locks: dict[str, list] = self._locks.get()
+        entry = locks.setdefault(key, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                return await self._complete_once(request, key)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del locks[key]
+
+    async def _complete_once(self, request: JudgeRequest, key: str) -> Completion:
+        self._record_received()  # a batch result read meanwhile may be the answer
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.stats["cached"] += 1
+            return hit
+        completion = await self.inner.complete(request)
+        if self.batched:
+            self._record_received()  # this answer among them, recorded exactly once
+        else:
+            self._record(key, request, completion)
+        return completion
+
+    def _record(self, key: str, request: JudgeRequest, completion: Completion) -> None:
+        usd = self.cost(completion.input_tokens, completion.output_tokens)
+        self.cache.record(key, self.model_id, request, completion, usd, self._mode)
+
+    def _record_received(self) -> None:
+        for request, completion in self.inner.received():
+            self._record(cache_key(self.model_id, request), request, completion)
+
+    def received(self) -> list[tuple[JudgeRequest, Completion]]:
+        return []  # recorded here already
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+        self._record_received()

@@ -1,4 +1,5 @@
-"""An LLM judge over any backend: cache first, then budget, rate limits and retries, then schema validation.
+"""An LLM judge over any backend, layered: cache first (CachingBackend), then budget, rate limits and retries
+(MeteredBackend), then the backend; then schema validation.
 
 The flow of one question: look the rendered prompt up in the cache; if it is not there, reserve its worst-case
 cost against the budget, call the backend (retrying transient failures), and commit the answer and its cost
@@ -8,26 +9,20 @@ stated; if it still does not validate, the item is an `error`, never a pass.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from typing import Any
 
 from hone.errors import HoneError
 from hone.judge.base import (BudgetExhausted, Completion, JudgeCallError, JudgeRequest, LLMBackend,
                              content_sha256, error_verdict)
-from hone.judge.cache import Budget, JudgeCache, cache_key
+from hone.judge.cache import Budget, CachingBackend, JudgeCache, cache_key
 from hone.judge.config import JudgeConfig
+from hone.judge.metered import MeteredBackend
 from hone.judge.pairwise import compare_both_orders
 from hone.judge.prompts import (GradeReply, InvalidReply, PairReply, grade_request, pairwise_request, parse_reply,
                                 reask_request)
-from hone.judge.ratelimit import LoopLocal, RateLimiter, RetryPolicy, call_with_retries
+from hone.judge.ratelimit import RateLimiter, RetryPolicy
 from hone.records import Generation, Task, Verdict
-
-
-def worst_input_tokens(request: JudgeRequest) -> int:
-    """An upper bound on prompt tokens: byte-level BPE never makes more tokens than UTF-8 bytes."""
-    size = len(request.system.encode("utf-8")) + sum(len(c.encode("utf-8")) for _, c in request.messages)
-    return size + 16 * (len(request.messages) + 1)
 
 
 class LLMJudge:
@@ -48,58 +43,15 @@ class LLMJudge:
         # More items in flight than call slots, so a slot never waits on an item being rendered or parsed.
         self.parallelism = config.batch_max_requests if backend.batched else 2 * concurrency
         self.stats: Counter[str] = Counter()
-        self._locks = LoopLocal(dict)
-        if backend.batched:
-            backend.attach(self._record_batch)  # type: ignore[attr-defined]
-
-    def _record_batch(self, key: str, request: JudgeRequest, completion: Completion) -> None:
-        actual = self._usd(completion.input_tokens, completion.output_tokens)
-        self.cache.record(key, self.name, request, completion, actual, "batch")
-        self.budget.spent += actual or 0.0
+        metered = MeteredBackend(backend, self.budget, self.limiter, self.policy, self._usd, self.stats)
+        self.client = CachingBackend(metered, cache, self._usd, self.stats)
 
     def _usd(self, input_tokens: int, output_tokens: int) -> float | None:
         return None if self.price is None else self.price.usd(input_tokens, output_tokens) * self.discount
 
     async def ask(self, request: JudgeRequest) -> tuple[Completion, str]:
-        """The answer to one rendered prompt, from the cache or paid for exactly once."""
-        key = cache_key(self.name, request)
-        # The same prompt asked twice at once is paid once: the second waits, then finds the answer cached.
-        locks: dict[str, list] = self._locks.get()
-        entry = locks.setdefault(key, [asyncio.Lock(), 0])
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                return await self._ask_once(request, key)
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del locks[key]
-
-    async def _ask_once(self, request: JudgeRequest, key: str) -> tuple[Completion, str]:
-        """Cache first; otherwise reserve the worst case against the budget, call, commit, then settle."""
-        hit = self.cache.get(key)
-        if hit is not None:
-            self.stats["cached"] += 1
-            return hit, key
-        worst = self._usd(worst_input_tokens(request), request.max_tokens) or 0.0
-        self.budget.reserve(worst)
-        actual = None
-        try:
-            if self.backend.batched:  # the backend commits each result itself, as soon as it is read
-                completion = await self.backend.complete(request, key)
-            else:
-                completion = await call_with_retries(
-                    lambda: self.backend.complete(request), self.limiter, self.policy,
-                    tokens=request.chars() // 3 + request.max_tokens,
-                    on_retry=lambda e: self.stats.update(["retries"]))
-                actual = self._usd(completion.input_tokens, completion.output_tokens)
-                self.cache.record(key, self.name, request, completion, actual, "realtime")
-        finally:
-            self.budget.settle(worst, actual)
-        self.stats["calls"] += 1
-        self.stats["input_tokens"] += completion.input_tokens
-        self.stats["output_tokens"] += completion.output_tokens
-        return completion, key
+        """The answer to one rendered prompt, from the cache or paid for exactly once, and its cache key."""
+        return await self.client.complete(request), cache_key(self.name, request)
 
     async def _valid_reply(self, request: JudgeRequest, schema: type[GradeReply] | type[PairReply], item_id: str):
         """Ask, and re-ask with the problem stated while the reply does not validate."""
@@ -157,4 +109,4 @@ class LLMJudge:
         return {"judge": self.name, **dict(self.stats), "ledger": self.cache.totals()}
 
     async def aclose(self) -> None:
-        await self.backend.aclose()
+        await self.client.aclose()

@@ -11,8 +11,17 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hone.errors import HoneError
 from hone.judge.base import Completion, JudgeCallError, JudgeRequest
 from hone.judge.ratelimit import LoopLocal
+from hone.judge.registry import BackendContext
+
+
+def open_backend(arg: str, context: BackendContext) -> "LocalBackend":
+    """`local:DIR`: a Hugging Face model folder with a chat template."""
+    if not arg:
+        raise HoneError("--judge local:DIR needs a model folder")
+    return LocalBackend(arg, temperature=context.config.temperature)
 
 
 @dataclass
@@ -82,6 +91,9 @@ class LocalBackend:
         if q.worker is None or q.worker.done():
             q.worker = asyncio.create_task(self._work(q))
         return await future
+
+    def received(self) -> list[tuple[JudgeRequest, Completion]]:
+        return []
 
     async def aclose(self) -> None:
         pass

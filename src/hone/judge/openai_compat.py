@@ -7,9 +7,26 @@ judge answers the same question the same way; the SDK's own retries are off (Hon
 from __future__ import annotations
 
 import os
+import re
 
+from hone.errors import HoneError
 from hone.judge.base import Completion, JudgeRequest
 from hone.judge.ratelimit import LoopLocal, sdk_call_error
+from hone.judge.registry import BackendContext
+
+
+def open_backend(arg: str, context: BackendContext) -> "OpenAIBackend":
+    """`openai:MODEL@URL` (URL ends in /v1; without @URL, OPENAI_BASE_URL); the server must answer /v1/models."""
+    from hone.preflight import server_answers
+
+    m = re.fullmatch(r"(.+?)(?:@(https?://\S+))?", arg)
+    url = (m.group(2) if m else None) or os.environ.get("OPENAI_BASE_URL")
+    if not m or not url:
+        shown = f"openai:{arg}"
+        raise HoneError(f"--judge {shown!r}: use openai:MODEL@URL (e.g. "
+                        "openai:qwen2.5-7b@http://127.0.0.1:8000/v1) or set OPENAI_BASE_URL")
+    server_answers(url)
+    return OpenAIBackend(m.group(1), url, timeout=context.config.timeout_s, temperature=context.config.temperature)
 
 
 class OpenAIBackend:
@@ -39,6 +56,9 @@ class OpenAIBackend:
         usage = resp.usage
         return Completion(choice.message.content or "", usage.prompt_tokens if usage else 0,
                           usage.completion_tokens if usage else 0, choice.finish_reason or "")
+
+    def received(self) -> list[tuple[JudgeRequest, Completion]]:
+        return []
 
     async def aclose(self) -> None:
         client = self._client.pop()

@@ -22,6 +22,7 @@ from hone.judge.config import JudgeConfig, load_judge_config
 from hone.judge.driver import Job, compare_jobs, grade_jobs, run_jobs
 from hone.judge.factory import default_cache_path, make_judge
 from hone.judge.prompts import GRADE, PAIRWISE
+from hone.judge.spec import JudgeSpec
 from hone.records import Generation, PartialJsonl, Task, Verdict, read_records, read_tasks
 from hone.runs import Stage, manifest_for
 
@@ -70,7 +71,7 @@ def summarize(verdicts: list[Verdict]) -> dict[str, Any]:
 
 
 def run_judge(tasks_path: str | os.PathLike, generations_path: str | os.PathLike, out_path: str | os.PathLike,
-              judge_spec: str, *, pairwise: str | os.PathLike | None = None, concurrency: int = 8,
+              judge_spec: JudgeSpec | str, *, pairwise: str | os.PathLike | None = None, concurrency: int = 8,
               budget_usd: float | None = None, batch: bool = False, run_dir: str | os.PathLike | None = None,
               progress_factory: Callable[[int, int], Callable[[int], None]] | None = None,
               config: JudgeConfig | str | os.PathLike | None = None, second_opinion: bool = False,
@@ -88,12 +89,13 @@ def run_judge(tasks_path: str | os.PathLike, generations_path: str | os.PathLike
     cfg = config if isinstance(config, JudgeConfig) else load_judge_config(config)
     if settings:
         cfg = JudgeConfig.model_validate({**cfg.model_dump(), **settings})
-    judge_model = judge_spec.split("local:", 1)[1] if "local:" in judge_spec else None
-    inputs = {"tasks": tasks_path, "generations": generations_path, "pairwise": pairwise, "judge_model": judge_model}
+    spec = JudgeSpec.parse(judge_spec)
+    inputs = {"tasks": tasks_path, "generations": generations_path, "pairwise": pairwise,
+              "judge_model": spec.model_dir}
     # Only what changes the verdicts decides whether a finished stage can be skipped.
-    stage_config = {"judge": judge_spec, "template": PAIRWISE if pairwise else GRADE, "max_tokens": cfg.max_tokens,
+    stage_config = {"judge": spec.text, "template": PAIRWISE if pairwise else GRADE, "max_tokens": cfg.max_tokens,
                     "reask": cfg.reask, "temperature": cfg.temperature, "second_opinion": second_opinion}
-    if judge_spec == "verifier" or judge_spec.startswith("composite"):
+    if spec.verifiers:
         stage_config["sandbox"] = sandbox
         from hone.grade.sandbox import require_for
 
@@ -114,7 +116,7 @@ def run_judge(tasks_path: str | os.PathLike, generations_path: str | os.PathLike
     try:
         todo = [g for g in gens if (g.id, g.sample) not in sink.done]
         if todo:
-            judge = make_judge(judge_spec, cache_path=default_cache_path(run_dir or out.parent),
+            judge = make_judge(spec, cache_path=default_cache_path(run_dir or out.parent),
                                concurrency=concurrency, budget_usd=budget_usd, batch=batch, config=cfg,
                                second_opinion=second_opinion, sandbox=sandbox)
             jobs = _jobs(judge, tasks, todo, refs)

@@ -218,6 +218,15 @@ def judge_spend(run_dir: Path) -> dict[str, Any]:
     return {"calls": calls, "usd": round(usd, 6), "calls_of_unknown_cost": unknown, "cached_answers": answers}
 
 
+def spend_text(run_dir: str | os.PathLike, budget_usd: float | None) -> str:
+    """Judge spend so far, for a progress bar: `judge $0.1234 of $5.00, 321 paid calls`."""
+    s = judge_spend(Path(run_dir))
+    if s.get("usd") is None:
+        return "judge spend unknown"
+    cap = f" of ${budget_usd:.2f}" if budget_usd is not None else ""
+    return f"judge ${s['usd']:.4f}{cap}, {s['calls']} paid calls"
+
+
 def loop_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Every round's stages, the promoted model, accuracies so far with CIs, judge spend, the resume command."""
     from hone.errors import HoneError
