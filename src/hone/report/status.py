@@ -174,20 +174,18 @@ def _round_status(run_dir: Path, r: int, config: dict[str, Any], suites: list[st
 
 def _alive(cmd: dict[str, Any] | None) -> bool | None:
     """Whether the process that started the run still runs (None: unknown, another machine or no record)."""
+    import psutil
+
     if not cmd or cmd.get("host") != socket.gethostname() or not cmd.get("pid"):
         return None
     try:
-        os.kill(int(cmd["pid"]), 0)
-    except ProcessLookupError:
+        created = psutil.Process(int(cmd["pid"])).create_time()
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    # A pid can be reused: a process started after the run began is not it.
-    try:
-        started = os.stat(f"/proc/{int(cmd['pid'])}").st_mtime
-        return started <= float(cmd.get("started", started)) + 5
-    except OSError:
-        return True
+    except psutil.Error:
+        return None
+    # A pid can be reused: a process created after the run was recorded is another one.
+    return created <= float(cmd.get("started", created)) + 1
 
 
 def resume_command(run_dir: Path, fallback: list[str]) -> str:
