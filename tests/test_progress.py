@@ -23,7 +23,7 @@ def test_plain_lines_at_most_every_interval_and_one_at_the_end(monkeypatch, caps
 
 
 def test_resumed_stage_counts_earlier_items_and_training_note(monkeypatch, capsys):
-    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 1e9)
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.02)
     with stage_bar("round 2 · train") as factory:
         advance = factory(6, 4)  # 4 steps done before a kill, 6 to go
         callback = ProgressBar(lambda todo, done: advance)
@@ -36,6 +36,17 @@ def test_resumed_stage_counts_earlier_items_and_training_note(monkeypatch, capsy
     assert "resuming, 4 done earlier, 6 to go" in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("round 2 · train: 10/10 (100%)") and "loss 1.5" in last and "tokens/s" in last
+
+
+def test_short_or_failed_stage_adds_no_line(capsys):
+    with bar("grade", total=3) as advance:
+        advance(3)
+    try:
+        with bar("generate", total=3):
+            raise ValueError("no such model")
+    except ValueError:
+        pass
+    assert capsys.readouterr().err == ""
 
 
 def test_terminal_bar_shows_rate_eta_and_note(monkeypatch):
@@ -51,7 +62,7 @@ def test_terminal_bar_shows_rate_eta_and_note(monkeypatch):
 
 
 def test_note_source_is_reread_while_the_stage_runs(monkeypatch, capsys):
-    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 1e9)
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.02)
     spent = iter(f"judge ${x:.4f} of $5.00" for x in range(100))
     with stage_bar("round 1 · pass 0 · judge", note=lambda: next(spent), note_every_s=0.02) as factory:
         advance = factory(20, 0)

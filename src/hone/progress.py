@@ -4,7 +4,8 @@ otherwise.
 A bar shows the stage (with its round), items done of the total, items per second, the time left, and a note
 the stage updates as it learns more (training loss and tokens per second). When the output is not a terminal
 (CI, a pipe, the demo reading an arm's output) the same facts go out as one plain line every
-`PLAIN_EVERY_S` seconds, and at the end, so a log shows a long stage moving without filling up.
+`PLAIN_EVERY_S` seconds, and one when such a stage ends: a log shows a long stage moving without filling up,
+and a stage of a few seconds (or one that fails) adds nothing to it.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class _Plain:
         self.description, self.total, self.done, self.start_done = description, total, done, done
         self.t0 = self.last = time.monotonic()
         self.note = ""
+        self.lines = 0
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -77,6 +79,7 @@ class _Plain:
             self.emit()
 
     def emit(self) -> None:
+        self.lines += 1
         self.last = now = time.monotonic()
         rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
         left = f", eta {_duration((self.total - self.done) / rate)}" if rate > 0 and self.done < self.total else ""
@@ -98,9 +101,8 @@ def bar(description: str, total: int, done: int = 0) -> Iterator[Advance]:
     """A progress bar; yields an `Advance`. `done` items from an earlier attempt show as already complete."""
     if not console.is_terminal:
         plain = _Plain(description, total + done, done)
-        try:
-            yield Advance(None, None, plain)
-        finally:
+        yield Advance(None, None, plain)
+        if plain.lines:  # a stage long enough to have said something also says that it ended
             plain.emit()
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(),
