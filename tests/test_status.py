@@ -72,6 +72,8 @@ def test_status_of_a_loop_killed_mid_stage_names_stage_counts_and_resume(demo_ru
     assert again.returncode == 0, again.stderr[-2000:]
     st = json.loads(_status(run, "--json").stdout)
     assert st["finished"] and st["resume"] is None and [r["state"] for r in st["rounds"]] == ["done", "done"]
+    assert "<svg" in (run / "report.html").read_text()  # the loop ends with its reports and failure clusters
+    assert json.loads((run / "failure_clusters.json").read_text())["items"] > 0
 
 
 def test_status_of_a_finished_demo_lists_both_arms(demo_run):

@@ -70,8 +70,9 @@ def render_report(arms: dict[str, dict[str, Any]], out_dir: str | Path, title: s
         fig = make(arms)
         if fig is not None:
             lines += [f"![{alt}]({save_png(fig, plots / name).relative_to(out).as_posix()})", ""]
-    lines += [f"- `{arm}` has no win/tie/loss: {no_candidate_reason(s)}" for arm, s in arms.items()
-              if last_candidate(s) is None]
+    missing = [f"- `{arm}` has no win/tie/loss: {no_candidate_reason(s)}." for arm, s in arms.items()
+               if last_candidate(s) is None]
+    lines += [*missing, ""] if missing else []
     for arm, summary in arms.items():
         lines += _arm_section(arm, summary)
     lines += ["Accuracy CIs are Wilson 95% intervals; uplift is the paired difference on the same held-out items "
