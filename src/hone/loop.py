@@ -107,8 +107,9 @@ def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path
     from hone.report.status import spend_text
 
     with stage_bar(f"{label} · judge", note=lambda: spend_text(run_dir, jc.budget_usd)) as bar:
-        run = run_judge(tasks, gens, out, config.judge, run_dir=run_dir, sandbox=config.sandbox, config=jc.settings(),
-                        concurrency=jc.concurrency, budget_usd=jc.budget_usd, progress_factory=bar)
+        run = run_judge(tasks, gens, out, config.judge_spec, run_dir=run_dir, sandbox=config.sandbox,
+                        config=jc.settings(), concurrency=jc.concurrency, budget_usd=jc.budget_usd,
+                        progress_factory=bar)
     if run.unfinished:
         raise HoneError(f"{out}: {run.unfinished} items ended in errors a re-run may fix (API, budget); "
                         "run the same command again to finish them before training on this round")
@@ -201,7 +202,7 @@ def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int
     from hone.judge.factory import default_cache_path
 
     jc = config.judge_config
-    judge = make_judge(config.judge, cache_path=default_cache_path(rd.parent), sandbox=config.sandbox,
+    judge = make_judge(config.judge_spec, cache_path=default_cache_path(rd.parent), sandbox=config.sandbox,
                        config=jc.settings(), concurrency=jc.concurrency, budget_usd=jc.budget_usd)
     out = rd / "critiques.jsonl"
     with stage_bar(f"round {r} · critique") as bar:
@@ -330,7 +331,7 @@ def _check_judge(config: LoopConfig) -> None:
     from hone.judge import make_judge
 
     jc = config.judge_config
-    make_judge(config.judge, cache_path=None, config=jc.settings(), concurrency=jc.concurrency,
+    make_judge(config.judge_spec, cache_path=None, config=jc.settings(), concurrency=jc.concurrency,
                budget_usd=jc.budget_usd, sandbox=config.sandbox)
 
 
