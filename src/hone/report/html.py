@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hone.atomic import write_text_atomic
-from hone.report.plots import (accuracy_figure, arm_style, in_use, last_candidate, no_candidate_reason, to_svg,
+from hone.report.plots import (accuracy_figure, arm_style, last_candidate, no_candidate_reason, to_svg,
                                uplift_figure, win_tie_loss_figure)
 from hone.report.status import merge_figures
 
