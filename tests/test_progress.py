@@ -72,3 +72,24 @@ def test_note_source_is_reread_while_the_stage_runs(monkeypatch, capsys):
     last = capsys.readouterr().err.strip().splitlines()[-1]
     n = int(last.split("judge $")[1].split(".")[0])
     assert last.startswith("round 1 · pass 0 · judge: 20/20") and 3 <= n <= 20, last
+
+
+def test_token_rate_counts_only_this_attempts_new_tokens(tmp_path):
+    from hone.records import Generation, dumps
+    from hone.report.status import TokenRate
+
+    out = tmp_path / "samples-0.jsonl"
+    partial = tmp_path / "samples-0.jsonl.partial"
+
+    def append(i: int, tokens: int, torn: str = "") -> None:
+        with open(partial, "a") as f:
+            f.write(dumps(Generation(id=f"t{i}", model="m", output="x", tokens=tokens)) + "\n" + torn)
+
+    append(0, 10_000)  # written before a kill: not this run's speed
+    rate = TokenRate(out)
+    assert rate() == ""
+    time.sleep(0.2)
+    append(1, 40)
+    append(2, 60, torn='{"id": "t3", "tok')  # a line still being written is not read yet
+    text = rate()
+    assert text.endswith(" new tokens/s") and 100 <= float(text.split()[0].replace(",", "")) <= 500, text

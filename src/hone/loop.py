@@ -131,6 +131,7 @@ def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir:
     """n samples per training prompt, judged; prompts with no pass are sampled again (resample_unsolved)."""
     from hone.generate.base import GenParams
     from hone.generate.run import run_generate
+    from hone.report.status import TokenRate
 
     s = config.sample
     pool = read_tasks(config.train_tasks)
@@ -145,7 +146,7 @@ def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir:
                            batch_size=s.batch_size, seed=config.seed * 1000 + r * 10 + attempt)
         gens_path = rd / f"samples-{attempt}.jsonl"
         label = f"round {r} · pass {attempt}"
-        with stage_bar(f"{label} · sample") as bar:
+        with stage_bar(f"{label} · sample", note=TokenRate(gens_path)) as bar:
             gens, _ = run_generate(lambda: models.get(model, rd), todo_path, gens_path, params, models.ref(model),
                                    progress_factory=bar)
         verdicts = _judge(config, todo_path, gens_path, rd / f"verdicts-{attempt}.jsonl", run_dir, label)

@@ -216,6 +216,40 @@ def judge_spend(run_dir: Path) -> dict[str, Any]:
     return {"calls": calls, "usd": round(usd, 6), "calls_of_unknown_cost": unknown, "cached_answers": answers}
 
 
+class TokenRate:
+    """New tokens per second of a generation stage, from the `tokens` of the records it appends to `<out>.partial`
+    (read a little at a time: a progress note, not a parse of the whole file each time)."""
+
+    def __init__(self, out: str | os.PathLike):
+        self.partial = Path(out).with_name(Path(out).name + ".partial")
+        self.offset, self.tokens = 0, 0
+        self.start: tuple[float, int] | None = None
+
+    def _read(self) -> None:
+        try:
+            with open(self.partial, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return
+        end = chunk.rfind(b"\n") + 1  # complete lines only
+        for line in chunk[:end].splitlines():
+            try:
+                self.tokens += int(json.loads(line).get("tokens") or 0)
+            except (ValueError, AttributeError):
+                pass
+        self.offset += end
+
+    def __call__(self) -> str:
+        self._read()
+        now = time.monotonic()
+        if self.start is None:  # records of an earlier attempt are not this run's speed
+            self.start = (now, self.tokens)
+            return ""
+        t0, k0 = self.start
+        return f"{(self.tokens - k0) / (now - t0):,.0f} new tokens/s" if now > t0 else ""
+
+
 def spend_text(run_dir: str | os.PathLike, budget_usd: float | None) -> str:
     """Judge spend so far, for a progress bar: `judge $0.1234 of $5.00, 321 paid calls`."""
     s = judge_spend(Path(run_dir))
