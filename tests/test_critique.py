@@ -4,10 +4,11 @@ import pytest
 
 from hone.chat import render_prompt
 from hone.critique.critique import run_critique
-from hone.critique.feedback import WITHHELD, describe_failure, redact
+from hone.critique.feedback import WITHHELD, describe_failure, withhold_reference
 from hone.bench.stats import paired_difference_ci
 from hone.critique.summary import format_summary, summarize
 from hone.errors import HoneError
+from hone.evidence import MathEvidence
 from hone.generate.base import GenParams
 from hone.generate.hf import HFGenerator
 from hone.hashing import text_sha256
@@ -44,8 +45,8 @@ def inputs(tmp_path):
         gens.append(Generation(id=t.id, model="m", output=f"The answer is {wrong}.", finish_reason="stop"))
     gens[4] = gens[4].model_copy(update={"output": f"The answer is {tasks[4].reference}."})
     verdicts = exact_number_judge(list(zip(tasks, gens)))
-    for v in verdicts[:4]:
-        v.evidence = {"expected": v.reason.split()[1].rstrip(","), "got": v.reason.split()[-1]}
+    for v in verdicts[:4]:  # ground truth and what was read from the answer, as a math verifier records them
+        v.evidence = MathEvidence(gold=v.reason.split()[1].rstrip(","), extracted=v.reason.split()[-1])
     verdicts[5] = verdicts[5].model_copy(update={"verdict": "error", "reason": "judge unparsable"})
     verdicts.append(Verdict(id="t3", sample=1, judge=JUDGE, verdict="tie"))
     gens.append(Generation(id="t3", sample=1, model="m", output="No idea.", finish_reason="stop"))
@@ -111,7 +112,7 @@ def test_self_critique_prompts_never_contain_the_reference(tiny, inputs, tmp_pat
         assert not any(ref in prompt for ref in refs)
         assert "<|start_header_id|>assistant<|end_header_id|>" in prompt  # the model's own template
     first = [p for p in tiny.prompts if "What is 41234 + 57531?" in p]
-    assert any("The answer is 41." in p and f"expected {WITHHELD}" in p and "got: 41" in p for p in first)
+    assert any("The answer is 41." in p and f"expected {WITHHELD}" in p and "extracted: 41" in p for p in first)
     assert any("Now write the corrected answer" in p for p in first)
     for c in records:
         assert c.mode == "self-critique" and c.judge == JUDGE and c.round == 2 and c.model == tiny.name
@@ -219,9 +220,11 @@ def test_feedback_withholds_the_reference_in_every_spelling():
                 evidence={"gold": "98765", "parsed": ["98764"], "note": "ref=98765"})
     text = describe_failure(task, v)
     assert not re.search(r"(?<!\d)98,?765(?!\d)", text) and "98764" in text and "198765" in text
-    assert "gold" not in text and text.count(WITHHELD) == 3
+    # Only allow-listed evidence fields are shown: not the gold answer, nor keys a judge adds ("parsed", "note").
+    assert "gold" not in text and "parsed" not in text and "note" not in text and text.count(WITHHELD) == 2
     assert "98765" in describe_failure(task, v, reveal_reference=True)
-    assert redact("a cat sat", "cat") == f"a {WITHHELD} sat" and redact("concat", "cat") == "concat"
+    assert withhold_reference("a cat sat", "cat") == f"a {WITHHELD} sat"
+    assert withhold_reference("concat", "cat") == "concat"
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Generic, Iterable, Iterator, Literal, Sequence, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from hone.atomic import atomic_path
 from hone.errors import HoneError
+from hone.evidence import Evidence, OtherEvidence, with_kind
 
 Kind = Literal["math", "code", "open", "choice"]
 Role = Literal["system", "user", "assistant"]
@@ -93,13 +94,21 @@ Outcome = Literal["pass", "fail", "error", "win", "tie", "loss"]
 
 
 class Verdict(Record):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
     id: str
     sample: int = 0
     judge: str
     verdict: Outcome
     score: float | None = None
     reason: str = ""
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    evidence: Evidence = Field(default_factory=OtherEvidence)  # typed per kind of judge (hone.evidence)
+
+    @field_validator("evidence", mode="before")
+    @classmethod
+    def _evidence_kind(cls, value: Any, info: ValidationInfo) -> Any:
+        """Evidence written before `kind` existed: inferred from the judge's name and the keys."""
+        return with_kind(info.data.get("judge", ""), value)
 
 
 class Critique(Record):

@@ -1,8 +1,10 @@
-"""What the model is told about its failure: the judge's reason and the verifier's evidence, reference withheld.
+"""What the model is told about its failure: the judge's reason and what diagnoses the answer, reference withheld.
 
-A judge that saw the ground truth often quotes it ("expected 42, got 41"). In self-critique mode every
-evidence field that holds ground truth is dropped and every occurrence of the reference in the remaining
-text (numbers compared by value) is replaced by a placeholder, so the rewrite cannot copy it.
+The feedback is built from an allow-list of typed evidence fields (what the grader read from the answer, how
+the tests ended, whether the output was cut off); ground truth and anything a grader adds later are never
+shown, because they are not on the list. A judge that saw the ground truth often quotes it ("expected 42, got
+41"): in self-critique mode every occurrence of the reference in the text shown (numbers compared by value) is
+also replaced by a placeholder, so the rewrite cannot copy it.
 """
 
 from __future__ import annotations
@@ -11,16 +13,21 @@ import json
 import re
 from typing import Any
 
+from hone.evidence import (ChoiceEvidence, CodeEvidence, ErrorEvidence, LLMGradeEvidence, MathEvidence,
+                           OtherEvidence, PairwiseEvidence)
 from hone.records import Task, Verdict
 
 WITHHELD = "[withheld]"
-# Evidence keys that carry ground truth rather than a diagnosis of the answer.
-GROUND_TRUTH_KEYS = frozenset({"reference", "expected", "gold", "target", "answer_key", "solution",
-                               "canonical_solution", "correct", "correct_answer", "ground_truth", "gold_parsed",
-                               "expected_answer", "reference_answer"})
-# Bookkeeping that says nothing about what is wrong with the answer.
-BOOKKEEPING_KEYS = frozenset({"judged_sha256", "b_sha256", "method", "seconds", "retryable", "error_kind",
-                              "decided_by", "program_chars", "style", "second_opinion", "consistent"})
+# Per kind of evidence, the fields that diagnose the answer, in the order shown. Nothing else reaches the model.
+SHOWN: dict[type, tuple[str, ...]] = {
+    MathEvidence: ("extracted", "truncated"),
+    ChoiceEvidence: ("extracted", "truncated"),
+    CodeEvidence: ("outcome", "extracted", "truncated", "stdout_tail", "stderr_tail"),
+    LLMGradeEvidence: (),  # the judge's reason says it all
+    PairwiseEvidence: (),
+    ErrorEvidence: (),
+    OtherEvidence: (),  # a judge Hone does not know: its keys are not known to be free of ground truth
+}
 MAX_VALUE_CHARS = 600
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
 
@@ -32,7 +39,7 @@ def _as_number(text: str) -> float | None:
         return None
 
 
-def redact(text: str, reference: str | None) -> str:
+def withhold_reference(text: str, reference: str | None) -> str:
     """`text` with the reference (verbatim, and as a number in any spelling) replaced by WITHHELD."""
     ref = (reference or "").strip()
     if not ref:
@@ -56,11 +63,9 @@ def describe_failure(task: Task, verdict: Verdict, reveal_reference: bool = Fals
     lines = []
     if verdict.reason.strip():
         lines.append(verdict.reason.strip())
-    for key, value in sorted(verdict.evidence.items()):
-        if value in (None, "", [], {}) or key in BOOKKEEPING_KEYS:
-            continue
-        if not reveal_reference and key.lower() in GROUND_TRUTH_KEYS:
-            continue
-        lines.append(f"{key}: {_render_value(value)}")
+    for key in SHOWN[type(verdict.evidence)]:
+        value = getattr(verdict.evidence, key)
+        if value not in (None, "", [], {}):
+            lines.append(f"{key}: {_render_value(value)}")
     text = "\n".join(lines) or "The answer was judged incorrect (the checker gave no detail)."
-    return text if reveal_reference else redact(text, task.reference)
+    return text if reveal_reference else withhold_reference(text, task.reference)

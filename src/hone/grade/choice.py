@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hone.evidence import ChoiceEvidence
 from hone.hashing import text_sha256
 from hone.records import Generation, Task, Verdict
 
@@ -51,14 +52,14 @@ def extract_choice(answer: str, options: list[str]) -> tuple[str | None, str]:
 def grade_choice(task: Task, generation: Generation) -> Verdict:
     """pass when the chosen option is the reference letter."""
     base: dict[str, Any] = {"id": generation.id, "sample": generation.sample, "judge": CHOICE_JUDGE}
-    evidence: dict[str, Any] = {"gold": task.reference, "judged_sha256": text_sha256(generation.output)}
+    evidence = ChoiceEvidence(gold=task.reference, judged_sha256=text_sha256(generation.output))
     if generation.finish_reason == "error":
         return Verdict(**base, verdict="error", reason=f"generation failed: {generation.output[:300]}",
                        evidence=evidence)
     letter, how = extract_choice(generation.output, task.options or [])
-    evidence.update(extracted=letter, method=how)
+    evidence.extracted, evidence.method = letter, how
     if "loglik" in generation.params:
-        evidence["method"] = "log-likelihood of each option"
+        evidence.method = "log-likelihood of each option"
     if letter is None:
         return Verdict(**base, verdict="fail", score=0.0, reason=how, evidence=evidence)
     ok = letter == task.reference

@@ -12,6 +12,7 @@ import re
 import textwrap
 
 from hone.grade.sandbox import Limits, run_tests
+from hone.evidence import CodeEvidence
 from hone.hashing import text_sha256
 from hone.records import Generation, Task, Verdict
 
@@ -84,7 +85,7 @@ def grade_code(task: Task, generation: Generation, limits: Limits | None = None,
     judged = text_sha256(generation.output)
     if generation.finish_reason == "error":
         return Verdict(**base, verdict="error", reason=f"generation failed: {generation.output[:300]}",
-                       evidence={"outcome": "error", "judged_sha256": judged})
+                       evidence=CodeEvidence(outcome="error", judged_sha256=judged))
     source, how = extract_program(task, generation.output)
     style = test_style(task)
     result = run_tests(source, task.tests or "", style=style, entry_point=task.entry_point,
@@ -93,9 +94,9 @@ def grade_code(task: Task, generation: Generation, limits: Limits | None = None,
     outcome = result.pop("outcome")
     reason = result.pop("reason", outcome)
     verdict = {"pass": "pass", "fail": "fail", "timeout": "fail"}.get(outcome, "error")
-    evidence = {"outcome": outcome, "extracted": how, "program_chars": len(source), "style": style, **result,
-                "judged_sha256": judged}
+    evidence = CodeEvidence(outcome=outcome, extracted=how, program_chars=len(source), style=style, **result,
+                            judged_sha256=judged)
     if generation.finish_reason == "length":
-        evidence["truncated"] = True
+        evidence.truncated = True
     return Verdict(**base, verdict=verdict, score={"pass": 1.0, "fail": 0.0}.get(verdict), reason=reason,
                    evidence=evidence)

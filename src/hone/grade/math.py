@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any
 
+from hone.evidence import MathEvidence
 from hone.hashing import text_sha256
 from hone.records import Generation, Task, Verdict
 
@@ -75,8 +76,8 @@ def grade_math(task: Task, generation: Generation) -> Verdict:
     from math_verify import verify
 
     base = {"id": generation.id, "sample": generation.sample, "judge": MATH_JUDGE}
-    evidence: dict[str, Any] = {"gold": task.reference, "method": f"math-verify {_library_version()}",
-                                "judged_sha256": text_sha256(generation.output)}
+    evidence = MathEvidence(gold=task.reference, method=f"math-verify {_library_version()}",
+                            judged_sha256=text_sha256(generation.output))
     if generation.finish_reason == "error":
         return Verdict(**base, verdict="error", reason=f"generation failed: {generation.output[:300]}",
                        evidence=evidence)
@@ -86,15 +87,15 @@ def grade_math(task: Task, generation: Generation) -> Verdict:
         return Verdict(**base, verdict="error", reason=f"the reference answer {task.reference!r} cannot be parsed",
                        evidence=evidence)
     predicted = _parse(answer_region(generation.output))
-    evidence["extracted"] = _shown(predicted)
+    evidence.extracted = _shown(predicted)
     if generation.finish_reason == "length":
-        evidence["truncated"] = True
+        evidence.truncated = True
     if not predicted:
-        evidence["seconds"] = round(time.perf_counter() - t0, 4)
+        evidence.seconds = round(time.perf_counter() - t0, 4)
         return Verdict(**base, verdict="fail", score=0.0, reason="no final answer could be extracted",
                        evidence=evidence)
     ok = verify(gold, predicted, timeout_seconds=_timeout())
-    evidence["seconds"] = round(time.perf_counter() - t0, 4)
+    evidence.seconds = round(time.perf_counter() - t0, 4)
     relation = "equals" if ok else "does not equal"
     return Verdict(**base, verdict="pass" if ok else "fail", score=1.0 if ok else 0.0,
                    reason=f"answer {_shown(predicted)} {relation} the reference {task.reference}", evidence=evidence)

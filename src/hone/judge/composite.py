@@ -6,6 +6,7 @@ Every verdict carries the composite's name as `judge` (so before/after compariso
 
 from __future__ import annotations
 
+from hone.evidence import SecondOpinion
 from hone.judge.base import error_verdict
 from hone.judge.llm import LLMJudge
 from hone.judge.verifier import VerifierJudge, verdicts_to_pair
@@ -21,8 +22,8 @@ class CompositeJudge:
         self.parallelism = llm.parallelism
 
     def _own(self, verdict: Verdict, decided_by: str) -> Verdict:
-        return verdict.model_copy(update={"judge": self.name,
-                                          "evidence": {**verdict.evidence, "decided_by": decided_by}})
+        evidence = verdict.evidence.model_copy(update={"decided_by": decided_by})
+        return verdict.model_copy(update={"judge": self.name, "evidence": evidence})
 
     async def grade(self, task: Task, generation: Generation) -> Verdict:
         verdict = await self.verifier.decide(task, generation)
@@ -30,8 +31,9 @@ class CompositeJudge:
             return self._own(await self.llm.grade(task, generation), self.llm.name)
         if self.second_opinion and verdict.verdict in ("pass", "fail"):
             other = await self.llm.grade(task, generation)
-            verdict.evidence["second_opinion"] = {"judge": other.judge, "verdict": other.verdict,
-                                                  "reason": other.reason, "agrees": other.verdict == verdict.verdict}
+            verdict.evidence.second_opinion = SecondOpinion(judge=other.judge, verdict=other.verdict,
+                                                            reason=other.reason,
+                                                            agrees=other.verdict == verdict.verdict)
         return self._own(verdict, verdict.judge)
 
     async def compare(self, task: Task, a: Generation, b: Generation) -> Verdict:

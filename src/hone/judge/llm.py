@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any
 
 from hone.errors import HoneError
+from hone.evidence import LLMGradeEvidence
 from hone.judge.base import (BudgetExhausted, Completion, JudgeCallError, JudgeRequest, LLMBackend,
                              content_sha256, error_verdict)
 from hone.judge.cache import Budget, CachingBackend, JudgeCache, cache_key
@@ -88,7 +89,7 @@ class LLMJudge:
             return self._failure(generation, e)
         return Verdict(id=generation.id, sample=generation.sample, judge=self.name, verdict=reply.verdict,
                        score=reply.score, reason=reply.reason,
-                       evidence={"judged_sha256": content_sha256(generation), **evidence})
+                       evidence=LLMGradeEvidence(judged_sha256=content_sha256(generation), **evidence))
 
     async def _one_order(self, task: Task, first: str, second: str) -> tuple[str, str, dict[str, Any]]:
         reply, evidence = await self._valid_reply(pairwise_request(task, first, second, self.config.max_tokens),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable
 
+from hone.evidence import PairwiseEvidence
 from hone.judge.base import content_sha256
 from hone.records import Generation, Task, Verdict
 
@@ -36,7 +37,7 @@ async def compare_both_orders(one_order: OneOrder, task: Task, a: Generation, b:
                                     f"{A_FIRST[w1]} ({r1}); shown second, A was judged {A_SECOND[w2]} ({r2})")
     return Verdict(
         id=a.id, sample=a.sample, judge=judge, verdict=outcome, score=SCORE[outcome], reason=reason[:1000],
-        evidence={"judged_sha256": content_sha256(a), "b_sha256": content_sha256(b), "b_model": b.model,
-                  "b_sample": b.sample, "a_first": A_FIRST[w1], "a_second": A_SECOND[w2],
-                  "consistent": consistent, "a_first_call": e1, "a_second_call": e2},
+        evidence=PairwiseEvidence(judged_sha256=content_sha256(a), b_sha256=content_sha256(b), b_model=b.model,
+                                  b_sample=b.sample, a_first=A_FIRST[w1], a_second=A_SECOND[w2],
+                                  consistent=consistent, a_first_call=e1, a_second_call=e2),
     )

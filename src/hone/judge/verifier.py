@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+from hone.evidence import PairwiseEvidence
 from hone.judge.base import content_sha256, error_verdict
 from hone.records import Generation, Task, Verdict
 
@@ -36,7 +37,8 @@ class VerifierJudge:
         if (verdict.id, verdict.sample) != (generation.id, generation.sample):
             return error_verdict(generation, self.name, f"verifier returned a verdict for {verdict.id!r} "
                                  f"#{verdict.sample}", "internal")
-        verdict.evidence.setdefault("judged_sha256", content_sha256(generation))
+        if verdict.evidence.judged_sha256 is None:
+            verdict.evidence.judged_sha256 = content_sha256(generation)
         return verdict
 
     async def grade(self, task: Task, generation: Generation) -> Verdict:
@@ -64,5 +66,6 @@ def verdicts_to_pair(judge: str, a: Generation, b: Generation, va: Verdict, vb: 
     return Verdict(id=a.id, sample=a.sample, judge=judge, verdict=outcome,
                    score={"win": 1.0, "tie": 0.5, "loss": 0.0}[outcome],
                    reason=f"A {va.verdict}, B {vb.verdict} by the verifier",
-                   evidence={"judged_sha256": content_sha256(a), "b_sha256": content_sha256(b), "b_model": b.model,
-                             "b_sample": b.sample, "consistent": True, "decided_by": va.judge})
+                   evidence=PairwiseEvidence(judged_sha256=content_sha256(a), b_sha256=content_sha256(b),
+                                             b_model=b.model, b_sample=b.sample, consistent=True,
+                                             decided_by=va.judge))
