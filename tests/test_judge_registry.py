@@ -17,7 +17,7 @@ from hone.judge.cache import CachingBackend, JudgeCache, cache_key
 from hone.judge.registry import BACKENDS, BackendEntry
 from hone.judge.spec import JudgeSpec
 from hone.loop_config import LoopConfig
-from judge_support import arithmetic, expected
+from judge_support import FAST, arithmetic, expected, fake  # noqa: F401 - `fake` is a fixture
 from rule_judge_backend import RuleBackend
 
 
@@ -92,3 +92,25 @@ def test_batch_results_read_before_a_kill_are_handed_over_once_by_the_next_proce
     assert later.take_results("other-model") == []
     assert later.take_results("m") == [(request, Completion("answer", 10, 2, "end_turn"))]
     assert later.take_results("m") == [] and store.take_results("m") == []  # once, across connections
+
+
+def test_a_batch_answer_read_before_a_kill_is_used_and_recorded_not_paid_again(fake, tmp_path):
+    from hone.judge.prompts import grade_request
+
+    cache = tmp_path / "judge_cache.sqlite"
+    (task, gen), = arithmetic(1)
+    request = grade_request(task, gen.output, FAST["max_tokens"])
+    key = cache_key("anthropic:claude-haiku-5-5", request)
+    store = BatchStore(cache)  # what a killed process left: a finished batch whose answer was never recorded
+    store.add_batch("msgbatch_old", "claude-haiku-5-5", {key: request})
+    reply = '{"id": "add-0", "verdict": "pass", "score": 1, "reason": "17 + 7 = 24... matches"}'
+    store.add_result("msgbatch_old", key, Completion(reply, 100, 20, "end_turn"))
+    store.finish("msgbatch_old")
+    judge = make_judge("anthropic", batch=True, cache_path=cache, **FAST)
+    assert [v.verdict for v in judge_all(judge, [(task, gen)])] == ["pass"]
+    assert fake.batch_creates == 0 and not fake.paid  # answered from what the store kept
+    rows = judge.cache.conn.execute("SELECT key, mode, input_tokens FROM ledger").fetchall()
+    assert rows == [(key, "batch", 100)]  # on the ledger (and so in the budget) exactly once
+    again = make_judge("anthropic", batch=True, cache_path=cache, **FAST)
+    assert [v.verdict for v in judge_all(again, [(task, gen)])] == ["pass"] and again.stats["cached"] == 1
+    assert judge.cache.totals()["calls"] == 1
