@@ -25,11 +25,14 @@ COMMAND_FILE = "command.json"
 
 
 def record_command(run_dir: str | os.PathLike, argv: list[str] | None = None) -> None:
-    """Note how this run was started (arguments, folder, process) so `hone status` can name the resume command."""
+    """Note how this run was started (arguments, folder) and which process runs it now, so `hone status` can
+    name the resume command. The first command is kept: a later one may be a mistake the run refuses."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    body = {"argv": ["hone", *(sys.argv[1:] if argv is None else argv)], "cwd": os.getcwd(), "pid": os.getpid(),
-            "host": socket.gethostname(), "started": time.time()}
+    first = _read_json(run_dir / COMMAND_FILE) or {}
+    body = {"argv": first.get("argv") or ["hone", *(sys.argv[1:] if argv is None else argv)],
+            "cwd": first.get("cwd") or os.getcwd(), "pid": os.getpid(), "host": socket.gethostname(),
+            "started": time.time()}
     write_text_atomic(run_dir / COMMAND_FILE, json.dumps(body, indent=1) + "\n")
 
 
