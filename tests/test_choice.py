@@ -125,15 +125,17 @@ def test_loglik_scores_equal_one_sequence_at_a_time(tiny_model_dir):
 
     model, tok = load_model(tiny_model_dir, device="cpu"), load_tokenizer(tiny_model_dir)
     messages = [{"role": "user", "content": "Which one?\nA. 3\nB. 4\nC. 5\n\nAnswer:"}]
-    scores = option_logprobs(model, tok, messages, 3)
     prompt = render_prompt(tok, messages)
     context = encode(tok, prompt)
-    for letter, score in zip("ABC", scores):
-        ids = encode(tok, prompt + letter)
-        with torch.no_grad():
-            logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
-        expected = sum(float(logp[p - 1, ids[p]]) for p in range(len(context), len(ids)))
-        assert score == pytest.approx(expected, abs=1e-4)
+    # letters (one token each: the one-pass path) and whole options (several tokens: the padded batch)
+    for continuations in (["A", "B", "C"], ["A. 3", "B. 4 apples", "C"]):
+        scores = option_logprobs(model, tok, messages, continuations)
+        for text, score in zip(continuations, scores):
+            ids = encode(tok, prompt + text)
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+            expected = sum(float(logp[p - 1, ids[p]]) for p in range(len(context), len(ids)))
+            assert score == pytest.approx(expected, abs=1e-4)
 
 
 def test_bench_scores_mmlu_by_loglik_or_by_generation(tiny_model_dir, shared_data, tmp_path):

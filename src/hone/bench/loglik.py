@@ -23,32 +23,39 @@ from hone.records import Generation, Task
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def continuation_ids(tokenizer: Any, context: list[int], prompt: str, letter: str) -> list[int]:
-    """The tokens of `letter` as they follow `prompt`: from the joint tokenization when it extends the
-    context's tokens (the usual case), else the letter tokenized alone (lm-eval's fallback)."""
-    joint = encode(tokenizer, prompt + letter)
+def continuation_ids(tokenizer: Any, context: list[int], prompt: str, text: str) -> list[int]:
+    """The tokens of `text` as they follow `prompt`: from the joint tokenization when it extends the
+    context's tokens (the usual case), else `text` tokenized alone (lm-eval's fallback)."""
+    joint = encode(tokenizer, prompt + text)
     if joint[: len(context)] == context and len(joint) > len(context):
         return joint[len(context):]
-    return encode(tokenizer, letter)
+    return encode(tokenizer, text)
 
 
-def option_logprobs(model: Any, tokenizer: Any, messages: list[dict[str, str]], n_options: int,
+def option_logprobs(model: Any, tokenizer: Any, messages: list[dict[str, str]], continuations: list[str],
                     ) -> list[float]:
-    """Sum of log-probabilities of each option letter's tokens after the rendered prompt, in one batch."""
+    """Sum of log-probabilities of each continuation's tokens after the rendered prompt (the assistant's turn)."""
     import torch
 
     prompt = render_prompt(tokenizer, messages)
     context = encode(tokenizer, prompt)
-    conts = [continuation_ids(tokenizer, context, prompt, LETTERS[i]) for i in range(n_options)]
+    conts = [continuation_ids(tokenizer, context, prompt, text) for text in continuations]
     limit = getattr(model.config, "max_position_embeddings", None)
     width = len(context) + max(len(c) for c in conts)
     if limit and width > limit:
         raise HoneError(f"the prompt is {len(context)} tokens; with its answer it exceeds the model's context "
                         f"({limit} tokens)")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
-    ids = torch.full((n_options, width), pad, dtype=torch.long)
-    mask = torch.zeros((n_options, width), dtype=torch.long)
+    if all(len(c) == 1 for c in conts):
+        # The usual case (letters are single tokens): every option is read off one next-token distribution,
+        # from one pass over the context that keeps only the last position's logits.
+        with torch.no_grad():
+            last = model(input_ids=torch.tensor([context], device=device), logits_to_keep=1).logits[0, -1]
+        logp = torch.log_softmax(last.float(), dim=-1)
+        return [float(logp[c[0]]) for c in conts]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    ids = torch.full((len(conts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(conts), width), dtype=torch.long)
     for i, c in enumerate(conts):  # right padding: every row's context sits at the same positions
         row = context + c
         ids[i, : len(row)] = torch.tensor(row)
@@ -83,7 +90,8 @@ class LoglikChoiceGenerator:
             t0 = time.perf_counter()
             options = self.tasks[r.id].options or []
             try:
-                scores = option_logprobs(self.inner.model, self.inner.tokenizer, r.messages, len(options))
+                scores = option_logprobs(self.inner.model, self.inner.tokenizer, r.messages,
+                                         list(LETTERS[: len(options)]))
             except HoneError as e:  # this item cannot be scored; the others still can
                 yield Generation(id=r.id, sample=r.sample, model=self.inner.name, output=str(e),
                                  finish_reason="error", params={"loglik": None})
