@@ -89,7 +89,8 @@ def test_cli_refusal_is_one_line_with_exit_2_and_the_flag(generator, tiny_model_
     args = [*HONE, "generate", "--model", str(tiny_model_dir), "--tasks", str(tasks), "-o", str(out),
             "--max-new-tokens", "6", "--batch-size", "2"]
     done = subprocess.run(args, capture_output=True, text=True)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.returncode == 2 and done.stderr.count("\nerror: ") + done.stderr.startswith("error: ") == 1
+    assert done.stderr.splitlines()[-1].startswith("error: ") and "Traceback" not in done.stderr, done.stderr
     assert "params.temperature" in done.stderr and "--restart" in done.stderr
     done = subprocess.run([*args, "--restart"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -142,7 +143,8 @@ def test_an_unrelated_existing_file_is_kept_without_overwrite(shared_data, tmp_p
     args = [*HONE, "tasks", "import", str(shared_data / "gsm8k_test_part1.jsonl"), "--format", "gsm8k",
             "-o", str(out), "--limit", "5"]
     done = subprocess.run(args, capture_output=True, text=True)
-    assert done.returncode == 2 and "--overwrite" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert done.returncode == 2 and done.stderr.splitlines()[-1].startswith("error: "), done.stderr
+    assert "--overwrite" in done.stderr and "Traceback" not in done.stderr
     assert out.read_text() == "my own notes\n"
     assert subprocess.run([*args, "--overwrite"], capture_output=True).returncode == 0
     assert subprocess.run(args, capture_output=True).returncode == 0  # its own output: re-importing is fine

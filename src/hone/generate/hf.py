@@ -6,13 +6,10 @@ import time
 import zlib
 from typing import Any, Iterator, Sequence
 
-from hone.chat import cut_at_stop, encode, render_prompt, stop_token_ids
+from hone.chat import cut_at_stop, stop_token_ids
 from hone.generate.base import GenParams, Progress, Request
+from hone.generate.fit import fit_prompts
 from hone.records import Generation
-
-
-# No tokenizer makes tokens of more than this many characters on average: a longer prompt cannot fit.
-_CHARS_PER_TOKEN_BOUND = 64
 
 
 class HFGenerator:
@@ -47,25 +44,12 @@ class HFGenerator:
                  progress: Progress | None = None) -> Iterator[Generation]:
         """Batched generation. A prompt that cannot fit the context is an `error` record (its batch goes on);
         a batch that runs out of memory is split in halves and retried, down to single items."""
-        tok = self.tokenizer
         context = self.context_length()
-        encoded = []
-        for r in requests:
-            text = render_prompt(tok, r.messages)
-            if context and len(text) > _CHARS_PER_TOKEN_BOUND * context:  # never tokenize a 50 MB prompt
-                yield self._error(r, params, f"the prompt is {len(text):,} characters, far beyond the model's "
-                                             f"context of {context:,} tokens")
-                if progress:
-                    progress(1)
-                continue
-            ids = encode(tok, text)
-            if context and len(ids) >= context:
-                yield self._error(r, params, f"the prompt is {len(ids):,} tokens; the model's context is "
-                                             f"{context:,} tokens")
-                if progress:
-                    progress(1)
-                continue
-            encoded.append((r, ids))
+        encoded, refused = fit_prompts(self.tokenizer, requests, context)
+        for r, why in refused:
+            yield self._error(r, params, why)
+        if progress and refused:
+            progress(len(refused))
         # Similar lengths in one batch waste less padding; order does not change any single answer.
         encoded.sort(key=lambda x: len(x[1]))
         for start in range(0, len(encoded), params.batch_size):

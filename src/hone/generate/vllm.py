@@ -11,9 +11,10 @@ import time
 import zlib
 from typing import Any, Iterator, Sequence
 
-from hone.chat import cut_at_stop, encode, render_prompt, stop_token_ids
+from hone.chat import cut_at_stop, stop_token_ids
 from hone.errors import HoneError
 from hone.generate.base import GenParams, Progress, Request
+from hone.generate.fit import fit_prompts
 from hone.records import Generation
 
 # Requests handed to vLLM at once: large enough to keep its scheduler full, small enough that a killed stage
@@ -68,25 +69,40 @@ class VLLMGenerator:
         except ImportError:
             pass
 
-    def sampling(self, req: Request, params: GenParams, stops: list[int]) -> Any:
+    def sampling(self, req: Request, params: GenParams, stops: list[int], room: int | None = None) -> Any:
+        """`room`: tokens left in the context after the prompt (new tokens never run past the context)."""
         from vllm import SamplingParams
 
         seed = zlib.crc32(f"{params.seed}|{req.id}#{req.sample}".encode())
+        max_tokens = min(params.max_new_tokens, room) if room else params.max_new_tokens
         return SamplingParams(n=1, temperature=params.temperature, top_p=params.top_p,
-                              max_tokens=params.max_new_tokens, seed=None if params.greedy else seed,
+                              max_tokens=max_tokens, seed=None if params.greedy else seed,
                               stop_token_ids=stops, skip_special_tokens=True)
+
+    def context_length(self) -> int | None:
+        """vLLM's max_model_len: a longer prompt fails the whole `generate` call, so it is refused per item."""
+        model_config = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
+        return getattr(model_config, "max_model_len", None)
 
     def generate(self, requests: Sequence[Request], params: GenParams,
                  progress: Progress | None = None) -> Iterator[Generation]:
         tok = self.tokenizer
         stops = stop_token_ids(tok)
-        for start in range(0, len(requests), CHUNK):
-            chunk = requests[start : start + CHUNK]
-            prompts = [{"prompt_token_ids": encode(tok, render_prompt(tok, r.messages))} for r in chunk]
+        context = self.context_length()
+        encoded, refused = fit_prompts(tok, requests, context)
+        for req, why in refused:
+            yield Generation(id=req.id, sample=req.sample, model=self.name, output=why, finish_reason="error",
+                             params=params.model_dump(exclude={"batch_size"}))
+        if progress and refused:
+            progress(len(refused))
+        for start in range(0, len(encoded), CHUNK):
+            part = encoded[start : start + CHUNK]
+            prompts = [{"prompt_token_ids": ids} for _, ids in part]
+            sampling = [self.sampling(r, params, stops, context - len(ids) if context else None) for r, ids in part]
             t0 = time.perf_counter()
-            outputs = self.llm.generate(prompts, [self.sampling(r, params, stops) for r in chunk], use_tqdm=False)
-            seconds = (time.perf_counter() - t0) / max(1, len(chunk))
-            for req, out in zip(chunk, outputs):
+            outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
+            seconds = (time.perf_counter() - t0) / max(1, len(part))
+            for (req, _), out in zip(part, outputs):
                 completion = out.outputs[0]
                 kept, stopped = cut_at_stop(tok, list(completion.token_ids))
                 stopped = stopped or completion.finish_reason == "stop"
@@ -96,7 +112,7 @@ class VLLMGenerator:
                                  tokens=len(kept) + (1 if stopped else 0), seconds=round(seconds, 4),
                                  params=params.model_dump(exclude={"batch_size"}))
             if progress:
-                progress(len(chunk))
+                progress(len(part))
 
 
 def open_engine(config: Any, model: str, log_path: Any = None) -> VLLMGenerator:

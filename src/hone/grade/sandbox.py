@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hone.errors import HoneError
+from hone.redaction import strip_secrets
 
 _HARNESS = Path(__file__).with_name("harness.py")
-_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
 _NS_FLAGS = ["--net", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc"]
 # Unprivileged uids for candidates (root only): far above ordinary accounts, random per run.
 _UID_RANGE = (1_000_000, 1_900_000)
@@ -291,14 +291,6 @@ def clean_env(workdir: str) -> dict[str, str]:
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def redact(text: str) -> str:
-    """Remove the values of secret-looking environment variables from text that will be stored."""
-    for name, value in os.environ.items():
-        if len(value) >= 8 and any(w in name.upper() for w in _SECRET_WORDS) and value in text:
-            text = text.replace(value, "[redacted]")
-    return text
-
-
 def _remove(path: str) -> None:
     def make_writable(func, p, _exc):
         try:
@@ -373,7 +365,7 @@ def _run(iso: Isolation, source: str, tests: str, *, style: str, entry_point: st
         result["uid"] = uid
     for key in ("reason", "stdout_tail", "stderr_tail"):
         if key in result:
-            result[key] = redact(str(result[key]))
+            result[key] = strip_secrets(str(result[key]))
     return result
 
 

@@ -8,12 +8,13 @@ the reason, never as a pass.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hone.evidence import ErrorEvidence
 from hone.hashing import text_sha256
 from hone.records import Generation, Task, Verdict
+from hone.redaction import strip_secrets
 
 
 class Judge(Protocol):
@@ -106,28 +107,16 @@ def content_sha256(generation: Generation) -> str:
     return text_sha256(generation.output)
 
 
-SECRET_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY")
-
-
-def redact(text: str) -> str:
-    """Remove any API key from text that may end up in a verdict, a log or a report."""
-    for name in SECRET_ENV:
-        value = os.environ.get(name)
-        if value and len(value) >= 8:
-            text = text.replace(value, "[redacted]")
-    return text
-
-
 # Error kinds a later run may fix (the API recovers, the budget is raised, a bug is fixed); the `judge` stage
 # keeps them out of its resumable partial output so a re-run tries those items again.
 RETRYABLE_KINDS = frozenset({"api", "budget", "internal"})
 
 
-def error_verdict(generation: Generation, judge: str, reason: str, kind: str, **evidence: Any) -> Verdict:
+def error_verdict(generation: Generation, judge: str, reason: str, kind: str) -> Verdict:
     """The fail-closed outcome: an explicit `error` carrying its reason (never a default pass)."""
-    return Verdict(id=generation.id, sample=generation.sample, judge=judge, verdict="error", reason=redact(reason)[:500],
-                   evidence={"judged_sha256": content_sha256(generation), "error_kind": kind,
-                             "retryable": kind in RETRYABLE_KINDS, **evidence})
+    return Verdict(id=generation.id, sample=generation.sample, judge=judge, verdict="error", reason=strip_secrets(reason)[:500],
+                   evidence=ErrorEvidence(judged_sha256=content_sha256(generation), error_kind=kind,
+                                          retryable=kind in RETRYABLE_KINDS))
 
 
 def is_retryable(verdict: Verdict) -> bool:

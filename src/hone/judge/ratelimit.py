@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Generic, TypeVar
 
-from hone.judge.base import JudgeCallError, redact
+from hone.judge.base import JudgeCallError
+from hone.redaction import strip_secrets
 
 T = TypeVar("T")
 
@@ -153,7 +154,7 @@ def sdk_call_error(exc: Exception, *, status_error: type, timeout_error: type, c
     if isinstance(exc, timeout_error):
         return JudgeCallError("timed out", retryable=True)
     if isinstance(exc, connection_error):
-        return JudgeCallError(f"connection failed ({redact(str(exc))[:200]})", retryable=True)
+        return JudgeCallError(f"connection failed ({strip_secrets(str(exc))[:200]})", retryable=True)
     if isinstance(exc, status_error):
         status = exc.status_code  # type: ignore[attr-defined]
         body = getattr(exc, "body", None)
@@ -161,7 +162,7 @@ def sdk_call_error(exc: Exception, *, status_error: type, timeout_error: type, c
         if isinstance(body, dict):
             err = body.get("error") if isinstance(body.get("error"), dict) else body
             detail = " ".join(str(err.get(k, "")) for k in ("type", "message") if err.get(k))
-        reason = redact(f"HTTP {status}" + (f" {detail}" if detail else ""))[:300]
+        reason = strip_secrets(f"HTTP {status}" + (f" {detail}" if detail else ""))[:300]
         headers = getattr(getattr(exc, "response", None), "headers", None)
         return JudgeCallError(reason, retryable=status in RETRYABLE_STATUS, retry_after=retry_after_seconds(headers))
-    return JudgeCallError(redact(f"{type(exc).__name__}: {exc}")[:300], retryable=False)
+    return JudgeCallError(strip_secrets(f"{type(exc).__name__}: {exc}")[:300], retryable=False)
