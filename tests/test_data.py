@@ -3,9 +3,9 @@ import sys
 
 import pytest
 
-from hone.critique.data import build_bootstrap, build_dpo, build_sft, build_sft_from_samples
-from hone.critique.dataset import run_data
-from hone.critique.mix import BenchIndex, decontaminate, dedup, mix
+from hone.data.build import build_bootstrap, build_dpo, build_sft, build_sft_from_samples
+from hone.data.stage import run_data
+from hone.data.mix import BenchIndex, decontaminate, dedup, mix
 from hone.errors import HoneError
 from hone.hashing import text_sha256
 from hone.importers import import_tasks

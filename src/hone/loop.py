@@ -169,7 +169,7 @@ def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir:
 
 
 def _data(config: LoopConfig, rd: Path, r: int, gens: Path, verdicts: Path, critiques: Path | None) -> tuple[Path, dict]:
-    from hone.critique.dataset import run_data
+    from hone.data.stage import run_data
 
     out = rd / "sft.jsonl"
     bench = list(config.heldout.values())

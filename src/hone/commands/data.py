@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
             restart: bool = RESTART,
             overwrite: bool = OVERWRITE,
         ) -> None:
-            from hone.critique.dataset import run_data
+            from hone.data.stage import run_data
 
             result = run_data(kind, out, tasks_path=tasks, critiques_path=critiques, generations_path=generations,
                               verdicts_path=verdicts, bench_paths=bench_suite, replay_path=replay,

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 from hone.bench.suites import parse_spec
-from hone.critique import data
-from hone.critique.mix import DEFAULT_NGRAM, BenchIndex, Row, mix
+from hone.data import build
+from hone.data.mix import DEFAULT_NGRAM, BenchIndex, Row, mix
 from hone.errors import HoneError
 from hone.records import (Critique, Generation, PreferencePair, SFTExample, Task, Verdict, read_records,
                           read_tasks, write_records)
@@ -51,12 +51,12 @@ def _build(kind: Kind, tasks: dict, critiques_path, generations_path, verdicts_p
                             "(verified samples)")
         rows, skipped = [], Counter()
         if critiques_path is not None:
-            r, s = data.build_sft(tasks, read_records(critiques_path, Critique, allow_empty=True))
+            r, s = build.build_sft(tasks, read_records(critiques_path, Critique, allow_empty=True))
             rows, skipped = rows + r, skipped + s
         if generations_path is not None:
             if verdicts_path is None:
                 raise HoneError("data sft: --generations needs --verdicts (only judged samples can be kept)")
-            r, s = data.build_sft_from_samples(tasks, read_records(generations_path, Generation),
+            r, s = build.build_sft_from_samples(tasks, read_records(generations_path, Generation),
                                                read_records(verdicts_path, Verdict), round=round,
                                                max_per_task=max_per_task, seed=seed)
             rows, skipped = rows + r, skipped + s
@@ -64,16 +64,16 @@ def _build(kind: Kind, tasks: dict, critiques_path, generations_path, verdicts_p
     if kind == "dpo":
         if critiques_path is None:
             raise HoneError("data dpo: give --critiques (pairs come from accepted rewrites)")
-        return data.build_dpo(tasks, read_records(critiques_path, Critique, allow_empty=True))
+        return build.build_dpo(tasks, read_records(critiques_path, Critique, allow_empty=True))
     if kind == "unverified":
         if generations_path is None:
             raise HoneError("data unverified: give --generations (the control arm keeps them unjudged)")
-        return data.build_unverified(tasks, read_records(generations_path, Generation), round=round,
+        return build.build_unverified(tasks, read_records(generations_path, Generation), round=round,
                                      max_per_task=max_per_task)
     if kind == "bootstrap":
         if verdicts_path is None:
             raise HoneError("data bootstrap: give --verdicts (pairs come from the failed items' references)")
-        return data.build_bootstrap(tasks, read_records(verdicts_path, Verdict), round=round)
+        return build.build_bootstrap(tasks, read_records(verdicts_path, Verdict), round=round)
     raise HoneError(f"unknown data kind {kind!r} (use sft, dpo, bootstrap or unverified)")
 
 
