@@ -80,6 +80,8 @@ class BatchStore:
 
     def take_results(self, model: str) -> list[tuple[JudgeRequest, Completion]]:
         """Results of `model`'s batches not handed over yet, each returned once (across processes too)."""
+        if self.conn.execute("SELECT 1 FROM batch_results WHERE taken = 0 LIMIT 1").fetchone() is None:
+            return []  # the usual case, without taking the write lock
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             rows = self.conn.execute(
