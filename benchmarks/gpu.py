@@ -81,7 +81,8 @@ def train_child(method: str, model: Path, data: Path, out: Path, steps: int, bat
     lora = dict(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     torch.cuda.reset_peak_memory_stats()
     if method == "hone":
-        from hone.train.sft import TrainConfig, run_train
+        from hone.train.config import TrainConfig
+        from hone.train.sft import run_train
 
         cfg = TrainConfig(method="lora", lora_r=16, lora_alpha=32, learning_rate=2e-4, max_steps=steps,
                           per_device_batch_size=batch, dtype="bfloat16", logging_steps=10, max_length=1024)

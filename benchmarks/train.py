@@ -45,7 +45,8 @@ def child(method: str, base: Path, data: Path, out: Path, steps: int, threads: i
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     if method == "hone":
-        from hone.train.sft import TrainConfig, run_train
+        from hone.train.config import TrainConfig
+        from hone.train.sft import run_train
 
         cfg = TrainConfig(method="full", learning_rate=1e-3, per_device_batch_size=64, max_steps=steps,
                           logging_steps=50)

@@ -93,7 +93,8 @@ def test_a_server_that_dies_or_never_answers_is_an_error_and_its_group_is_stoppe
 def trained_model(tmp_path_factory):
     """A tiny Llama trained 150 steps on 2-digit addition (12 s): its greedy answers differ from prompt to prompt."""
     from hone.models.tiny import build_tiny_model
-    from hone.train.sft import TrainConfig, run_train
+    from hone.train.config import TrainConfig
+    from hone.train.sft import run_train
 
     d = tmp_path_factory.mktemp("engines")
     data = write_jsonl(d / "add.jsonl", addition_rows(2000, 0))

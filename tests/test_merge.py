@@ -20,7 +20,8 @@ from hone.errors import HoneError
 from hone.merge.merge import REPORT_FILE, merge_adapter
 from hone.merge.shards import weight_index
 from hone.merge.verify import THRESHOLDS, verify_merge
-from hone.train.sft import TrainConfig, run_train
+from hone.train.config import TrainConfig
+from hone.train.sft import run_train
 
 
 def resave(src: Path, dst: Path, dtype=torch.float32, shard: str | None = None) -> Path:

@@ -14,7 +14,7 @@ from hone.errors import HoneError
 from hone.hashing import file_sha256
 from hone.models.gguf import import_gguf
 from hone.models.loading import load_model, load_tokenizer, weights_sha256
-from hone.train.lineage import read_lineage
+from hone.models.lineage import read_lineage
 
 HONE = [sys.executable, "-m", "hone.cli"]
 PROBE = [{"role": "user", "content": "What is 12 + 30?"}]

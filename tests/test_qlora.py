@@ -11,8 +11,9 @@ from safetensors.torch import load_file
 
 from hone.errors import HoneError
 from hone.merge.merge import merge_adapter
-from hone.train.quantize import load_nf4_base, roundtrip
-from hone.train.sft import TrainConfig, run_train
+from hone.models.quantize import load_nf4_base, roundtrip
+from hone.train.config import TrainConfig
+from hone.train.sft import run_train
 
 from train_support import addition_rows, one_torch_thread, write_jsonl  # noqa: F401 - a fixture
 

@@ -15,7 +15,8 @@ from train_support import one_torch_thread, parity_rows, write_jsonl  # noqa: F4
 
 from hone.errors import HoneError
 from hone.train.data import read_conversations, tokenize
-from hone.train.sft import TrainConfig, run_train
+from hone.train.config import TrainConfig
+from hone.train.sft import run_train
 
 
 def accuracy(model_dir: Path, numbers, adapter: Path | None = None) -> tuple[float, list[str]]:

@@ -75,7 +75,8 @@ def make_base(out: Path, size: DemoSize, seed: int, say: Say) -> tuple[Path, dic
     """Build the tiny model and give it a supervised start, chunk by chunk, until the dev split is middling."""
     from hone.models.tiny import build_tiny_model
     from hone.progress import stage_bar
-    from hone.train.sft import TrainConfig, run_train
+    from hone.train.config import TrainConfig
+    from hone.train.sft import run_train
 
     data = out / "data"
     init = out / "base" / "init"

@@ -12,7 +12,7 @@ from hone.errors import HoneError
 from hone.generate.registry import GenerateConfig
 from hone.judge.config import JudgeConfig
 from hone.judge.spec import JudgeSpec
-from hone.train.sft import TrainConfig
+from hone.train.config import TrainConfig
 
 
 class _Section(BaseModel):

@@ -46,10 +46,10 @@ def register(app: typer.Typer) -> None:
         from hone.config import load_yaml, validate_config
         from hone.errors import HoneError
         from hone.progress import stage_bar
-        from hone.train.lineage import LINEAGE_FILE
+        from hone.models.lineage import LINEAGE_FILE
 
         if objective == "sft":
-            from hone.train.sft import TrainConfig as Config
+            from hone.train.config import TrainConfig as Config
             from hone.train.sft import run_train as run
         elif objective == "dpo":
             from hone.train.dpo import DPOTrainConfig as Config

@@ -51,8 +51,8 @@ def plan(base: Path, adapter_dir: Path, *, force: bool, dequantized_base: bool,
          warn: Callable[[str], None] = _warn) -> dict[str, Any]:
     """Every check that can fail before a byte is written: lineage, coverage, shapes."""
     from hone.models.loading import inspect_model_dir, weights_sha256
-    from hone.train.lineage import read_lineage
-    from hone.train.quantize import check_spec
+    from hone.models.lineage import read_lineage
+    from hone.models.quantize import check_spec
 
     info = inspect_model_dir(base)
     if info.quantized:
@@ -123,7 +123,7 @@ def _merge_tensor(entry: TensorEntry, fin: int, fout: int, p: dict[str, Any]) ->
     """Read one base tensor, merge it in float32, write it at the same offset of the output shard."""
     import torch
 
-    from hone.train.quantize import dequantized
+    from hone.models.quantize import dequantized
 
     adapter, quant = p["adapter"], p["quantization"]
     module = adapter.modules.get(entry.name)
@@ -210,7 +210,7 @@ def merge_adapter(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, o
     """
     from hone.hashing import tree_sha256
     from hone.runs import package_versions
-    from hone.train.lineage import write_lineage
+    from hone.models.lineage import write_lineage
 
     base, adapter_path, out = Path(base_dir), Path(adapter_dir), Path(out_dir)
     _check_output(base, out)

@@ -122,7 +122,7 @@ def _reference_model(base: Path, adapter_dir: Path, lineage: dict[str, Any] | No
     from peft import PeftModel
 
     from hone.models.loading import inspect_model_dir, load_model
-    from hone.train.quantize import apply_quantization, check_spec
+    from hone.models.quantize import apply_quantization, check_spec
 
     info = inspect_model_dir(base)
     dtype = (lineage or {}).get("base", {}).get("train_dtype") or info.dtype
@@ -233,7 +233,7 @@ def verify_merge(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, me
     from hone.hashing import tree_sha256
     from hone.merge.adapter import load_adapter
     from hone.models.loading import default_device, inspect_model_dir, load_model, load_tokenizer, weights_sha256
-    from hone.train.lineage import read_lineage
+    from hone.models.lineage import read_lineage
 
     base, adapter_dir, merged = Path(base_dir), Path(adapter_dir), Path(merged_dir)
     t0 = time.perf_counter()

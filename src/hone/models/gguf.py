@@ -158,7 +158,7 @@ def import_gguf(src: str | os.PathLike, out: str | os.PathLike, *, chat_template
     from hone.hashing import file_sha256
     from hone.models.loading import torch_dtype, weights_sha256
     from hone.runs import package_versions
-    from hone.train.lineage import write_lineage
+    from hone.models.lineage import write_lineage
 
     src, out = Path(src), Path(out)
     torch_dtype(dtype)  # an unknown dtype fails before anything is read

@@ -17,7 +17,7 @@ from pydantic import Field
 from hone.chat import encode, encode_training, render_prompt
 from hone.records import PreferencePair, read_records
 from hone.train.callbacks import ProgressFactory
-from hone.train.sft import TrainConfig
+from hone.train.config import TrainConfig
 
 
 class DPOTrainConfig(TrainConfig):

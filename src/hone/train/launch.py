@@ -23,7 +23,7 @@ from hone import procgroup
 from hone.atomic import write_text_atomic
 from hone.errors import HoneError
 from hone.train.callbacks import ProgressFactory
-from hone.train.lineage import LINEAGE_FILE
+from hone.models.lineage import LINEAGE_FILE
 
 LAUNCHED_ENV = "HONE_LAUNCHED"  # set for the workers: train here, and report progress as lines
 PROGRESS_PREFIX = "hone-progress "

@@ -14,15 +14,13 @@ import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from hone.atomic import write_text_atomic
 from hone.errors import HoneError
+from hone.models.lineage import LINEAGE_FILE, base_origin, read_lineage, write_lineage
 from hone.train.callbacks import ProgressFactory, require_free
-from hone.train.lineage import LINEAGE_FILE, base_origin, read_lineage, write_lineage
-
-if TYPE_CHECKING:
-    from hone.train.sft import TrainConfig
+from hone.train.config import TrainConfig
 
 CHECKPOINTS = "checkpoints"
 RUN_FILE = "run.json"
@@ -35,7 +33,7 @@ Rows = tuple[list[dict[str, Any]], dict[str, Any]]
 MakeTrainer = Callable[[Any, dict[str, Any], list[dict[str, Any]], Any, Any], Any]
 
 
-def _fingerprint(objective: str, config: "TrainConfig", base_hash: str, data_hash: str) -> dict[str, Any]:
+def _fingerprint(objective: str, config: TrainConfig, base_hash: str, data_hash: str) -> dict[str, Any]:
     return {"objective": objective, "config": config.model_dump(exclude=_BOOKKEEPING), "base_sha256": base_hash,
             "data_sha256": data_hash}
 
@@ -47,7 +45,7 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> str:
     return ", ".join(keys) or "nothing"
 
 
-def _hardware(config: "TrainConfig") -> tuple[str, str, bool]:
+def _hardware(config: TrainConfig) -> tuple[str, str, bool]:
     """(device, dtype, gradient checkpointing): bf16 + checkpointing on GPU, fp32 without on CPU."""
     import torch
 
@@ -121,7 +119,7 @@ def _load_base(base: Path, dtype: str, trust_remote_code: bool, device_map: dict
         raise HoneError(f"{base}: cannot load the model ({str(e).splitlines()[0]})") from None
 
 
-def _arguments(config: "TrainConfig", ckpt_dir: Path, device: str, dtype: str, checkpointing: bool) -> dict:
+def _arguments(config: TrainConfig, ckpt_dir: Path, device: str, dtype: str, checkpointing: bool) -> dict:
     """TrainingArguments keywords every objective uses; TRL's GPU-minded defaults replaced from the hardware."""
     return dict(
         output_dir=str(ckpt_dir),
@@ -154,7 +152,7 @@ def _arguments(config: "TrainConfig", ckpt_dir: Path, device: str, dtype: str, c
     )
 
 
-def _lora_config(config: "TrainConfig"):
+def _lora_config(config: TrainConfig):
     from peft import LoraConfig
 
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -185,7 +183,7 @@ def _library_deprecations_hidden() -> Iterator[None]:
         yield
 
 
-def run_training(config: "TrainConfig", data_path: str | os.PathLike, base_dir: str | os.PathLike,
+def run_training(config: TrainConfig, data_path: str | os.PathLike, base_dir: str | os.PathLike,
                  out_dir: str | os.PathLike, progress: ProgressFactory | None, *, objective: str,
                  load_rows: Callable[[Any], Rows], make_trainer: MakeTrainer) -> Path:
     """Skip a finished identical run, refuse a folder of another run, resume from the last complete checkpoint,
@@ -232,7 +230,7 @@ def run_training(config: "TrainConfig", data_path: str | os.PathLike, base_dir: 
     from transformers.trainer_callback import PrinterCallback
 
     from hone.train.callbacks import DiskGuard, ProgressBar
-    from hone.train.quantize import load_nf4_base, quantize_model_in_place
+    from hone.models.quantize import load_nf4_base, quantize_model_in_place
 
     transformers.set_seed(config.seed)  # LoRA's initial A matrices are drawn before the Trainer seeds anything
     transformers.logging.set_verbosity_error()
