@@ -96,3 +96,5 @@ def test_evidence_is_typed_on_every_write():
     with pytest.raises(ValueError, match="kind"):
         Verdict(id="t", judge="j", verdict="fail", evidence={"kind": "astrology"})
     assert "truncated" not in v.evidence and v.evidence.get("truncated", False) is False
+    copied = v.model_copy(update={"evidence": {"extracted": "5"}})  # model_copy does not validate
+    assert json.loads(dumps(copied))["evidence"] == {"extracted": "5", "kind": "math"}  # written as it is read

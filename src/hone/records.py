@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Generic, Iterable, Iterator, Literal, Sequence, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_serializer, field_validator,
+                      model_validator)
 
 from hone.atomic import atomic_path
 from hone.errors import HoneError
@@ -109,6 +110,11 @@ class Verdict(Record):
     def _evidence_kind(cls, value: Any, info: ValidationInfo) -> Any:
         """Evidence written before `kind` existed: inferred from the judge's name and the keys."""
         return with_kind(info.data.get("judge", ""), value)
+
+    @field_serializer("evidence", mode="wrap")
+    def _evidence_out(self, value: Any, handler: Any) -> Any:
+        """A plain dict set without validation (`model_copy(update=...)`) is written as it will be read back."""
+        return with_kind(self.judge, value) if isinstance(value, dict) else handler(value)
 
 
 class Critique(Record):
