@@ -38,58 +38,32 @@ def register(app: typer.Typer) -> None:
         accelerate_config: Path = typer.Option(None, help="--launcher accelerate: config file (FSDP, DeepSpeed)."),
     ) -> None:
         """Train with TRL through the chat contract; resume from the last checkpoint; write lineage.json."""
-        import json
+        import contextlib
         import os
 
-        from pydantic import ValidationError
-
-        from hone.config import load_yaml, validate_config
-        from hone.errors import HoneError
         from hone.progress import stage_bar
-        from hone.models.lineage import LINEAGE_FILE
+        from hone.train.launch import inside_launch, line_progress
+        from hone.train.objectives import train as run_objective
+        from hone.train.objectives import train_settings
 
-        if objective == "sft":
-            from hone.train.config import TrainConfig as Config
-            from hone.train.sft import run_train as run
-        elif objective == "dpo":
-            from hone.train.dpo import DPOTrainConfig as Config
-            from hone.train.dpo import run_dpo as run
-        else:
-            raise HoneError(f"unknown objective {objective!r} (use sft or dpo)")
-        settings = load_yaml(config) if config else {}
         flags = {"method": method, "max_steps": max_steps, "epochs": epochs, "learning_rate": learning_rate,
                  "per_device_batch_size": batch_size, "gradient_accumulation_steps": gradient_accumulation_steps,
                  "lora_r": lora_r, "lora_alpha": lora_alpha, "seed": seed, "save_steps": save_steps,
                  "packing": packing, "beta": beta, "report_to": report_to, "quantize_base": quantize_base,
                  "allow_quantized_base": allow_quantized_base, "launcher": launcher, "num_processes": num_processes,
                  "accelerate_config": accelerate_config}
-        if config:
-            validate_config(settings, Config, config)
-        try:
-            cfg = Config.model_validate({**settings, **{k: v for k, v in flags.items() if v is not None}})
-        except ValidationError as e:
-            first = e.errors()[0]
-            key = ".".join(str(x) for x in first.get("loc", ())) or "settings"
-            flag = {"per_device_batch_size": "batch-size", "learning_rate": "lr",
-                    "gradient_accumulation_steps": "grad-accum"}.get(key, key.replace("_", "-"))
-            raise HoneError(f"--{flag}: {first.get('msg')}") from None
-        finished_before = (out / LINEAGE_FILE).exists()
-        from hone.train.launch import inside_launch, line_progress
-
+        cfg = train_settings(objective, config, flags)
         factory = line_progress() if inside_launch() else stage_bar(f"train ({objective})")
-        try:
-            run(cfg, data, base, out, progress=factory)
-        finally:
-            factory.close()
+        with contextlib.closing(factory):
+            result = run_objective(objective, cfg, data, base, out, progress=factory)
         if int(os.environ.get("RANK", "0")) != 0:
             return  # under `accelerate launch`, the main process reports
-        if finished_before:
+        if result.skipped:
             typer.echo(f"{out}: already trained from this base, data and settings (skipped)")
             return
-        lineage = json.loads((out / LINEAGE_FILE).read_text())
-        t = lineage["training"]
+        t = result.lineage["training"]
         speed = f", {t['tokens'] / t['runtime_s']:.0f} tokens/s" if t.get("tokens") and t.get("runtime_s") else ""
         loss = (f", loss {t['first_loss']:.3f} -> {t['final_loss']:.3f}" if t.get("first_loss") is not None
                 else "")
-        typer.echo(f"wrote {'adapter' if lineage['kind'] == 'adapter' else 'model'} to {out} "
+        typer.echo(f"wrote {'adapter' if result.lineage['kind'] == 'adapter' else 'model'} to {out} "
                    f"({t['steps']} steps{loss}{speed})")

@@ -1,0 +1,71 @@
+"""`hone train` as plain functions: the objective's settings from a YAML file and flags, and one training run
+with a typed result, so the command only parses arguments and prints."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from hone.errors import HoneError
+from hone.train.config import TrainConfig
+
+# objective -> (its config class, its run function), as "module:name"
+OBJECTIVES = {
+    "sft": ("hone.train.config:TrainConfig", "hone.train.sft:run_train"),
+    "dpo": ("hone.train.dpo:DPOTrainConfig", "hone.train.dpo:run_dpo"),
+}
+# Config keys whose flag is spelled otherwise.
+_FLAGS = {"per_device_batch_size": "batch-size", "learning_rate": "lr", "gradient_accumulation_steps": "grad-accum"}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out: Path
+    skipped: bool  # the folder already held this exact training (same base, data and settings)
+    lineage: dict[str, Any]
+
+
+def _load(ref: str) -> Any:
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _objective(objective: str) -> tuple[Any, Any]:
+    if objective not in OBJECTIVES:
+        raise HoneError(f"unknown objective {objective!r} (use {' or '.join(OBJECTIVES)})")
+    config_ref, run_ref = OBJECTIVES[objective]
+    return _load(config_ref), _load(run_ref)
+
+
+def train_settings(objective: str, config_path: str | os.PathLike | None, flags: dict[str, Any]) -> TrainConfig:
+    """The YAML file's settings (errors name its line and key), overridden by the flags that were given (errors
+    name the flag)."""
+    from hone.config import load_yaml, validate_config
+
+    config_class, _ = _objective(objective)
+    settings = load_yaml(config_path) if config_path else {}
+    if config_path:
+        validate_config(settings, config_class, config_path)
+    try:
+        return config_class.model_validate({**settings, **{k: v for k, v in flags.items() if v is not None}})
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(x) for x in first.get("loc", ())) or "settings"
+        raise HoneError(f"--{_FLAGS.get(key, key.replace('_', '-'))}: {first.get('msg')}") from None
+
+
+def train(objective: str, config: TrainConfig, data: str | os.PathLike, base: str | os.PathLike,
+          out: str | os.PathLike, progress: Any = None) -> TrainResult:
+    """Train (or skip an identical finished run, or resume a killed one) and return what the folder now holds."""
+    from hone.models.lineage import read_lineage
+
+    _, run = _objective(objective)
+    out = Path(out)
+    finished_before = read_lineage(out) is not None
+    run(config, data, base, out, progress=progress)
+    return TrainResult(out=out, skipped=finished_before, lineage=read_lineage(out) or {})
