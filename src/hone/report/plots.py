@@ -58,6 +58,19 @@ def _err(points: list[dict[str, Any]]) -> list[list[float]]:
             [100 * ((p["ci"] or [p["accuracy"]] * 2)[1] - p["accuracy"]) for p in points]]
 
 
+def _y_range(arms: dict[str, dict[str, Any]]) -> tuple[float, float]:
+    """The span of every CI plotted, in steps of 5 points with a margin: 9% vs 14% must not look like one line."""
+    import math
+
+    ends = [100 * e for s in arms.values() for r in s["rounds"] for a in r["suites"].values()
+            for e in (a["ci"] or [a["accuracy"]] * 2)]
+    lo = max(0.0, 5 * math.floor((min(ends, default=0) - 2) / 5))
+    hi = min(100.0, 5 * math.ceil((max(ends, default=100) + 2) / 5))
+    if hi - lo < 20:
+        lo, hi = max(0.0, min(lo, hi - 20)), min(100.0, max(hi, lo + 20))
+    return lo, hi
+
+
 def accuracy_figure(arms: dict[str, dict[str, Any]]):
     """One line per (arm, suite) through the model in use; refused candidates hollow; arms offset sideways."""
     plt = _pyplot()
@@ -91,7 +104,7 @@ def accuracy_figure(arms: dict[str, dict[str, Any]]):
     ax.set_xlim(min(rounds) - 0.4, max(rounds) + 0.6)
     ax.set_xlabel("round (0 = starting model)")
     ax.set_ylabel("held-out accuracy, % (95% CI)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(*_y_range(arms))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     ax.set_title("Held-out accuracy after each round", fontsize=10)
