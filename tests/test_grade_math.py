@@ -146,3 +146,28 @@ def test_a_generation_without_finish_reason_is_graded_not_called_truncated():
     assert g.finish_reason is None
     v = grade_math(Task(id="a", kind="math", prompt="2+2?", reference="4"), g)
     assert v.verdict == "pass" and "truncated" not in v.evidence
+
+
+@pytest.mark.parametrize("output, verdict", [
+    # SmolLM2-135M's real answers to "What is 94 + 15?" / "What is 76 - 24?": the question restated, no value
+    ("To add 94 and 15, we need to perform the usual addition operation. 94 + 15 equals 22, and 22 is the "
+     "result of 94 + 15.", "fail"),
+    ("To solve this problem, you need to first convert 24 to a decimal, which is 4. So, 76 - 24", "fail"),
+    ("94 + 15 = 109.", "pass"),
+    ("The sum is 109.", "pass"),
+])
+def test_a_restated_expression_is_not_an_answer(output, verdict):
+    ref = "109" if "94" in output or "109" in output else "52"
+    v = grade_math(Task(id="t", kind="math", prompt="q", reference=ref),
+                   Generation(id="t", model="m", output=output, finish_reason="stop"))
+    assert v.verdict == verdict, v.reason
+    if verdict == "fail":
+        assert "unevaluated expression" in v.reason
+
+
+def test_values_written_as_expressions_still_count():
+    for output, ref in (("\\boxed{2\\sqrt{3} + 1}", "1 + 2\\sqrt{3}"), ("\\boxed{\\frac{3}{4}}", "0.75"),
+                        ("\\boxed{3 \\cdot 10^5}", "300000"), ("The answer is -5.", "-5")):
+        v = grade_math(Task(id="t", kind="math", prompt="q", reference=ref),
+                       Generation(id="t", model="m", output=output, finish_reason="stop"))
+        assert v.verdict == "pass", (output, v.reason)

@@ -23,7 +23,9 @@ from hone.evidence import MathEvidence
 from hone.hashing import text_sha256
 from hone.records import Generation, Task, Verdict
 
-MATH_GRADER_VERSION = "2"  # 2: a reference with the GSM8K `####` marker is read there
+# 2: a reference with the GSM8K `####` marker is read there; 3: an unevaluated sum or product of numbers
+# ("... we compute 63 + 45.") is not an answer, even when its value equals the reference
+MATH_GRADER_VERSION = "3"
 MATH_JUDGE = f"verifier:math@{MATH_GRADER_VERSION}"
 TIMEOUT_S = 5
 
@@ -67,6 +69,17 @@ def answer_region(output: str) -> str:
     return output
 
 
+def unevaluated_arithmetic(expr: Any) -> bool:
+    """True for a sum or product of literal numbers that math-verify kept unevaluated (`63 + 45`, `76 - 24`):
+    a model that restates the question's expression has not answered it. `2\\sqrt{3} + 1`, `3/4`, `-5` are
+    values, not flagged."""
+    import sympy
+
+    if not isinstance(expr, (sympy.Add, sympy.Mul)):
+        return False
+    return all(isinstance(node, (sympy.Add, sympy.Mul, sympy.Number)) for node in sympy.preorder_traversal(expr))
+
+
 def _shown(parsed: list[Any]) -> str:
     return str(parsed[-1]) if parsed else ""
 
@@ -94,6 +107,10 @@ def grade_math(task: Task, generation: Generation) -> Verdict:
         evidence.seconds = round(time.perf_counter() - t0, 4)
         return Verdict(**base, verdict="fail", score=0.0, reason="no final answer could be extracted",
                        evidence=evidence)
+    if unevaluated_arithmetic(predicted[0]):
+        evidence.seconds = round(time.perf_counter() - t0, 4)
+        return Verdict(**base, verdict="fail", score=0.0, evidence=evidence,
+                       reason=f"the final answer {_shown(predicted)} is an unevaluated expression, not a value")
     ok = verify(gold, predicted, timeout_seconds=_timeout())
     evidence.seconds = round(time.perf_counter() - t0, 4)
     relation = "equals" if ok else "does not equal"
