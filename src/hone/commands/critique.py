@@ -72,16 +72,13 @@ def register(app: typer.Typer) -> None:
             require_for(read_tasks(tasks), sandbox)
         rejudge_with = make_judge(judge_spec, cache_path=default_cache_path(out.parent), concurrency=concurrency,
                                   budget_usd=budget_usd, sandbox=sandbox)
-        factory = stage_bar("critique")
-        try:
+        with stage_bar("critique") as factory:
             with Engine(engine, model, Path(f"{out}.server.log")) as make:
                 records = run_critique(make(), tasks, generations, verdicts, out,
                                        rejudge=lambda items: judge_all(rejudge_with, items), samples=samples,
                                        params=params, reference_guided=reference_guided, round=round,
                                        model_ref=model_ref(engine, model), progress_factory=factory,
                                        restart=restart, overwrite=overwrite)
-        finally:
-            factory.close()
         typer.echo(f"wrote {len(records)} critiques to {out}")
         typer.echo(format_summary(summarize(records)))
         if Path(str(out) + ".partial").exists():

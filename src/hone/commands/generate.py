@@ -45,13 +45,10 @@ def register(app: typer.Typer) -> None:
             backend=backend, server_command=server_command, concurrency=concurrency, base_url=base_url,
             dtype=dtype, device=device, trust_remote_code=trust_remote_code or None)
         check_model(engine, model)  # fail before any work is done
-        factory = stage_bar("generate")
-        try:
+        with stage_bar("generate") as factory:
             with Engine(engine, model, Path(f"{out}.server.log")) as make:
                 records, skipped = run_generate(make, tasks, out, params, model_ref(engine, model),
                                                 progress_factory=factory, restart=restart, overwrite=overwrite)
-        finally:
-            factory.close()
         if skipped:
             typer.echo(f"{out}: already complete for these inputs and settings (skipped)")
             return

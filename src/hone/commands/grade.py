@@ -32,13 +32,10 @@ def register(app: typer.Typer) -> None:
 
         if timeout <= 0 or memory_mb < 64:
             raise HoneError("--timeout must be > 0 and --memory-mb at least 64")
-        factory = stage_bar("grade")
-        try:
+        with stage_bar("grade") as factory:
             records, skipped = run_grade(tasks, generations, out, workers=workers, progress_factory=factory,
                                          limits=Limits(timeout_s=timeout, memory_mb=memory_mb),
                                          restart=restart, overwrite=overwrite, sandbox=sandbox)
-        finally:
-            factory.close()
         if skipped:
             typer.echo(f"{out}: already complete for these inputs and graders (skipped)")
             return

@@ -56,14 +56,11 @@ def register(app: typer.Typer) -> None:
         missing = [name for name, v in (("--tasks", tasks), ("--generations", generations), ("-o", out)) if v is None]
         if missing:
             raise HoneError(f"hone judge needs {', '.join(missing)}")
-        factory = stage_bar("judge")
-        try:
+        with stage_bar("judge") as factory:
             result = run_judge(tasks, generations, out, judge_spec, pairwise=pairwise, concurrency=concurrency,
                                budget_usd=budget_usd, batch=batch, run_dir=run_dir, progress_factory=factory,
                                config=config, second_opinion=second_opinion,
                                restart=restart, overwrite=overwrite, sandbox=sandbox)
-        finally:
-            factory.close()
         s = result.summary
         if result.skipped:
             typer.echo(f"{out}: already complete for these inputs and settings (skipped)")
@@ -97,12 +94,9 @@ def register(app: typer.Typer) -> None:
         from hone.judge.calibrate import run_calibrate
         from hone.progress import stage_bar
 
-        factory = stage_bar("calibrate")
-        try:
+        with stage_bar("calibrate") as factory:
             r = run_calibrate(tasks, generations, out, judge_spec, concurrency=concurrency, budget_usd=budget_usd,
                               run_dir=run_dir, config=config, progress_factory=factory, sandbox=sandbox)
-        finally:
-            factory.close()
 
         def pct(x):
             return "n/a" if x is None else f"{100 * x:.1f}%"
