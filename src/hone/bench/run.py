@@ -118,19 +118,12 @@ def _open_summary(suite: Suite, pairwise: list[Verdict] | None, judge_name: str 
 
 
 def _failures(suite: Suite, generations: list[Generation], verdicts: list[Verdict]) -> list[dict[str, Any]]:
+    from hone.judge.failures import failure_row
+
     tasks = {t.id: t for t in suite.tasks}
     gens = {(g.id, g.sample): g for g in generations}
-    rows = []
-    for v in verdicts:
-        if v.verdict == "pass":
-            continue
-        t, g = tasks[v.id], gens.get((v.id, v.sample))
-        rows.append({"suite": suite.name, "id": v.id, "sample": v.sample, "kind": t.kind,
-                     "category": t.meta.get("category"), "verdict": v.verdict,
-                     "outcome": v.evidence.get("outcome", v.verdict), "reason": v.reason,
-                     "prompt": t.chat()[-1]["content"], "reference": t.reference,
-                     "output": g.output if g else None, "judge": v.judge})
-    return rows
+    return [failure_row(tasks[v.id], gens.get((v.id, v.sample)), v, suite.name) for v in verdicts
+            if v.verdict != "pass"]
 
 
 def run_bench(

@@ -17,11 +17,21 @@ from hone.atomic import write_text_atomic
 from hone.errors import HoneError
 from hone.judge.base import content_sha256
 from hone.judge.prompts import render_question
-from hone.records import Generation, Verdict, read_records, read_tasks
+from hone.records import Generation, Task, Verdict, read_records, read_tasks
 from hone.runs import manifest_for
 
 FAILED = ("fail", "loss")
-COLUMNS = ("id", "sample", "category", "kind", "verdict", "judge", "reason", "prompt", "reference", "output")
+COLUMNS = ("id", "sample", "category", "kind", "verdict", "judge", "reason", "prompt", "reference", "output",
+           "suite", "outcome")
+
+
+def failure_row(task: Task, generation: Generation | None, verdict: Verdict, suite: str | None = None) -> dict:
+    """One failed item as every failures file writes it (`hone failures`, a benchmark's failures.jsonl)."""
+    return {"id": verdict.id, "sample": verdict.sample, "category": str(task.meta.get("category", task.kind)),
+            "kind": task.kind, "verdict": verdict.verdict, "judge": verdict.judge, "reason": verdict.reason,
+            "prompt": render_question(task), "reference": task.reference or "",
+            "output": generation.output if generation is not None else None, "suite": suite,
+            "outcome": verdict.evidence.get("outcome", verdict.verdict)}
 
 
 def _from_manifest(verdicts_path: Path, name: str) -> str | None:
@@ -59,9 +69,7 @@ def run_failures(verdicts_path: str | os.PathLike, out_path: str | os.PathLike,
         if judged is not None and judged != content_sha256(gen):
             raise HoneError(f"{vpath}: verdict {v.id!r} #{v.sample} judged another answer than the one in "
                             f"{generations_path} (stale verdicts? judge again)")
-        rows.append({"id": v.id, "sample": v.sample, "category": str(task.meta.get("category", task.kind)),
-                     "kind": task.kind, "verdict": v.verdict, "judge": v.judge, "reason": v.reason,
-                     "prompt": render_question(task), "reference": task.reference or "", "output": gen.output})
+        rows.append(failure_row(task, gen, v))
     out = Path(out_path)
     if out.suffix.lower() == ".csv":
         buf = io.StringIO()
