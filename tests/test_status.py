@@ -39,7 +39,10 @@ def test_status_of_a_loop_killed_mid_stage_names_stage_counts_and_resume(demo_ru
     while time.time() < deadline and _lines(partial) < 8 and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, log.read_text()[-2000:]
-    live = json.loads(_status(run, "--json").stdout)  # from another process while the loop runs
+    # Frozen (alive, mid-stage) while another process asks: on an idle machine the stage would end before the
+    # status command has imported Hone.
+    proc.send_signal(signal.SIGSTOP)
+    live = json.loads(_status(run, "--json").stdout)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert live["process"]["alive"] is True and live["resume"]
