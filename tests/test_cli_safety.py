@@ -179,7 +179,10 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(tiny_model_dir, tmp_path, s
     # Hundreds of items one at a time: on an idle machine the job must still be running when Ctrl-C comes.
     args = [*HONE, "generate", "--model", str(tiny_model_dir), "--tasks", str(tasks), "-o", str(out),
             "--max-new-tokens", "48", "--batch-size", "1"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # As a command in the foreground gets it: a test run started in the background (`pytest &`) has SIGINT ignored,
+    # and a child inherits that.
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and (not partial.exists() or partial.read_text().count("\n") < 4):
         time.sleep(0.05)
