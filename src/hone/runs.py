@@ -103,13 +103,7 @@ class Stage:
     def is_done(self) -> bool:
         """True when a finished manifest matches these inputs and config and its outputs still exist."""
         m = self.manifest()
-        if not m or m.get("status") != "complete":
-            return False
-        if m.get("config") != self.config:
-            return False
-        if {k: v["sha256"] for k, v in m.get("inputs", {}).items()} != {
-            k: v["sha256"] for k, v in self.input_hashes.items()
-        }:
+        if not m or m.get("status") != "complete" or self.difference(m) is not None:
             return False
         return all(Path(p).exists() for p in m.get("outputs", {}).values())
 
