@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from hone.errors import HoneError
-from hone.grade.run import run_grade
+from hone.grade.run import GradeConfig, run_grade
 from hone.judge.clusters import cluster_failures
 from hone.records import Generation, Task, write_records
 
@@ -27,7 +27,7 @@ def _graded_failures(tmp_path):
         gens.append(Generation(id=f"t{i}", model="m", output=output, finish_reason="stop"))
     write_records(tmp_path / "tasks.jsonl", tasks)
     write_records(tmp_path / "gens.jsonl", gens)
-    run_grade(tmp_path / "tasks.jsonl", tmp_path / "gens.jsonl", tmp_path / "verdicts.jsonl")
+    run_grade(GradeConfig(), tmp_path / "tasks.jsonl", tmp_path / "gens.jsonl", tmp_path / "verdicts.jsonl")
     return tmp_path / "verdicts.jsonl"
 
 

@@ -13,7 +13,7 @@ import pytest
 from hone.errors import HoneError
 from hone.generate.base import GenParams, Request
 from hone.generate.hf import HFGenerator
-from hone.generate.run import run_generate
+from hone.generate.run import GenerateStageConfig, run_generate
 from hone.records import Generation, Task, read_records, write_records
 
 HONE = [sys.executable, "-m", "hone.cli"]
@@ -42,8 +42,9 @@ def test_sampling_is_seeded_and_gives_n_samples(generator, tmp_path):
     write_records(tasks, _tasks(3))
     params = GenParams(max_new_tokens=8, temperature=1.0, n=4, seed=3, batch_size=12)
     make = lambda: generator  # noqa: E731
-    a, _ = run_generate(make, tasks, tmp_path / "a.jsonl", params, {"model": "tiny"})
-    b, _ = run_generate(make, tasks, tmp_path / "b.jsonl", params, {"model": "tiny"})
+    config = GenerateStageConfig(params=params, model_ref={"model": "tiny"})
+    a = run_generate(config, make, tasks, tmp_path / "a.jsonl").generations
+    b = run_generate(config, make, tasks, tmp_path / "b.jsonl").generations
     assert [(g.id, g.sample) for g in a] == [(f"t{i}", s) for i in range(3) for s in range(4)]
     assert [g.output for g in a] == [g.output for g in b]
     assert len({g.output for g in a}) > 1
@@ -60,14 +61,15 @@ def test_stage_is_skipped_when_inputs_match(generator, tmp_path):
         calls.append(1)
         return generator
 
-    _, skipped = run_generate(make, tasks, tmp_path / "g.jsonl", params, {"model": "tiny"})
+    config = GenerateStageConfig(params=params, model_ref={"model": "tiny"})
+    skipped = run_generate(config, make, tasks, tmp_path / "g.jsonl").skipped
     assert not skipped
-    _, skipped = run_generate(make, tasks, tmp_path / "g.jsonl", params, {"model": "tiny"})
+    skipped = run_generate(config, make, tasks, tmp_path / "g.jsonl").skipped
     assert skipped and len(calls) == 1
-    other = params.model_copy(update={"max_new_tokens": 5})
+    other = config.model_copy(update={"params": params.model_copy(update={"max_new_tokens": 5})})
     with pytest.raises(HoneError, match=r"`params.max_new_tokens` was 4 then and is 5 now.*--restart"):
-        run_generate(make, tasks, tmp_path / "g.jsonl", other, {"model": "tiny"})
-    _, skipped = run_generate(make, tasks, tmp_path / "g.jsonl", other, {"model": "tiny"}, restart=True)
+        run_generate(other, make, tasks, tmp_path / "g.jsonl")
+    skipped = run_generate(other.model_copy(update={"restart": True}), make, tasks, tmp_path / "g.jsonl").skipped
     assert not skipped
 
 

@@ -16,7 +16,7 @@ from hone.procgroup import alive
 from hone.generate.base import GenParams
 from hone.generate.registry import (DEFAULT_SERVER_COMMAND, ENGINES, Engine, GenerateConfig, load_generate_config,
                                    model_ref)
-from hone.generate.run import run_generate
+from hone.generate.run import GenerateStageConfig, run_generate
 from hone.generate.server import server_args
 from hone.records import Task, write_records
 
@@ -113,13 +113,14 @@ def test_server_engine_agrees_with_hf_token_for_token_and_stops_its_server(train
              reference=r["completion"]) for i, r in enumerate(rows)])
     params = GenParams(max_new_tokens=6, batch_size=8)
     with Engine(GenerateConfig(device="cpu"), trained_model) as hf:
-        local, _ = run_generate(hf, tasks, tmp_path / "hf.jsonl", params, {"model": trained_model})
+        local = run_generate(GenerateStageConfig(params=params, model_ref={"model": trained_model}), hf, tasks,
+                             tmp_path / "hf.jsonl").generations
     served_cfg = GenerateConfig(backend="server", server_command=TRANSFORMERS_SERVE, concurrency=4,
                                 startup_timeout=120)
     log = tmp_path / "server.log"
     with Engine(served_cfg, trained_model, log) as served:
-        remote, _ = run_generate(served, tasks, tmp_path / "served.jsonl", params,
-                                 model_ref(served_cfg, trained_model))
+        remote = run_generate(GenerateStageConfig(params=params, model_ref=model_ref(served_cfg, trained_model)),
+                              served, tasks, tmp_path / "served.jsonl").generations
         pgid = served().server.proc.pid
         assert alive(pgid)
     assert not alive(pgid) and "/v1/chat/completions" in log.read_text()
@@ -146,10 +147,12 @@ def test_default_server_command_runs_vllm_and_agrees_with_hf(trained_model, tmp_
                           for i, r in enumerate(rows)])
     params = GenParams(max_new_tokens=6, batch_size=24)
     with Engine(GenerateConfig(device="cpu"), trained_model) as hf:
-        local, _ = run_generate(hf, tasks, tmp_path / "hf.jsonl", params, {"model": trained_model})
+        local = run_generate(GenerateStageConfig(params=params, model_ref={"model": trained_model}), hf, tasks,
+                             tmp_path / "hf.jsonl").generations
     cfg = GenerateConfig(backend="server", server_command=DEFAULT_SERVER_COMMAND.replace("vllm", VLLM, 1),
                          dtype="float32", gpu_memory_utilization=0.1, startup_timeout=600)
     with Engine(cfg, trained_model, tmp_path / "vllm.log") as served:
-        remote, _ = run_generate(served, tasks, tmp_path / "vllm.jsonl", params, model_ref(cfg, trained_model))
+        remote = run_generate(GenerateStageConfig(params=params, model_ref=model_ref(cfg, trained_model)), served,
+                              tasks, tmp_path / "vllm.jsonl").generations
     assert [(g.output, g.finish_reason, g.tokens) for g in remote] == \
         [(g.output, g.finish_reason, g.tokens) for g in local]

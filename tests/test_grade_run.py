@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from hone.errors import HoneError
-from hone.grade.run import run_grade
+from hone.grade.run import GradeConfig, run_grade
 from hone.records import Generation, Task, Verdict, dumps, read_records, write_records
 from hone.runs import manifest_for
 
@@ -34,7 +34,8 @@ def _files(tmp_path):
 
 def test_grades_math_and_code_skips_open_and_records_a_manifest(tmp_path):
     tasks, gens, out = _files(tmp_path)
-    records, skipped = run_grade(tasks, gens, out, workers=2)
+    result = run_grade(GradeConfig(workers=2), tasks, gens, out)
+    records, skipped = result.verdicts, result.skipped
     assert not skipped
     got = {(v.id, v.sample): v.verdict for v in records}
     assert got == {("m0", 0): "pass", ("m1", 0): "fail", ("m2", 0): "pass", ("m3", 0): "fail",
@@ -45,21 +46,21 @@ def test_grades_math_and_code_skips_open_and_records_a_manifest(tmp_path):
     assert manifest["counts"] == {"generations": 9, "open_ungraded": 1, "pass": 4, "fail": 4, "error": 0,
                                   "sandbox": manifest["counts"]["sandbox"]}
     assert manifest["config"]["graders"]["code"].startswith("verifier:code@")
-    again, skipped = run_grade(tasks, gens, out)
-    assert skipped and again == records
+    again = run_grade(GradeConfig(), tasks, gens, out)
+    assert again.skipped and again.verdicts == records
 
 
 def test_a_killed_run_resumes_without_regrading_finished_items(tmp_path):
     tasks, gens, out = _files(tmp_path)
     earlier = Verdict(id="m0", sample=0, judge="verifier:math@1", verdict="pass", reason="graded before the kill")
-    run_grade(tasks, gens, out, workers=2)
+    run_grade(GradeConfig(workers=2), tasks, gens, out)
     # What a kill leaves: the manifest says running, the output is not there yet, the partial ends torn.
     manifest = out.with_name(out.name + ".manifest.json")
     manifest.write_text(manifest.read_text().replace('"status": "complete"', '"status": "running"'))
     out.unlink()
     partial = out.with_name(out.name + ".partial")
     partial.write_text(dumps(earlier) + "\n" + '{"id": "m1", "sam')  # torn last line from the kill
-    records, _ = run_grade(tasks, gens, out, workers=2)
+    records = run_grade(GradeConfig(workers=2), tasks, gens, out).verdicts
     assert len(records) == 8
     assert next(v for v in records if v.id == "m0").reason == "graded before the kill"
     assert next(v for v in records if v.id == "m1").verdict == "fail"
@@ -71,7 +72,7 @@ def test_a_generation_for_an_unknown_task_is_an_error(tmp_path):
     with open(gens, "a") as f:
         f.write(dumps(Generation(id="nope", model="m", output="1", finish_reason="stop")) + "\n")
     with pytest.raises(HoneError, match="gens.jsonl: generation for task id 'nope'"):
-        run_grade(tasks, gens, out)
+        run_grade(GradeConfig(), tasks, gens, out)
     assert not out.exists()
 
 

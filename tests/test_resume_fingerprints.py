@@ -17,8 +17,8 @@ import pytest
 from hone.errors import HoneError
 from hone.generate.base import GenParams
 from hone.generate.hf import HFGenerator
-from hone.generate.run import run_generate
-from hone.grade.run import run_grade
+from hone.generate.run import GenerateStageConfig, run_generate
+from hone.grade.run import GradeConfig, run_grade
 from hone.judge.run import run_judge
 from hone.records import Generation, Task, Verdict, read_records, write_records
 
@@ -53,7 +53,8 @@ def _kill_at_temperature(generator, tiny_model_dir, tmp_path) -> tuple[Path, Pat
     tasks, out = _tasks(tmp_path / "t.jsonl"), tmp_path / "g.jsonl"
     hot = GenParams(max_new_tokens=6, temperature=0.7, batch_size=2)
     with pytest.raises(KeyboardInterrupt):
-        run_generate(lambda: _KilledAfter(generator, 3), tasks, out, hot, {"model": tiny_model_dir})
+        run_generate(GenerateStageConfig(params=hot, model_ref={"model": tiny_model_dir}),
+                     lambda: _KilledAfter(generator, 3), tasks, out)
     partial = out.with_name(out.name + ".partial")
     assert len(partial.read_text().splitlines()) == 3
     return tasks, out, partial
@@ -65,9 +66,11 @@ def test_killed_generation_resumed_with_another_temperature_is_refused_then_rest
     before = partial.read_text()
     greedy = GenParams(max_new_tokens=6, temperature=0.0, batch_size=2)
     with pytest.raises(HoneError, match=r"`params.temperature` was 0.7 then and is 0.0 now\); pass --restart"):
-        run_generate(lambda: generator, tasks, out, greedy, {"model": tiny_model_dir})
+        run_generate(GenerateStageConfig(params=greedy, model_ref={"model": tiny_model_dir}), lambda: generator,
+                     tasks, out)
     assert partial.read_text() == before and not out.exists()
-    records, _ = run_generate(lambda: generator, tasks, out, greedy, {"model": tiny_model_dir}, restart=True)
+    records = run_generate(GenerateStageConfig(params=greedy, model_ref={"model": tiny_model_dir}, restart=True),
+                           lambda: generator, tasks, out).generations
     assert len(records) == 8 and {g.params["temperature"] for g in records} == {0.0}
     manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["config"]["params"]["temperature"] == 0.0
@@ -80,7 +83,7 @@ def test_killed_generation_resumed_with_another_model_is_refused(generator, tiny
     other = build_tiny_model(tmp_path / "other", seed=1)
     hot = GenParams(max_new_tokens=6, temperature=0.7, batch_size=2)
     with pytest.raises(HoneError, match=r"input `model` has other content .*--restart"):
-        run_generate(lambda: generator, tasks, out, hot, {"model": other})
+        run_generate(GenerateStageConfig(params=hot, model_ref={"model": other}), lambda: generator, tasks, out)
     assert len(partial.read_text().splitlines()) == 3
 
 
@@ -120,12 +123,12 @@ def test_a_finished_output_of_other_settings_is_refused_not_replaced(tmp_path):
     gens = tmp_path / "g.jsonl"
     write_records(gens, [Generation(id="t1", model="m", output="2", finish_reason="stop")])
     out = tmp_path / "v.jsonl"
-    run_grade(tasks, gens, out)
+    run_grade(GradeConfig(), tasks, gens, out)
     before = out.read_text()
     with pytest.raises(HoneError, match=r"`limits.cpu_s` was 11.0 then and is 4.0 now"):
-        run_grade(tasks, gens, out, limits=Limits(timeout_s=3.0))
+        run_grade(GradeConfig(limits=Limits(timeout_s=3.0)), tasks, gens, out)
     assert out.read_text() == before
-    run_grade(tasks, gens, out, limits=Limits(timeout_s=3.0), restart=True)
+    run_grade(GradeConfig(limits=Limits(timeout_s=3.0), restart=True), tasks, gens, out)
 
 
 def test_an_output_equal_to_an_input_is_always_refused(tiny_model_dir, tmp_path):

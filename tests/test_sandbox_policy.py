@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from hone.errors import HoneError
-from hone.grade.run import run_grade
+from hone.grade.run import GradeConfig, run_grade
 from hone.loop_config import LoopConfig
 from hone.records import Generation, Task, Verdict, read_records, write_records
 from hone.runs import manifest_for
@@ -45,14 +45,14 @@ def test_grading_code_refuses_without_isolation_and_runs_nothing(tmp_path, no_is
     tasks, gens, out = _files(tmp_path)
     with pytest.raises(HoneError, match=r"^refusing to run model-written code: the sandbox cannot isolate it here "
                                         r"\(namespaces turned off .*--sandbox weak") as e:
-        run_grade(tasks, gens, out)
+        run_grade(GradeConfig(), tasks, gens, out)
     assert "\n" not in str(e.value)
     assert not out.exists() and not manifest_for(out).exists() and not out.with_name(out.name + ".partial").exists()
 
 
 def test_weak_grades_and_every_code_verdict_and_the_manifest_say_so(tmp_path, no_isolation):
     tasks, gens, out = _files(tmp_path)
-    records, _ = run_grade(tasks, gens, out, sandbox="weak")
+    records = run_grade(GradeConfig(sandbox="weak"), tasks, gens, out).verdicts
     code = next(v for v in records if v.id == "sq")
     assert code.verdict == "pass"
     assert code.evidence["sandbox"] == "weak" and "NO namespaces" in code.evidence["isolation"]
@@ -64,22 +64,22 @@ def test_weak_grades_and_every_code_verdict_and_the_manifest_say_so(tmp_path, no
 
 def test_math_alone_needs_no_sandbox(tmp_path, no_isolation):
     tasks, gens, out = _files(tmp_path, with_code=False)
-    records, _ = run_grade(tasks, gens, out)
+    records = run_grade(GradeConfig(), tasks, gens, out).verdicts
     assert [v.verdict for v in records] == ["pass"]
 
 
 def test_the_level_is_part_of_the_fingerprint(tmp_path):
     """A finished weak run is not taken for a strict one (and the other way round)."""
     tasks, gens, out = _files(tmp_path)
-    run_grade(tasks, gens, out, sandbox="weak")
+    run_grade(GradeConfig(sandbox="weak"), tasks, gens, out)
     with pytest.raises(HoneError, match='`sandbox` was "weak" then and is "strict" now'):
-        run_grade(tasks, gens, out, sandbox="strict")
+        run_grade(GradeConfig(sandbox="strict"), tasks, gens, out)
 
 
 def test_an_unknown_level_is_an_error(tmp_path):
     tasks, gens, out = _files(tmp_path)
     with pytest.raises(HoneError, match="sandbox level 'none': use strict or weak"):
-        run_grade(tasks, gens, out, sandbox="none")
+        run_grade(GradeConfig(sandbox="none"), tasks, gens, out)
 
 
 def test_cli_refuses_in_one_line_with_exit_2_and_runs_with_weak(tmp_path):

@@ -61,14 +61,13 @@ SIZES = {
 def _dev_accuracy(model: Path, dev_tasks: Path, out: Path) -> float:
     from hone.generate.base import GenParams
     from hone.generate.hf import HFGenerator
-    from hone.generate.run import run_generate
-    from hone.grade.run import run_grade
+    from hone.generate.run import GenerateStageConfig, run_generate
+    from hone.grade.run import GradeConfig, run_grade
 
-    gens, _ = run_generate(lambda: HFGenerator.from_dir(str(model), device="cpu"), dev_tasks,
-                           out / "dev_generations.jsonl", GenParams(max_new_tokens=12, batch_size=256),
-                           {"model": model})
-    verdicts, _ = run_grade(dev_tasks, out / "dev_generations.jsonl", out / "dev_verdicts.jsonl")
-    return sum(v.verdict == "pass" for v in verdicts) / max(1, len(verdicts))
+    run_generate(GenerateStageConfig(params=GenParams(max_new_tokens=12, batch_size=256), model_ref={"model": model}),
+                 lambda: HFGenerator.from_dir(str(model), device="cpu"), dev_tasks, out / "dev_generations.jsonl")
+    graded = run_grade(GradeConfig(), dev_tasks, out / "dev_generations.jsonl", out / "dev_verdicts.jsonl")
+    return graded.counts["pass"] / max(1, len(graded.verdicts))
 
 
 def make_base(out: Path, size: DemoSize, seed: int, say: Say) -> tuple[Path, dict[str, Any]]:

@@ -97,10 +97,10 @@ class _Lazy:
 def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path, label: str) -> list[Verdict]:
     """Verifiers alone run straight through the grader (no async judge machinery, ~1.6x faster)."""
     if config.judge == "verifier":
-        from hone.grade.run import run_grade
+        from hone.grade.run import GradeConfig, run_grade
 
         with stage_bar(f"{label} · grade") as bar:
-            return run_grade(tasks, gens, out, sandbox=config.sandbox, progress_factory=bar)[0]
+            return run_grade(GradeConfig(sandbox=config.sandbox), tasks, gens, out, progress=bar).verdicts
     from hone.judge.run import run_judge
 
     jc = config.judge_config
@@ -130,7 +130,7 @@ def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir:
             say: Say) -> tuple[Path, Path, dict[str, Any]]:
     """n samples per training prompt, judged; prompts with no pass are sampled again (resample_unsolved)."""
     from hone.generate.base import GenParams
-    from hone.generate.run import run_generate
+    from hone.generate.run import GenerateStageConfig, run_generate
     from hone.report.status import TokenRate
 
     s = config.sample
@@ -147,8 +147,8 @@ def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir:
         gens_path = rd / f"samples-{attempt}.jsonl"
         label = f"round {r} · pass {attempt}"
         with stage_bar(f"{label} · sample", note=TokenRate(gens_path)) as bar:
-            gens, _ = run_generate(lambda: models.get(model, rd), todo_path, gens_path, params, models.ref(model),
-                                   progress_factory=bar)
+            gens = run_generate(GenerateStageConfig(params=params, model_ref=models.ref(model)),
+                                lambda: models.get(model, rd), todo_path, gens_path, progress=bar).generations
         verdicts = _judge(config, todo_path, gens_path, rd / f"verdicts-{attempt}.jsonl", run_dir, label)
         offset = attempt * s.n  # keep (id, sample) unique across attempts
         all_gens += [g.model_copy(update={"sample": g.sample + offset}) for g in gens]

@@ -10,8 +10,13 @@ naming convention.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+# `progress(todo, done)` is called once the stage knows how many items it has left; it returns `advance(n)`.
+ProgressFactory = Callable[[int, int], Callable[[int], None]]
 
 
 class StageConfig(BaseModel):

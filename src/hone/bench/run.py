@@ -20,8 +20,8 @@ from hone.bench.suites import Suite, check_suite, contamination, load_suite
 from hone.bench.summary import accuracy_block, by_category, ground_truth_comparison
 from hone.errors import HoneError
 from hone.generate.base import GenParams, Generator
-from hone.generate.run import run_generate
-from hone.grade.run import run_grade
+from hone.generate.run import GenerateStageConfig, run_generate
+from hone.grade.run import GradeConfig, run_grade
 from hone.hashing import tree_sha256
 from hone.records import Generation, PartialJsonl, Task, Verdict, read_records, write_records
 from hone.runs import Stage, manifest_for, package_versions
@@ -195,21 +195,22 @@ def run_bench(
                               "contamination": checks, "versions": package_versions()}
     failures: list[dict[str, Any]] = []
     sandbox_used = False
+    grading = GradeConfig(workers=workers, sandbox=sandbox, restart=restart, overwrite=overwrite)
     for suite in suites:
         sdir = out / suite.name
         factory = bar("generate", suite)
         try:
-            gens, _ = run_generate(make_generator, suite.path, sdir / "generations.jsonl", params,
-                                   {"model": model_dir, **scoring} if generator is None else
-                                   {"model": model_dir, "generator": getattr(generator, "name", "custom")},
-                                   progress_factory=factory, restart=restart, overwrite=overwrite)
+            gens = run_generate(GenerateStageConfig(
+                params=params, restart=restart, overwrite=overwrite,
+                model_ref={"model": model_dir, **scoring} if generator is None else
+                {"model": model_dir, "generator": getattr(generator, "name", "custom")}),
+                make_generator, suite.path, sdir / "generations.jsonl", progress=factory).generations
         finally:
             close(factory)
         factory = bar("grade", suite)
         try:
-            verdicts, _ = run_grade(suite.path, sdir / "generations.jsonl", sdir / "verdicts.jsonl",
-                                    workers=workers, progress_factory=factory, restart=restart,
-                                    overwrite=overwrite, sandbox=sandbox)
+            verdicts = run_grade(grading, suite.path, sdir / "generations.jsonl", sdir / "verdicts.jsonl",
+                                 progress=factory).verdicts
         finally:
             close(factory)
         sandbox_used |= any(t.kind == "code" for t in suite.tasks)
@@ -221,8 +222,7 @@ def run_bench(
         }
         if ref_gens is not None:
             ref_path = _reference_for(suite, ref_gens, sdir)
-            ref_verdicts, _ = run_grade(suite.path, ref_path, sdir / "reference_verdicts.jsonl", workers=workers,
-                                        restart=restart, overwrite=overwrite, sandbox=sandbox)
+            ref_verdicts = run_grade(grading, suite.path, ref_path, sdir / "reference_verdicts.jsonl").verdicts
             pairwise = None
             if pairwise_judge is not None and entry["open_tasks"]:
                 pairwise = _pairwise(pairwise_judge, suite, gens, read_records(ref_path, Generation),

@@ -36,22 +36,23 @@ def register(app: typer.Typer) -> None:
         """Write one Generation per (task, sample); a killed run resumes where it stopped."""
         from hone.generate.base import GenParams
         from hone.generate.registry import Engine, check_model, load_generate_config, model_ref
-        from hone.generate.run import run_generate
+        from hone.generate.run import GenerateStageConfig, run_generate
         from hone.progress import stage_bar
 
-        params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n,
-                           seed=seed, batch_size=batch_size)
         engine = load_generate_config(engine_config).override(
             backend=backend, server_command=server_command, concurrency=concurrency, base_url=base_url,
             dtype=dtype, device=device, trust_remote_code=trust_remote_code or None)
+        config = GenerateStageConfig(
+            params=GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n, seed=seed,
+                             batch_size=batch_size),
+            model_ref=model_ref(engine, model), restart=restart, overwrite=overwrite)
         check_model(engine, model)  # fail before any work is done
-        with stage_bar("generate") as factory:
+        with stage_bar("generate") as bar:
             with Engine(engine, model, Path(f"{out}.server.log")) as make:
-                records, skipped = run_generate(make, tasks, out, params, model_ref(engine, model),
-                                                progress_factory=factory, restart=restart, overwrite=overwrite)
-        if skipped:
+                result = run_generate(config, make, tasks, out, progress=bar)
+        if result.skipped:
             typer.echo(f"{out}: already complete for these inputs and settings (skipped)")
             return
-        errors = sum(g.finish_reason == "error" for g in records)
-        cut = sum(g.finish_reason == "length" for g in records)
-        typer.echo(f"wrote {len(records)} generations to {out} ({cut} hit max_new_tokens, {errors} errors)")
+        c = result.counts
+        typer.echo(f"wrote {c['generations']} generations to {out} ({c['length']} hit max_new_tokens, "
+                   f"{c['errors']} errors)")

@@ -23,30 +23,24 @@ def register(app: typer.Typer) -> None:
         sandbox: str = SANDBOX,
     ) -> None:
         """Write one Verdict (pass / fail / error, with evidence) per math or code generation; resumable."""
-        from collections import Counter
-
         from hone.errors import HoneError
-        from hone.grade.run import run_grade
+        from hone.grade.run import GradeConfig, run_grade
         from hone.grade.sandbox import Limits
         from hone.progress import stage_bar
 
         if timeout <= 0 or memory_mb < 64:
             raise HoneError("--timeout must be > 0 and --memory-mb at least 64")
-        with stage_bar("grade") as factory:
-            records, skipped = run_grade(tasks, generations, out, workers=workers, progress_factory=factory,
-                                         limits=Limits(timeout_s=timeout, memory_mb=memory_mb),
-                                         restart=restart, overwrite=overwrite, sandbox=sandbox)
-        if skipped:
+        config = GradeConfig(workers=workers, limits=Limits(timeout_s=timeout, memory_mb=memory_mb),
+                             sandbox=sandbox, restart=restart, overwrite=overwrite)
+        with stage_bar("grade") as bar:
+            result = run_grade(config, tasks, generations, out, progress=bar)
+        if result.skipped:
             typer.echo(f"{out}: already complete for these inputs and graders (skipped)")
             return
-        counts = Counter(v.verdict for v in records)
-        timeouts = sum(v.evidence.get("outcome") == "timeout" for v in records)
-        typer.echo(f"wrote {len(records)} verdicts to {out}: {counts.get('pass', 0)} pass, "
-                   f"{counts.get('fail', 0)} fail ({timeouts} timed out), {counts.get('error', 0)} error")
-        if any(v.judge.startswith("verifier:code") for v in records):
-            from hone.grade.sandbox import isolation
-
-            iso = isolation()
-            typer.echo(f"sandbox: {sandbox}: {iso.describe()}")
-            for note in iso.notes:
+        c = result.counts
+        typer.echo(f"wrote {len(result.verdicts)} verdicts to {out}: {c['pass']} pass, {c['fail']} fail "
+                   f"({c['timeouts']} timed out), {c['error']} error")
+        if result.isolation is not None:
+            typer.echo(f"sandbox: {sandbox}: {result.isolation.describe()}")
+            for note in result.isolation.notes:
                 typer.echo(f"warning: {note}", err=True)

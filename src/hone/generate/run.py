@@ -6,51 +6,75 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from pydantic import Field, field_validator
+
 from hone.errors import HoneError
 from hone.generate.base import GenParams, Generator, Request
-from hone.records import Generation, PartialJsonl, Task, read_tasks
+from hone.records import Generation, PartialJsonl, Task, read_records, read_tasks
 from hone.runs import Stage, manifest_for
+from hone.stage_contract import ProgressFactory, StageConfig, StageResult
 
 
 def requests_for(tasks: list[Task], n: int) -> list[Request]:
     return [Request(id=t.id, sample=s, messages=t.chat()) for t in tasks for s in range(n)]
 
 
-def run_generate(
-    make_generator: Callable[[], Generator],
-    tasks_path: str | os.PathLike,
-    out_path: str | os.PathLike,
-    params: GenParams,
-    model_ref: dict[str, str | os.PathLike | None],
-    progress_factory: Callable[[int, int], Callable[[int], None]] | None = None,
-    *,
-    restart: bool = False,
-    overwrite: bool = False,
-) -> tuple[list[Generation], bool]:
-    """Generate for every task not already in `<out>.partial`; return (records, skipped_whole_stage).
+class GenerateStageConfig(StageConfig):
+    """The generate stage's settings: how to sample, and which model the generations depend on.
 
-    `model_ref` names what the generations depend on (a model folder, or a server + model name); it goes
-    into the manifest so a changed model is never mistaken for a finished stage.
-    """
+    (The engine's own settings are `hone.generate.registry.GenerateConfig`; the engine is passed in as the
+    generator factory.) `model_ref` names the model: values that are paths (a model folder) are hashed as inputs,
+    the others (a server's model name, its URL, the engine) are part of the fingerprint."""
+
+    params: GenParams = GenParams()
+    model_ref: dict[str, str | None] = Field(default_factory=dict)
+
+    @field_validator("model_ref", mode="before")
+    @classmethod
+    def _as_text(cls, value: dict) -> dict:
+        return {k: None if v is None else str(v) for k, v in value.items()}
+
+    def model_inputs(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_ref.items() if v and os.path.exists(v)}
+
+    def fingerprint(self) -> dict:
+        return {"params": self.params.model_dump(exclude={"batch_size"}),
+                **{k: v for k, v in self.model_ref.items() if v and not os.path.exists(v)}}
+
+
+class GenerateResult(StageResult):
+    generations: list[Generation]
+
+
+def _counts(tasks: list[Task], records: list[Generation]) -> dict[str, int]:
+    return {"tasks": len(tasks), "generations": len(records),
+            "length": sum(g.finish_reason == "length" for g in records),
+            "errors": sum(g.finish_reason == "error" for g in records)}
+
+
+def run_generate(config: GenerateStageConfig, make_generator: Callable[[], Generator],
+                 tasks_path: str | os.PathLike, out_path: str | os.PathLike, *,
+                 progress: ProgressFactory | None = None) -> GenerateResult:
+    """Generate for every task not already in `<out>.partial`; a changed model or setting is never mistaken for
+    a finished stage. `make_generator` is called only when there is something to generate."""
     out = Path(out_path)
     tasks = read_tasks(tasks_path)
-    inputs = {"tasks": tasks_path, **{k: v for k, v in model_ref.items() if v and os.path.exists(str(v))}}
-    config = {"params": params.model_dump(exclude={"batch_size"}),
-              **{k: str(v) for k, v in model_ref.items() if v and not os.path.exists(str(v))}}
-    stage = Stage(manifest_for(out), "generate", inputs, config)
+    stage = Stage(manifest_for(out), "generate", {"tasks": tasks_path, **config.model_inputs()},
+                  config.fingerprint())
     if stage.is_done() and out.exists():
-        from hone.records import read_records
-
-        return read_records(out, Generation), True
-    stage.start([out], restart=restart, overwrite=overwrite)
+        records = read_records(out, Generation)
+        return GenerateResult(outputs={"generations": out}, counts=_counts(tasks, records), skipped=True,
+                              generations=records)
+    stage.start([out], restart=config.restart, overwrite=config.overwrite)
+    params = config.params
     sink = PartialJsonl(out, Generation, key=lambda g: (g.id, g.sample))
     try:
         todo = [r for r in requests_for(tasks, params.n) if (r.id, r.sample) not in sink.done]
-        progress = progress_factory(len(todo), len(sink.done)) if progress_factory else None
+        advance = progress(len(todo), len(sink.done)) if progress else None
         retry_later: list[Generation] = []
         if todo:
             generator = make_generator()
-            for g in generator.generate(todo, params, progress):
+            for g in generator.generate(todo, params, advance):
                 retry_later.append(g) if g.retryable else sink.append(g)
         order = {t.id: i for i, t in enumerate(tasks)}
         records = sink.finish(order=lambda g: (order.get(g.id, len(order)), g.sample), unfinished=retry_later)
@@ -60,6 +84,6 @@ def run_generate(
         raise HoneError(f"{out}: {len(retry_later)} of {len(records)} items ended in errors a re-run may fix (first: "
                         f"{retry_later[0].output[:160]}); the stage is not complete: run the same command again "
                         "to redo only those")
-    stage.finish({"generations": out}, {"tasks": len(tasks), "generations": len(records),
-                                        "errors": sum(g.finish_reason == "error" for g in records)})
-    return records, False
+    counts = _counts(tasks, records)
+    stage.finish({"generations": out}, counts)
+    return GenerateResult(outputs={"generations": out}, counts=counts, generations=records)
