@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from fake_llm_server import FakeLLM
+from hone.judge.config import JudgeConfig
+from hone.judge.factory import JudgeSetup
 from hone.records import Generation, Task
 
 SECRET = "sk-ant-api03-TESTSECRET-never-write-me-7f3a9c"
@@ -14,6 +16,11 @@ SECRET = "sk-ant-api03-TESTSECRET-never-write-me-7f3a9c"
 FAST = {"base_delay_s": 0.01, "max_delay_s": 0.05, "timeout_s": 0.5, "poll_interval_s": 0.05,
         "batch_flush_s": 0.05, "max_tokens": 256}
 FAST_YAML = "".join(f"{k}: {v}\n" for k, v in FAST.items())
+
+
+def fast_judge(spec: str, **setup) -> JudgeSetup:
+    """The judge `spec` with FAST's settings, as the judge and calibrate stages take it."""
+    return JudgeSetup(spec=spec, settings=JudgeConfig(**FAST), **setup)
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 
 from hone.importers import import_tasks
 from hone.judge import judge_all, make_judge
-from hone.judge.calibrate import run_calibrate
+from hone.judge.calibrate import CalibrateConfig, run_calibrate
 from hone.records import Generation, Task
-from judge_support import FAST, fake  # noqa: F401 - `fake` is a fixture
+from judge_support import FAST, fake, fast_judge  # noqa: F401 - `fake` is a fixture
 
 
 def _gen(task: Task, text: str) -> Generation:
@@ -67,14 +67,15 @@ def test_calibrate_reports_agreement_with_math_verify_on_gsm8k(fake, tmp_path, s
 
     write_records(tmp_path / "tasks.jsonl", tasks)
     write_records(tmp_path / "gens.jsonl", gens)
-    report = run_calibrate(tmp_path / "tasks.jsonl", tmp_path / "gens.jsonl", tmp_path / "cal.json", "anthropic",
-                           **FAST)
-    assert report["both_decided"] == 12 and report["agreement"] == 1.0 and report["cohen_kappa"] == pytest.approx(1.0)
-    assert report["confusion"]["fail"]["fail"] == 4 and report["confusion"]["pass"]["pass"] == 8
+    config = CalibrateConfig(judge=fast_judge("anthropic"))
+    report = run_calibrate(config, tmp_path / "tasks.jsonl", tmp_path / "gens.jsonl", tmp_path / "cal.json").report
+    assert report.both_decided == 12 and report.agreement == 1.0 and report.cohen_kappa == pytest.approx(1.0)
+    assert report.confusion["fail"]["fail"] == 4 and report.confusion["pass"]["pass"] == 8
     assert json.loads((tmp_path / "cal.json").read_text())["judge"] == "anthropic:claude-haiku-5-5"
     fake.lenient = True  # now a judge that passes whatever it is shown: calibration must expose it
     write_records(tmp_path / "gens.jsonl", [_gen(t, f"The answer is {int(t.reference) + 1}.") for t in tasks])
-    report = run_calibrate(tmp_path / "tasks.jsonl", tmp_path / "gens.jsonl", tmp_path / "cal.json", "anthropic",
-                           **FAST)
-    assert report["confusion"]["fail"]["pass"] == 12 and report["false_pass_rate"] == 1.0
-    assert report["agreement"] == 0.0 and len(report["disagreements"]) == 12
+    # Other answers, the same report file: a new measurement replaces the old one only when asked (--restart).
+    report = run_calibrate(config.model_copy(update={"restart": True}), tmp_path / "tasks.jsonl",
+                           tmp_path / "gens.jsonl", tmp_path / "cal.json").report
+    assert report.confusion["fail"]["pass"] == 12 and report.false_pass_rate == 1.0
+    assert report.agreement == 0.0 and len(report.disagreements) == 12

@@ -16,10 +16,11 @@ import pytest
 from fake_llm_server import FakeLLM
 from hone.errors import HoneError
 from hone.judge.failures import run_failures
-from hone.judge.run import run_judge
+from hone.judge.run import JudgeStageConfig, run_judge
 from hone.records import Generation, Verdict, read_records, write_records
 from hone.runs import manifest_for
-from judge_support import FAST, FAST_YAML, SECRET, arithmetic, env_for, expected, fake, files_containing  # noqa: F401
+from judge_support import (FAST_YAML, SECRET, arithmetic, env_for, expected, fake, fast_judge,  # noqa: F401
+                           files_containing)
 
 
 def _write(tmp_path: Path, items) -> tuple[Path, Path]:
@@ -88,17 +89,19 @@ def test_budget_stop_leaves_the_stage_unfinished_and_a_rerun_judges_only_the_res
     items = arithmetic(30)
     tasks, gens = _write(tmp_path, items)
     out = tmp_path / "run" / "verdicts.jsonl"
-    first = run_judge(tasks, gens, out, "anthropic:claude-haiku-5-5", budget_usd=0.0008, concurrency=4, **FAST)
-    assert 0 < first.unfinished < 30 and len(first.verdicts) == 30
+    config = JudgeStageConfig(judge=fast_judge("anthropic:claude-haiku-5-5", budget_usd=0.0008, concurrency=4))
+    first = run_judge(config, tasks, gens, out)
+    assert 0 < first.counts["unfinished"] < 30 and len(first.verdicts) == 30
     assert [v.verdict for v in read_records(out, Verdict)] == [v.verdict for v in first.verdicts]  # all items named
     assert json.loads(manifest_for(out).read_text())["status"] == "running"
     paid = sum(fake.paid.values())
-    second = run_judge(tasks, gens, out, "anthropic:claude-haiku-5-5", budget_usd=1.0, concurrency=4, **FAST)
-    assert second.unfinished == 0 and not second.skipped
+    config = JudgeStageConfig(judge=fast_judge("anthropic:claude-haiku-5-5", budget_usd=1.0, concurrency=4))
+    second = run_judge(config, tasks, gens, out)
+    assert second.counts["unfinished"] == 0 and not second.skipped
     assert [v.verdict for v in second.verdicts] == expected(items)
-    assert sum(fake.paid.values()) - paid == first.unfinished and max(fake.paid.values()) == 1
+    assert sum(fake.paid.values()) - paid == first.counts["unfinished"] and max(fake.paid.values()) == 1
     assert json.loads(manifest_for(out).read_text())["status"] == "complete"
-    assert run_judge(tasks, gens, out, "anthropic:claude-haiku-5-5", **FAST).skipped
+    assert run_judge(JudgeStageConfig(judge=fast_judge("anthropic:claude-haiku-5-5")), tasks, gens, out).skipped
 
 
 def test_cli_judges_exports_failures_and_never_writes_the_key(fake, tmp_path):
@@ -126,7 +129,7 @@ def test_failures_refuse_verdicts_about_other_answers(fake, tmp_path):
     items = arithmetic(3)
     tasks, gens = _write(tmp_path, items)
     out = tmp_path / "verdicts.jsonl"
-    run_judge(tasks, gens, out, "anthropic", **FAST)
+    run_judge(JudgeStageConfig(judge=fast_judge("anthropic")), tasks, gens, out)
     assert run_failures(out, tmp_path / "f.csv") == 1
     assert (tmp_path / "f.csv").read_text().startswith("id,sample,category")
     write_records(gens, [g.model_copy(update={"output": "changed"}) for _, g in items])
@@ -139,14 +142,15 @@ def test_pairwise_stage_reports_missing_references_as_errors(fake, tmp_path):
     tasks, gens = _write(tmp_path, items)
     refs = [Generation(id=t.id, model="ref", output=f"It is {t.reference}.", finish_reason="stop") for t, _ in items]
     write_records(tmp_path / "ref.jsonl", refs[:3])
-    result = run_judge(tasks, gens, tmp_path / "pair.jsonl", "anthropic", pairwise=tmp_path / "ref.jsonl", **FAST)
+    result = run_judge(JudgeStageConfig(judge=fast_judge("anthropic")), tasks, gens, tmp_path / "pair.jsonl",
+                       pairwise=tmp_path / "ref.jsonl")
     assert [v.verdict for v in result.verdicts] == ["tie", "loss", "tie", "error"]
-    assert result.verdicts[3].evidence["error_kind"] == "no_reference" and result.unfinished == 0
-    assert result.summary["inconsistent_ties"] == 0 and result.summary["tie"] == 2
+    assert result.verdicts[3].evidence["error_kind"] == "no_reference" and result.counts["unfinished"] == 0
+    assert result.report.inconsistent_ties == 0 and result.counts["tie"] == 2
 
 
 def test_generations_must_belong_to_the_tasks(fake, tmp_path):
     tasks, gens = _write(tmp_path, arithmetic(2))
     write_records(gens, [Generation(id="nope", model="m", output="1", finish_reason="stop")])
     with pytest.raises(HoneError, match="generation 'nope' #0 has no task"):
-        run_judge(tasks, gens, tmp_path / "v.jsonl", "anthropic", **FAST)
+        run_judge(JudgeStageConfig(judge=fast_judge("anthropic")), tasks, gens, tmp_path / "v.jsonl")

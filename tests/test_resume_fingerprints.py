@@ -19,7 +19,8 @@ from hone.generate.base import GenParams
 from hone.generate.hf import HFGenerator
 from hone.generate.run import GenerateStageConfig, run_generate
 from hone.grade.run import GradeConfig, run_grade
-from hone.judge.run import run_judge
+from hone.judge.factory import JudgeSetup
+from hone.judge.run import JudgeStageConfig, run_judge
 from hone.records import Generation, Task, Verdict, read_records, write_records
 
 HONE = [sys.executable, "-m", "hone.cli"]
@@ -106,13 +107,13 @@ def test_killed_judging_resumed_with_another_judge_is_refused(tiny_model_dir, tm
     write_records(gens, [Generation(id=f"t{i}", model="m", output=str(2 * i if i % 2 else 7), finish_reason="stop")
                          for i in range(4)])
     out = tmp_path / "v.jsonl"
-    run_judge(tasks, gens, out, "verifier")
+    run_judge(JudgeStageConfig(judge=JudgeSetup(spec="verifier")), tasks, gens, out)
     manifest = out.with_name(out.name + ".manifest.json")  # what a kill leaves: running, a partial, no output
     manifest.write_text(manifest.read_text().replace('"status": "complete"', '"status": "running"'))
     partial = out.with_name(out.name + ".partial")
     out.rename(partial)
     with pytest.raises(HoneError, match=r"`judge` was \"verifier\" then and is \"local:.*\" now\); pass --restart"):
-        run_judge(tasks, gens, out, f"local:{tiny_model_dir}")
+        run_judge(JudgeStageConfig(judge=JudgeSetup(spec=f"local:{tiny_model_dir}")), tasks, gens, out)
     assert len(read_records(partial, Verdict)) == 4
 
 

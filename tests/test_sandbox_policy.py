@@ -101,13 +101,14 @@ def test_cli_refuses_in_one_line_with_exit_2_and_runs_with_weak(tmp_path):
 def test_judge_and_bench_refuse_before_any_work(tmp_path, no_isolation):
     from hone.bench.run import run_bench
     from hone.generate.base import GenParams
-    from hone.judge.run import run_judge
+    from hone.judge.factory import JudgeSetup
+    from hone.judge.run import JudgeStageConfig, run_judge
 
     tasks, gens, out = _files(tmp_path)
     with pytest.raises(HoneError, match="refusing to run model-written code"):
-        run_judge(tasks, gens, out, "verifier")
+        run_judge(JudgeStageConfig(judge=JudgeSetup(spec="verifier")), tasks, gens, out)
     assert not out.exists()
-    run = run_judge(tasks, gens, out, "verifier", sandbox="weak")
+    run = run_judge(JudgeStageConfig(judge=JudgeSetup(spec="verifier", sandbox="weak")), tasks, gens, out)
     assert next(v for v in run.verdicts if v.id == "sq").evidence["sandbox"] == "weak"
     assert json.loads(manifest_for(out).read_text())["config"]["sandbox"] == "weak"
     # No model is loaded and nothing is generated: the refusal comes first.

@@ -94,6 +94,15 @@ class _Lazy:
         return self.models.get(self.path, self.log_dir).generate(requests, params, progress)
 
 
+def _judge_setup(config: LoopConfig, run_dir: Path | None):
+    """The loop's judge as the judge, critique and calibrate stages take it; its cache + ledger in `run_dir`."""
+    from hone.judge.factory import JudgeSetup
+
+    jc = config.judge_config
+    return JudgeSetup(spec=config.judge_spec, settings=jc.settings(), concurrency=jc.concurrency,
+                      budget_usd=jc.budget_usd, sandbox=config.sandbox, run_dir=run_dir)
+
+
 def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path, label: str) -> list[Verdict]:
     """Verifiers alone run straight through the grader (no async judge machinery, ~1.6x faster)."""
     if config.judge == "verifier":
@@ -101,17 +110,13 @@ def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path
 
         with stage_bar(f"{label} · grade") as bar:
             return run_grade(GradeConfig(sandbox=config.sandbox), tasks, gens, out, progress=bar).verdicts
-    from hone.judge.run import run_judge
-
-    jc = config.judge_config
+    from hone.judge.run import JudgeStageConfig, run_judge
     from hone.report.status import spend_text
 
-    with stage_bar(f"{label} · judge", note=lambda: spend_text(run_dir, jc.budget_usd)) as bar:
-        run = run_judge(tasks, gens, out, config.judge_spec, run_dir=run_dir, sandbox=config.sandbox,
-                        config=jc.settings(), concurrency=jc.concurrency, budget_usd=jc.budget_usd,
-                        progress_factory=bar)
-    if run.unfinished:
-        raise HoneError(f"{out}: {run.unfinished} items ended in errors a re-run may fix (API, budget); "
+    with stage_bar(f"{label} · judge", note=lambda: spend_text(run_dir, config.judge_config.budget_usd)) as bar:
+        run = run_judge(JudgeStageConfig(judge=_judge_setup(config, run_dir)), tasks, gens, out, progress=bar)
+    if run.counts["unfinished"]:
+        raise HoneError(f"{out}: {run.counts['unfinished']} items ended in errors a re-run may fix (API, budget); "
                         "run the same command again to finish them before training on this round")
     return run.verdicts
 
@@ -329,11 +334,7 @@ def _check_judge(config: LoopConfig) -> None:
     (no price for the model) stops the loop now, not after an hour of benchmarking and sampling."""
     if config.judge == "verifier":
         return
-    from hone.judge import make_judge
-
-    jc = config.judge_config
-    make_judge(config.judge_spec, cache_path=None, config=jc.settings(), concurrency=jc.concurrency,
-               budget_usd=jc.budget_usd, sandbox=config.sandbox)
+    _judge_setup(config, None).make(None)
 
 
 def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print) -> dict[str, Any]:

@@ -50,31 +50,32 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand:
             return
         from hone.errors import HoneError
-        from hone.judge.run import run_judge
+        from hone.judge.config import load_judge_config
+        from hone.judge.factory import JudgeSetup
+        from hone.judge.run import JudgeStageConfig, run_judge
         from hone.progress import stage_bar
 
         missing = [name for name, v in (("--tasks", tasks), ("--generations", generations), ("-o", out)) if v is None]
         if missing:
             raise HoneError(f"hone judge needs {', '.join(missing)}")
-        with stage_bar("judge") as factory:
-            result = run_judge(tasks, generations, out, judge_spec, pairwise=pairwise, concurrency=concurrency,
-                               budget_usd=budget_usd, batch=batch, run_dir=run_dir, progress_factory=factory,
-                               config=config, second_opinion=second_opinion,
-                               restart=restart, overwrite=overwrite, sandbox=sandbox)
-        s = result.summary
+        stage_config = JudgeStageConfig(
+            judge=JudgeSetup(spec=judge_spec, settings=load_judge_config(config), concurrency=concurrency,
+                             budget_usd=budget_usd, sandbox=sandbox, run_dir=run_dir),
+            batch=batch, second_opinion=second_opinion, restart=restart, overwrite=overwrite)
+        with stage_bar("judge") as bar:
+            result = run_judge(stage_config, tasks, generations, out, pairwise=pairwise, progress=bar)
+        c, r = result.counts, result.report
         if result.skipped:
             typer.echo(f"{out}: already complete for these inputs and settings (skipped)")
-        counts = ", ".join(f"{k} {s[k]}" for k in ("pass", "fail", "win", "tie", "loss", "error") if k in s)
-        typer.echo(f"wrote {s['items']} verdicts to {out}: {counts}"
-                   + (f" ({s['inconsistent_ties']} ties are order-inconsistent pairs)" if s.get("inconsistent_ties")
-                      else "")
-                   + (f"; errors by kind: {s['errors_by_kind']}" if s.get("errors_by_kind") else ""))
-        _echo_calls(s.get("judge_calls", {}))
-        ran_code = next((v.evidence for v in result.verdicts if "isolation" in v.evidence), None)
-        if ran_code:
-            typer.echo(f"sandbox: {ran_code.get('sandbox', sandbox)}: {ran_code['isolation']}")
-        if result.unfinished:
-            typer.echo(f"unfinished: {result.unfinished} items ended as errors a re-run may fix (API failures or "
+        outcomes = ", ".join(f"{k} {c[k]}" for k in ("pass", "fail", "win", "tie", "loss", "error") if k in c)
+        typer.echo(f"wrote {c['items']} verdicts to {out}: {outcomes}"
+                   + (f" ({r.inconsistent_ties} ties are order-inconsistent pairs)" if r.inconsistent_ties else "")
+                   + (f"; errors by kind: {r.errors_by_kind}" if r.errors_by_kind else ""))
+        _echo_calls(r.judge_calls)
+        if r.sandbox:
+            typer.echo(f"sandbox: {r.sandbox}")
+        if c["unfinished"]:
+            typer.echo(f"unfinished: {c['unfinished']} items ended as errors a re-run may fix (API failures or "
                        "the budget); run the same command again to judge only those", err=True)
             raise typer.Exit(1)
 
@@ -89,21 +90,31 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Option(None),
         config: Path = typer.Option(None),
         sandbox: str = SANDBOX,
+        restart: bool = RESTART,
+        overwrite: bool = OVERWRITE,
     ) -> None:
         """Measure how often the LLM judge agrees with the verifiers on items both can judge."""
-        from hone.judge.calibrate import run_calibrate
+        from hone.judge.calibrate import CalibrateConfig, run_calibrate
+        from hone.judge.config import load_judge_config
+        from hone.judge.factory import JudgeSetup
         from hone.progress import stage_bar
 
-        with stage_bar("calibrate") as factory:
-            r = run_calibrate(tasks, generations, out, judge_spec, concurrency=concurrency, budget_usd=budget_usd,
-                              run_dir=run_dir, config=config, progress_factory=factory, sandbox=sandbox)
+        stage_config = CalibrateConfig(
+            judge=JudgeSetup(spec=judge_spec, settings=load_judge_config(config), concurrency=concurrency,
+                             budget_usd=budget_usd, sandbox=sandbox, run_dir=run_dir),
+            restart=restart, overwrite=overwrite)
+        with stage_bar("calibrate") as bar:
+            result = run_calibrate(stage_config, tasks, generations, out, progress=bar)
+        if result.skipped:
+            typer.echo(f"{out}: already complete for these inputs and settings (skipped)")
 
         def pct(x):
             return "n/a" if x is None else f"{100 * x:.1f}%"
 
-        kappa = "n/a" if r["cohen_kappa"] is None else f"{r['cohen_kappa']:.3f}"
-        typer.echo(f"{r['judge']} vs verifiers on {r['both_decided']} items: agreement {pct(r['agreement'])}, "
-                   f"kappa {kappa}, passes what the verifier failed {pct(r['false_pass_rate'])}, fails what it "
-                   f"passed {pct(r['false_fail_rate'])}, {r['llm_errors']} judge errors; report in {out}")
+        r = result.report
+        kappa = "n/a" if r.cohen_kappa is None else f"{r.cohen_kappa:.3f}"
+        typer.echo(f"{r.judge} vs verifiers on {r.both_decided} items: agreement {pct(r.agreement)}, "
+                   f"kappa {kappa}, passes what the verifier failed {pct(r.false_pass_rate)}, fails what it "
+                   f"passed {pct(r.false_fail_rate)}, {r.llm_errors} judge errors; report in {out}")
 
     app.add_typer(group, name="judge")

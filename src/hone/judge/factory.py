@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, field_validator
+
 from hone.errors import HoneError
 from hone.judge.cache import JudgeCache
 from hone.judge.config import JudgeConfig, load_judge_config
@@ -62,3 +64,30 @@ def default_cache_path(run_dir: str | os.PathLike) -> Path:
     from hone.judge.cache import CACHE_FILE
 
     return Path(run_dir) / CACHE_FILE
+
+
+class JudgeSetup(BaseModel):
+    """Which judge, and how it is called: its settings (prices, limits, retries), calls in flight, the budget,
+    the level the verifiers run code at, and where its cache + ledger live (None: the stage's output folder).
+    What the judge, calibrate and critique stages share."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: JudgeSpec
+    settings: JudgeConfig = JudgeConfig()
+    concurrency: int = 8
+    budget_usd: float | None = None
+    sandbox: str = "strict"
+    run_dir: Path | None = None
+
+    @field_validator("spec", mode="before")
+    @classmethod
+    def _parse(cls, value: JudgeSpec | str) -> JudgeSpec:
+        return JudgeSpec.parse(value)
+
+    def make(self, cache_dir: str | os.PathLike | None, **options: Any):
+        """The judge, its cache in `run_dir` (else `cache_dir`; both None: in memory); `options` as make_judge's."""
+        where = self.run_dir or cache_dir
+        return make_judge(self.spec, cache_path=default_cache_path(where) if where is not None else None,
+                          concurrency=self.concurrency, budget_usd=self.budget_usd, config=self.settings,
+                          sandbox=self.sandbox, **options)

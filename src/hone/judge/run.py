@@ -12,31 +12,54 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from hone.errors import HoneError
 from hone.judge.base import error_verdict, is_retryable
-from hone.judge.config import JudgeConfig, load_judge_config
 from hone.judge.driver import Job, compare_jobs, grade_jobs, run_jobs
-from hone.judge.factory import default_cache_path, make_judge
+from hone.judge.factory import JudgeSetup
 from hone.judge.prompts import GRADE, PAIRWISE
-from hone.judge.spec import JudgeSpec
 from hone.records import Generation, PartialJsonl, Task, Verdict, read_records, read_tasks
 from hone.runs import Stage, manifest_for
+from hone.stage_contract import ProgressFactory, StageConfig, StageResult
 
 
-@dataclass
-class JudgeRun:
+class JudgeStageConfig(StageConfig):
+    """The judge stage's settings: the judge and how it is called, the Message Batches API, and whether a composite
+    judge also asks the LLM where a verifier decided. Only what changes the verdicts goes into the fingerprint:
+    a raised budget or other limits resume the same stage."""
+
+    judge: JudgeSetup
+    batch: bool = False
+    second_opinion: bool = False
+
+    def fingerprint(self) -> dict:
+        s = self.judge.settings
+        out = {"judge": self.judge.spec.text, "max_tokens": s.max_tokens, "reask": s.reask,
+               "temperature": s.temperature, "second_opinion": self.second_opinion}
+        if self.judge.spec.verifiers:
+            out["sandbox"] = self.judge.sandbox
+        return out
+
+
+class JudgeReport(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    errors_by_kind: dict[str, int] = Field(default_factory=dict)
+    inconsistent_ties: int | None = None  # pairwise: ties whose two orders disagreed
+    judge_calls: dict[str, Any] = Field(default_factory=dict)  # this run's calls and the ledger (judge.summary())
+    sandbox: str | None = None  # "level: isolation" where code answers were run
+
+
+class JudgeResult(StageResult):
+    """counts: items, each verdict outcome that occurred (pass, fail, win, tie, loss, error), and `unfinished`:
+    items that ended as errors a re-run may fix (the stage is then not complete)."""
+
     verdicts: list[Verdict]
-    skipped: bool
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def unfinished(self) -> int:
-        """Items that ended as errors a re-run may fix."""
-        return sum(is_retryable(v) for v in self.verdicts)
+    report: JudgeReport
 
 
 def read_generations(path: str | os.PathLike, tasks: dict[str, Task], tasks_path: str | os.PathLike) -> list[Generation]:
@@ -60,25 +83,27 @@ def reference_answers(path: str | os.PathLike) -> dict[str, Generation]:
     return refs
 
 
-def summarize(verdicts: list[Verdict]) -> dict[str, Any]:
+def summarize(out: Path, verdicts: list[Verdict], judge_calls: dict[str, Any], skipped: bool) -> JudgeResult:
     outcomes = Counter(v.verdict for v in verdicts)
     errors = Counter(v.evidence.get("error_kind", "?") for v in verdicts if v.verdict == "error")
-    out: dict[str, Any] = {"items": len(verdicts), **{k: outcomes.get(k, 0) for k in sorted(outcomes)},
-                           "errors_by_kind": dict(sorted(errors.items()))}
-    if any(v.verdict in ("win", "tie", "loss") for v in verdicts):
-        out["inconsistent_ties"] = sum(v.verdict == "tie" and v.evidence.get("consistent") is False for v in verdicts)
-    return out
+    pairwise = any(v.verdict in ("win", "tie", "loss") for v in verdicts)
+    ran_code = next((v.evidence for v in verdicts if "isolation" in v.evidence), None)
+    report = JudgeReport(
+        errors_by_kind=dict(sorted(errors.items())), judge_calls=judge_calls,
+        inconsistent_ties=sum(v.verdict == "tie" and v.evidence.get("consistent") is False for v in verdicts)
+        if pairwise else None,
+        sandbox=f"{ran_code.get('sandbox')}: {ran_code['isolation']}" if ran_code else None)
+    counts = {"items": len(verdicts), **{k: outcomes[k] for k in sorted(outcomes)},
+              "unfinished": sum(is_retryable(v) for v in verdicts)}
+    return JudgeResult(outputs={"verdicts": out}, counts=counts, skipped=skipped, verdicts=verdicts, report=report)
 
 
-def run_judge(tasks_path: str | os.PathLike, generations_path: str | os.PathLike, out_path: str | os.PathLike,
-              judge_spec: JudgeSpec | str, *, pairwise: str | os.PathLike | None = None, concurrency: int = 8,
-              budget_usd: float | None = None, batch: bool = False, run_dir: str | os.PathLike | None = None,
-              progress_factory: Callable[[int, int], Callable[[int], None]] | None = None,
-              config: JudgeConfig | str | os.PathLike | None = None, second_opinion: bool = False,
-              restart: bool = False, overwrite: bool = False, sandbox: str = "strict", **settings: Any) -> JudgeRun:
-    """Judge every generation (grade, or `pairwise` against a reference generation file).
+def run_judge(config: JudgeStageConfig, tasks_path: str | os.PathLike, generations_path: str | os.PathLike,
+              out_path: str | os.PathLike, *, pairwise: str | os.PathLike | None = None,
+              progress: ProgressFactory | None = None) -> JudgeResult:
+    """Judge every generation (grade, or win/tie/loss against the reference generations in `pairwise`).
 
-    With verifiers in the judge and code tasks to decide, `sandbox` "strict" refuses before any work where the
+    With verifiers in the judge and code tasks to decide, sandbox "strict" refuses before any work where the
     code sandbox cannot isolate fully (hone.grade.sandbox.require); the level is part of the stage's config.
     """
     out = Path(out_path)
@@ -86,25 +111,18 @@ def run_judge(tasks_path: str | os.PathLike, generations_path: str | os.PathLike
     tasks = {t.id: t for t in task_list}
     gens = read_generations(generations_path, tasks, tasks_path)
     refs = reference_answers(pairwise) if pairwise else None
-    cfg = config if isinstance(config, JudgeConfig) else load_judge_config(config)
-    if settings:
-        cfg = JudgeConfig.model_validate({**cfg.model_dump(), **settings})
-    spec = JudgeSpec.parse(judge_spec)
+    setup = config.judge
     inputs = {"tasks": tasks_path, "generations": generations_path, "pairwise": pairwise,
-              "judge_model": spec.model_dir}
-    # Only what changes the verdicts decides whether a finished stage can be skipped.
-    stage_config = {"judge": spec.text, "template": PAIRWISE if pairwise else GRADE, "max_tokens": cfg.max_tokens,
-                    "reask": cfg.reask, "temperature": cfg.temperature, "second_opinion": second_opinion}
-    if spec.verifiers:
-        stage_config["sandbox"] = sandbox
+              "judge_model": setup.spec.model_dir}
+    if setup.spec.verifiers:
         from hone.grade.sandbox import require_for
 
-        require_for(task_list, sandbox)
-    stage = Stage(manifest_for(out), "judge", inputs, stage_config)
+        require_for(task_list, setup.sandbox)
+    stage = Stage(manifest_for(out), "judge", inputs,
+                  {**config.fingerprint(), "template": PAIRWISE if pairwise else GRADE})
     if stage.is_done() and out.exists():
-        verdicts = read_records(out, Verdict)
-        return JudgeRun(verdicts, True, summarize(verdicts))
-    stage.start([out], restart=restart, overwrite=overwrite)
+        return summarize(out, read_records(out, Verdict), {}, skipped=True)
+    stage.start([out], restart=config.restart, overwrite=config.overwrite)
     order = {t.id: i for i, t in enumerate(task_list)}
 
     def position(v: Verdict) -> tuple[int, int]:
@@ -112,34 +130,32 @@ def run_judge(tasks_path: str | os.PathLike, generations_path: str | os.PathLike
 
     sink = PartialJsonl(out, Verdict, key=lambda v: (v.id, v.sample))
     retry_later: list[Verdict] = []
-    judge_summary: dict[str, Any] = {}
+    judge_calls: dict[str, Any] = {}
     try:
         todo = [g for g in gens if (g.id, g.sample) not in sink.done]
         if todo:
-            judge = make_judge(spec, cache_path=default_cache_path(run_dir or out.parent),
-                               concurrency=concurrency, budget_usd=budget_usd, batch=batch, config=cfg,
-                               second_opinion=second_opinion, sandbox=sandbox)
+            judge = setup.make(out.parent, batch=config.batch, second_opinion=config.second_opinion)
             jobs = _jobs(judge, tasks, todo, refs)
-            progress = progress_factory(len(todo), len(sink.done)) if progress_factory else None
+            advance = progress(len(todo), len(sink.done)) if progress else None
 
             def keep(v: Verdict) -> None:
                 retry_later.append(v) if is_retryable(v) else sink.append(v)
 
             async def main() -> None:
                 try:
-                    await run_jobs(judge, jobs, on_result=keep, progress=progress)
+                    await run_jobs(judge, jobs, on_result=keep, progress=advance)
                 finally:
                     await judge.aclose()
 
             asyncio.run(main())
-            judge_summary = judge.summary() if hasattr(judge, "summary") else {}
+            judge_calls = judge.summary() if hasattr(judge, "summary") else {}
         verdicts = sink.finish(order=position, unfinished=retry_later)
     finally:
         sink.close()
-    summary = {**summarize(verdicts), "judge_calls": judge_summary}
+    result = summarize(out, verdicts, judge_calls, skipped=False)
     if not retry_later:
-        stage.finish({"verdicts": out}, summary)
-    return JudgeRun(verdicts, False, summary)
+        stage.finish({"verdicts": out}, {**result.counts, **result.report.model_dump(exclude_none=True)})
+    return result
 
 
 def _jobs(judge: Any, tasks: dict[str, Task], todo: list[Generation], refs: dict[str, Generation] | None) -> list[Job]:
