@@ -15,7 +15,7 @@ import pytest
 
 from fake_llm_server import FakeLLM
 from hone.errors import HoneError
-from hone.judge.failures import run_failures
+from hone.judge.failures import FailuresConfig, run_failures
 from hone.judge.run import JudgeStageConfig, run_judge
 from hone.records import Generation, Verdict, read_records, write_records
 from hone.runs import manifest_for
@@ -130,11 +130,11 @@ def test_failures_refuse_verdicts_about_other_answers(fake, tmp_path):
     tasks, gens = _write(tmp_path, items)
     out = tmp_path / "verdicts.jsonl"
     run_judge(JudgeStageConfig(judge=fast_judge("anthropic")), tasks, gens, out)
-    assert run_failures(out, tmp_path / "f.csv") == 1
+    assert run_failures(FailuresConfig(), out, tmp_path / "f.csv").counts["failures"] == 1
     assert (tmp_path / "f.csv").read_text().startswith("id,sample,category")
     write_records(gens, [g.model_copy(update={"output": "changed"}) for _, g in items])
     with pytest.raises(HoneError, match="judged another answer"):
-        run_failures(out, tmp_path / "f.jsonl")
+        run_failures(FailuresConfig(), out, tmp_path / "f.jsonl")
 
 
 def test_pairwise_stage_reports_missing_references_as_errors(fake, tmp_path):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from hone.commands.options import OVERWRITE, RESTART
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -20,19 +22,24 @@ def register(app: typer.Typer) -> None:
                                          "prompt, answer and judge reason) and write them as JSON."),
         clusters_out: Path = typer.Option(None, help="Where the clusters go (default: OUT with .clusters.json)."),
         seed: int = typer.Option(0, help="Seed of the clustering (same failures + seed = same clusters)."),
+        restart: bool = RESTART,
+        overwrite: bool = OVERWRITE,
     ) -> None:
         """Write every failed (or lost) item with id, category, prompt, reference, model output, judge, reason."""
-        from hone.judge.failures import run_failures
+        from hone.judge.failures import FailuresConfig, run_failures
 
-        n = run_failures(verdicts, out, tasks, generations, include_errors=include_errors)
-        typer.echo(f"wrote {n} failures to {out}")
-        if cluster is None:
+        config = FailuresConfig(include_errors=include_errors, clusters=cluster, seed=seed, restart=restart,
+                                overwrite=overwrite)
+        result = run_failures(config, verdicts, out, tasks_path=tasks, generations_path=generations,
+                              clusters_out=clusters_out)
+        if result.skipped:
+            typer.echo(f"{out}: already complete for these inputs and settings (skipped)")
+        typer.echo(f"wrote {result.counts['failures']} failures to {out}")
+        if result.clusters is None:
             return
-        from hone.judge.clusters import cluster_failures, read_failure_rows, write_clusters
-
-        result = cluster_failures(read_failure_rows(out), cluster, seed=seed)
-        path = write_clusters(result, clusters_out or out.with_name(out.stem + ".clusters.json"), source=out)
-        typer.echo(f"{len(result['clusters'])} clusters of {result['items']} failures in {path}:")
-        for c in result["clusters"]:
+        clusters = result.clusters
+        typer.echo(f"{len(clusters['clusters'])} clusters of {clusters['items']} failures in "
+                   f"{result.outputs['clusters']}:")
+        for c in clusters["clusters"]:
             typer.echo(f"  {c['cluster']}: {c['size']} items ({100 * c['share']:.0f}%) — "
                        f"{', '.join(c['top_terms']) or '(no distinctive term)'}; e.g. {c['examples'][0]['prompt']!r}")
