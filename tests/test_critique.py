@@ -3,7 +3,7 @@ import re
 import pytest
 
 from hone.chat import render_prompt
-from hone.critique.critique import run_critique
+from hone.critique.critique import CritiqueStageConfig, run_critique
 from hone.critique.feedback import WITHHELD, describe_failure, withhold_reference
 from hone.bench.stats import paired_difference_ci
 from hone.critique.summary import format_summary, summarize
@@ -96,10 +96,10 @@ def tiny(tiny_model_dir, tiny_tokenizer):
     return RecordingGenerator(HFGenerator.from_dir(str(tiny_model_dir), device="cpu"), tiny_tokenizer)
 
 
-def _run(gen, inputs, out, **kw):
-    kw.setdefault("params", GenParams(max_new_tokens=12, batch_size=8))
-    kw.setdefault("rejudge", exact_number_judge)
-    return run_critique(gen, inputs["tasks"], inputs["generations"], inputs["verdicts"], out, **kw)
+def _run(gen, inputs, out, rejudge=exact_number_judge, **settings):
+    settings.setdefault("params", GenParams(max_new_tokens=12, batch_size=8))
+    return run_critique(CritiqueStageConfig(**settings), gen, rejudge, inputs["tasks"], inputs["generations"],
+                        inputs["verdicts"], out).critiques
 
 
 def test_self_critique_prompts_never_contain_the_reference(tiny, inputs, tmp_path):

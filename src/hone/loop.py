@@ -197,28 +197,22 @@ def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int
               verdicts: Path) -> tuple[Path | None, dict | None]:
     if config.improve not in ("critique", "both"):
         return None, None
-    from hone.critique.critique import run_critique
-    from hone.critique.summary import summarize
+    from hone.critique.critique import CritiqueStageConfig, rejudge_with, run_critique
     from hone.generate.base import GenParams
-    from hone.judge import judge_all, make_judge
 
     c = config.critique
-    params = GenParams(temperature=c.temperature, max_new_tokens=c.max_new_tokens,
-                       batch_size=config.sample.batch_size, seed=config.seed * 1000 + r)
-    from hone.judge.factory import default_cache_path
-
-    jc = config.judge_config
-    judge = make_judge(config.judge_spec, cache_path=default_cache_path(rd.parent), sandbox=config.sandbox,
-                       config=jc.settings(), concurrency=jc.concurrency, budget_usd=jc.budget_usd)
+    stage_config = CritiqueStageConfig(
+        params=GenParams(temperature=c.temperature, max_new_tokens=c.max_new_tokens,
+                         batch_size=config.sample.batch_size, seed=config.seed * 1000 + r),
+        samples=c.samples, reference_guided=c.reference_guided, round=r, model_ref=models.ref(model))
+    rejudge = rejudge_with(_judge_setup(config, rd.parent), config.train_tasks, rd.parent)
     out = rd / "critiques.jsonl"
     with stage_bar(f"round {r} · critique") as bar:
-        critiques = run_critique(models.lazy(model, rd), config.train_tasks, gens, verdicts, out,
-                                 rejudge=lambda items: judge_all(judge, items), samples=c.samples, params=params,
-                                 reference_guided=c.reference_guided, round=r, model_ref=models.ref(model),
-                                 progress_factory=bar)
-    if Path(str(out) + ".partial").exists():
+        result = run_critique(stage_config, models.lazy(model, rd), rejudge, config.train_tasks, gens, verdicts, out,
+                              progress=bar)
+    if result.counts["unfinished"]:
         raise HoneError(f"{out}: some rewrites could not be generated or judged yet; run the same command again")
-    return out, summarize(critiques).to_dict()
+    return out, result.report.model_dump()
 
 
 def _train_merge(config: LoopConfig, model: Path, rd: Path, data: Path, say: Say) -> Path:

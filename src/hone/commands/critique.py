@@ -45,42 +45,32 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Critique and rewrite each failed answer (never shown the reference unless --reference-guided);
         every rewrite is judged live, and the report gives acceptance and the paired uplift with a 95% CI."""
-        from hone.critique.critique import check_sampling, run_critique
-        from hone.critique.summary import format_summary, summarize
+        from hone.critique.critique import CritiqueStageConfig, check_engine, rejudge_with, run_critique
+        from hone.critique.summary import format_summary
         from hone.generate.base import GenParams
-        from hone.errors import HoneError
         from hone.generate.registry import Engine, check_model, load_generate_config, model_ref
-        from hone.judge import judge_all, make_judge
-        from hone.judge.factory import default_cache_path
-        from hone.judge.spec import JudgeSpec
+        from hone.judge.factory import JudgeSetup
         from hone.progress import stage_bar
 
-        params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                           batch_size=batch_size)
-        check_sampling(samples, params)
         engine = load_generate_config(engine_config).override(
             backend=backend, server_command=server_command, dtype=dtype, device=device,
             trust_remote_code=trust_remote_code or None)
-        if engine.backend == "openai":
-            raise HoneError("hone critique serves --model itself (--backend server), not a server somebody else runs")
+        config = CritiqueStageConfig(
+            params=GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                             batch_size=batch_size),
+            samples=samples, reference_guided=reference_guided, round=round, model_ref=model_ref(engine, model),
+            restart=restart, overwrite=overwrite)
+        check_engine(engine)
         check_model(engine, model)  # fail before any work is done
-        judge_spec = JudgeSpec.parse(judge)
-        if judge_spec.verifiers:  # rewrites of code answers are run and tested
-            from hone.grade.sandbox import require_for
-            from hone.records import read_tasks
-
-            require_for(read_tasks(tasks), sandbox)
-        rejudge_with = make_judge(judge_spec, cache_path=default_cache_path(out.parent), concurrency=concurrency,
-                                  budget_usd=budget_usd, sandbox=sandbox)
-        with stage_bar("critique") as factory:
+        rejudge = rejudge_with(JudgeSetup(spec=judge, concurrency=concurrency, budget_usd=budget_usd,
+                                          sandbox=sandbox), tasks, out.parent)
+        with stage_bar("critique") as bar:
             with Engine(engine, model, Path(f"{out}.server.log")) as make:
-                records = run_critique(make(), tasks, generations, verdicts, out,
-                                       rejudge=lambda items: judge_all(rejudge_with, items), samples=samples,
-                                       params=params, reference_guided=reference_guided, round=round,
-                                       model_ref=model_ref(engine, model), progress_factory=factory,
-                                       restart=restart, overwrite=overwrite)
-        typer.echo(f"wrote {len(records)} critiques to {out}")
-        typer.echo(format_summary(summarize(records)))
-        if Path(str(out) + ".partial").exists():
+                result = run_critique(config, make(), rejudge, tasks, generations, verdicts, out, progress=bar)
+        if result.skipped:
+            typer.echo(f"{out}: already complete for these inputs and settings (skipped)")
+        typer.echo(f"wrote {result.counts['attempts']} critiques to {out}")
+        typer.echo(format_summary(result.report))
+        if result.counts["unfinished"]:
             typer.echo("some attempts ended in errors a re-run may fix (generation or judge API failures): run the "
                        "same command again to redo only those", err=True)

@@ -11,15 +11,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from pydantic import Field, field_validator, model_validator
 
 from hone.critique.feedback import describe_failure
 from hone.critique.prompts import PROMPT_VERSION, REWRITE_REQUEST, critique_request
+from hone.critique.summary import CritiqueSummary, summarize
 from hone.errors import HoneError
 from hone.generate.base import GenParams, Generator, Request
 from hone.judge.base import content_sha256, is_retryable
 from hone.records import Critique, Generation, PartialJsonl, Task, Verdict, read_records, read_tasks
 from hone.runs import Stage, manifest_for
+from hone.stage_contract import ProgressFactory, StageConfig, StageResult
+
+if TYPE_CHECKING:
+    from hone.generate.registry import GenerateConfig
+    from hone.judge.factory import JudgeSetup
 
 Rejudge = Callable[[list[tuple[Task, Generation]]], list[Verdict]]
 
@@ -143,61 +151,98 @@ def _record(a: Attempt, critique: Generation, rewrite: Generation, verdict: Verd
                     accepted=outcome == "pass", round=round)
 
 
-def check_sampling(samples: int, params: GenParams) -> None:
-    if samples < 1:
-        raise HoneError(f"samples must be at least 1 (got {samples})")
-    if samples > 1 and params.greedy:
-        raise HoneError(f"{samples} samples per answer need a temperature above 0 (greedy would repeat one)")
+class CritiqueStageConfig(StageConfig):
+    """How each failed answer is critiqued: `samples` attempts drawn with `params`, the reference shown only when
+    `reference_guided` (distillation), the loop round recorded in each record. `model_ref` names the model
+    folder (hashed into the manifest) when the generator's name alone does not pin it."""
+
+    params: GenParams
+    samples: int = 1
+    reference_guided: bool = False
+    round: int | None = None
+    model_ref: dict[str, str | None] = Field(default_factory=dict)
+
+    @field_validator("model_ref", mode="before")
+    @classmethod
+    def _as_text(cls, value: dict) -> dict:
+        return {k: None if v is None else str(v) for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _check_sampling(self) -> "CritiqueStageConfig":
+        if self.samples < 1:
+            raise HoneError(f"samples must be at least 1 (got {self.samples})")
+        if self.samples > 1 and self.params.greedy:
+            raise HoneError(f"{self.samples} samples per answer need a temperature above 0 (greedy would repeat one)")
+        return self
+
+    @property
+    def mode(self) -> str:
+        return "distillation" if self.reference_guided else "self-critique"
+
+    def fingerprint(self) -> dict:
+        return {"mode": self.mode, "samples": self.samples, "round": self.round, "prompts": PROMPT_VERSION,
+                "params": self.params.model_dump(exclude={"batch_size", "n"})}
 
 
-def run_critique(
-    generator: Generator,
-    tasks_path: str | os.PathLike,
-    generations_path: str | os.PathLike,
-    verdicts_path: str | os.PathLike,
-    out_path: str | os.PathLike,
-    *,
-    rejudge: Rejudge,
-    samples: int = 1,
-    params: GenParams,
-    reference_guided: bool = False,
-    round: int | None = None,
-    model_ref: dict[str, str | os.PathLike | None] | None = None,
-    progress_factory: Callable[[int, int], Callable[[int], None]] | None = None,
-    restart: bool = False,
-    overwrite: bool = False,
-) -> list[Critique]:
-    """Critique and rewrite every failed answer `samples` times; write Critique records to `out_path`.
+class CritiqueResult(StageResult):
+    """counts: failed_answers, attempts, accepted, errors, and `unfinished`: attempts whose generation failed or
+    whose verdict is a retryable judge error (the stage is then not complete; a re-run redoes only those)."""
 
-    Work goes in batches of `params.batch_size` attempts: critiques, then rewrites, then live verdicts, then
-    the records are appended to `<out>.partial`, so a killed run loses at most one batch. Attempts whose
-    generation failed or whose verdict is a retryable judge error are written but not final: `<out>.partial`
-    stays and the next run redoes only those. `model_ref` names the model folder (hashed into the manifest)
-    when the generator's name alone does not pin it.
+    critiques: list[Critique]
+    report: CritiqueSummary
+
+
+def check_engine(engine: GenerateConfig) -> None:
+    """The critique stage serves the model whose answers failed; a server somebody else runs is not that model."""
+    if engine.backend == "openai":
+        raise HoneError("hone critique serves --model itself (--backend server), not a server somebody else runs")
+
+
+def rejudge_with(setup: JudgeSetup, tasks_path: str | os.PathLike, cache_dir: str | os.PathLike) -> Rejudge:
+    """The judge of the original verdicts, built once, judging each batch of rewrites live; code rewrites are
+    run, so the sandbox is checked first."""
+    from hone.judge import judge_all
+
+    if setup.spec.verifiers:
+        from hone.grade.sandbox import require_for
+
+        require_for(read_tasks(tasks_path), setup.sandbox)
+    judge = setup.make(cache_dir)
+    return lambda items: judge_all(judge, items)
+
+
+def run_critique(config: CritiqueStageConfig, generator: Generator, rejudge: Rejudge, tasks_path: str | os.PathLike,
+                 generations_path: str | os.PathLike, verdicts_path: str | os.PathLike, out_path: str | os.PathLike,
+                 *, progress: ProgressFactory | None = None) -> CritiqueResult:
+    """Critique and rewrite every failed answer `config.samples` times; write Critique records to `out_path`.
+
+    Work goes in batches of `params.batch_size` attempts: critiques, then rewrites, then live verdicts from
+    `rejudge` (which must be the judge of the original verdicts), then the records are appended to
+    `<out>.partial`, so a killed run loses at most one batch. Attempts whose generation failed or whose verdict
+    is a retryable judge error are written but not final: `<out>.partial` stays and the next run redoes only
+    those.
     """
-    check_sampling(samples, params)
     out = Path(out_path)
-    mode = "distillation" if reference_guided else "self-critique"
-    model_ref = model_ref or {}
+    params, samples, mode = config.params, config.samples, config.mode
     inputs = {"tasks": tasks_path, "generations": generations_path, "verdicts": verdicts_path,
-              **{k: v for k, v in model_ref.items() if v and os.path.exists(str(v))}}
-    config = {"mode": mode, "samples": samples, "round": round, "prompts": PROMPT_VERSION,
-              "params": params.model_dump(exclude={"batch_size", "n"}), "model": generator.name}
-    stage = Stage(manifest_for(out), "critique", inputs, config)
+              **{k: v for k, v in config.model_ref.items() if v and os.path.exists(v)}}
+    stage = Stage(manifest_for(out), "critique", inputs, {**config.fingerprint(), "model": generator.name})
     if stage.is_done() and out.exists():
-        return read_records(out, Critique, allow_empty=True)
+        records = read_records(out, Critique, allow_empty=True)
+        return CritiqueResult(outputs={"critiques": out}, counts={**stage.manifest()["counts"], "unfinished": 0},
+                              skipped=True, critiques=records, report=summarize(records))
     items = failed_answers(tasks_path, generations_path, verdicts_path)
-    stage.start([out], restart=restart, overwrite=overwrite)
+    stage.start([out], restart=config.restart, overwrite=config.overwrite)
     sink = PartialJsonl(out, Critique, key=lambda c: (c.id, c.sample, c.attempt))
     retry_later: list[Critique] = []
     try:
         attempts = []
         for item in items:
-            feedback = describe_failure(item.task, item.verdict, reveal_reference=reference_guided)
-            turn = first_turn(item, feedback, reference_guided)
+            feedback = describe_failure(item.task, item.verdict, reveal_reference=config.reference_guided)
+            turn = first_turn(item, feedback, config.reference_guided)
             attempts += [Attempt(item, k, feedback, turn) for k in range(samples)]
         todo = [a for a in attempts if a.key not in sink.done]
-        progress = progress_factory(len(todo), len(attempts) - len(todo)) if progress_factory else None
+        advance = progress(len(todo), len(attempts) - len(todo)) if progress else None
         for start in range(0, len(todo), params.batch_size):
             batch = todo[start : start + params.batch_size]
             critiques = _generate(generator, batch, [a.first_turn for a in batch], params, samples)
@@ -208,12 +253,12 @@ def run_critique(
             verdicts = _rejudge(rejudge, [batch[i] for i in ok], [rewrites[i] for i in ok]) if ok else []
             judged = dict(zip(ok, verdicts))
             for i, a in enumerate(batch):
-                record = _record(a, critiques[i], rewrites[i], judged.get(i), generator.name, mode, round)
+                record = _record(a, critiques[i], rewrites[i], judged.get(i), generator.name, mode, config.round)
                 verdict = judged.get(i)
                 # A failed generation or a retryable judge error (API down, budget spent) is not final.
                 retry_later.append(record) if verdict is None or is_retryable(verdict) else sink.append(record)
-            if progress:
-                progress(len(batch))
+            if advance:
+                advance(len(batch))
         order = {a.key: n for n, a in enumerate(attempts)}
 
         def position(c: Critique) -> int:
@@ -222,8 +267,9 @@ def run_critique(
         records = sink.finish(order=position, unfinished=retry_later)
     finally:
         sink.close()
+    counts = {"failed_answers": len(items), "attempts": len(records), "accepted": sum(c.accepted for c in records),
+              "errors": sum(c.rewrite_verdict == "error" for c in records)}
     if not retry_later:
-        stage.finish({"critiques": out}, {"failed_answers": len(items), "attempts": len(records),
-                                          "accepted": sum(c.accepted for c in records),
-                                          "errors": sum(c.rewrite_verdict == "error" for c in records)})
-    return records
+        stage.finish({"critiques": out}, counts)
+    return CritiqueResult(outputs={"critiques": out}, counts={**counts, "unfinished": len(retry_later)},
+                          critiques=records, report=summarize(records))

@@ -9,15 +9,17 @@ attempt" is reported beside it and named as such.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass
 from typing import Sequence
+
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from hone.bench.stats import paired_compare
 from hone.records import Critique
 
 
-@dataclass(frozen=True)
-class CritiqueSummary:
+class CritiqueSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     mode: str
     failed_items: int
     attempts: int
@@ -29,12 +31,10 @@ class CritiqueSummary:
     uplift_ci95: tuple[float, float]
     mcnemar_p: float
 
+    @computed_field
     @property
     def acceptance_rate(self) -> float:
         return self.accepted / self.attempts if self.attempts else 0.0
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "acceptance_rate": self.acceptance_rate}
 
 
 def summarize(critiques: Sequence[Critique]) -> CritiqueSummary:
