@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from hone.data.build import build_bootstrap, build_dpo, build_sft, build_sft_from_samples
-from hone.data.stage import run_data
+from hone.data.stage import DataStageConfig, run_data
 from hone.data.mix import BenchIndex, decontaminate, dedup, mix
 from hone.errors import HoneError
 from hone.hashing import text_sha256
@@ -156,20 +156,19 @@ def test_run_data_and_cli(tmp_path):
     write_records(tmp_path / "c.jsonl", critiques)
     write_records(tmp_path / "replay.jsonl", [_row(i, f"old question {i}") for i in range(20)])
     out = tmp_path / "sft.jsonl"
-    result = run_data("sft", out, tasks_path=tmp_path / "tasks.jsonl", critiques_path=tmp_path / "c.jsonl",
-                      bench_paths=[tmp_path / "bench.jsonl"], replay_path=tmp_path / "replay.jsonl",
-                      replay_share=0.5)
+    config = DataStageConfig(kind="sft", replay_share=0.5)
+    result = run_data(config, tmp_path / "tasks.jsonl", out, critiques_path=tmp_path / "c.jsonl",
+                      bench_paths=[tmp_path / "bench.jsonl"], replay_path=tmp_path / "replay.jsonl")
     rows = read_records(out, SFTExample)
-    assert rows == result.rows and not result.skipped_stage
+    assert rows == result.rows and not result.skipped
     trained = {r.lineage.get("task_id") for r in rows}
     assert trained.isdisjoint(held_out) and {"t0", "t5"} <= trained
     assert not any(q.prompt in m.content for r in rows for m in r.messages for q in held_out.values())
-    assert result.report["duplicates"] == 1 and result.report["contaminated"] == 2
-    assert result.report["sources"] == {"rewrite": 6, "replay": 6}
-    again = run_data("sft", out, tasks_path=tmp_path / "tasks.jsonl", critiques_path=tmp_path / "c.jsonl",
-                     bench_paths=[tmp_path / "bench.jsonl"], replay_path=tmp_path / "replay.jsonl",
-                     replay_share=0.5)
-    assert again.skipped_stage and again.rows == rows and again.report == result.report
+    assert result.report.duplicates == 1 and result.report.contaminated == 2
+    assert result.report.sources == {"rewrite": 6, "replay": 6}
+    again = run_data(config, tmp_path / "tasks.jsonl", out, critiques_path=tmp_path / "c.jsonl",
+                     bench_paths=[tmp_path / "bench.jsonl"], replay_path=tmp_path / "replay.jsonl")
+    assert again.skipped and again.rows == rows and again.report == result.report
 
     r = subprocess.run([*HONE, "data", "dpo", "--tasks", str(tmp_path / "tasks.jsonl"), "--critiques",
                         str(tmp_path / "c.jsonl"), "--bench-suite", str(tmp_path / "bench.jsonl"),

@@ -77,18 +77,18 @@ def test_control_arm_trains_on_unverified_samples_and_verified_arm_only_on_passe
 
 
 def test_the_control_arms_data_is_a_stage_with_a_manifest(demo_run):
-    from hone.data.stage import run_data
+    from hone.data.stage import DataStageConfig, run_data
 
     rd = demo_run / "control" / "round-1"
     manifest = json.loads((rd / "sft.jsonl.manifest.json").read_text())
     assert manifest["stage"] == "data-unverified" and manifest["status"] == "complete"
     assert manifest["inputs"]["generations"]["path"] == str(rd / "samples.jsonl")
     assert manifest["counts"]["final"] == len(read_records(rd / "sft.jsonl", SFTExample, allow_empty=True))
-    again = run_data("unverified", rd / "sft.jsonl", **{k: manifest["config"][k] for k in
-                                                         ("replay_share", "ngram", "round", "max_per_task", "seed")},
-                     tasks_path=manifest["inputs"]["tasks"]["path"], generations_path=rd / "samples.jsonl",
-                     bench_paths=[manifest["inputs"]["bench0"]["path"]])
-    assert again.skipped_stage  # a resumed loop does not rebuild it
+    config = DataStageConfig(kind="unverified", **{k: manifest["config"][k] for k in
+                                                   ("replay_share", "ngram", "round", "max_per_task", "seed")})
+    again = run_data(config, manifest["inputs"]["tasks"]["path"], rd / "sft.jsonl",
+                     generations_path=rd / "samples.jsonl", bench_paths=[manifest["inputs"]["bench0"]["path"]])
+    assert again.skipped  # a resumed loop does not rebuild it
 
 
 def test_each_round_samples_fresh_prompts_from_the_pool(demo_run):

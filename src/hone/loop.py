@@ -174,23 +174,25 @@ def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir:
 
 
 def _data(config: LoopConfig, rd: Path, r: int, gens: Path, verdicts: Path, critiques: Path | None) -> tuple[Path, dict]:
-    from hone.data.stage import run_data
+    from hone.data.stage import DataStageConfig, run_data
 
     out = rd / "sft.jsonl"
-    bench = list(config.heldout.values())
-    common = dict(tasks_path=config.train_tasks, bench_paths=bench, replay_path=config.data.replay,
-                  replay_share=config.data.replay_share, ngram=config.data.ngram, round=r, seed=config.seed + r)
+    guards = DataStageConfig(kind="sft", replay_share=config.data.replay_share, ngram=config.data.ngram, round=r,
+                             max_per_task=config.data.max_per_task, seed=config.seed + r)
+    inputs = dict(bench_paths=list(config.heldout.values()), replay_path=config.data.replay)
     if config.control == "unverified":
-        res = run_data("unverified", out, generations_path=gens, max_per_task=config.data.max_per_task, **common)
-        return out, {"rows": len(res.rows), "source": "unverified own samples (control)", **res.report}
+        res = run_data(guards.model_copy(update={"kind": "unverified"}), config.train_tasks, out,
+                       generations_path=gens, **inputs)
+        return out, {"rows": len(res.rows), "source": "unverified own samples (control)", **res.report.model_dump()}
     samples = config.improve in ("resample", "both")
-    res = run_data("sft", out, critiques_path=critiques, generations_path=gens if samples else None,
-                   verdicts_path=verdicts if samples else None, max_per_task=config.data.max_per_task, **common)
+    res = run_data(guards, config.train_tasks, out, critiques_path=critiques,
+                   generations_path=gens if samples else None, verdicts_path=verdicts if samples else None, **inputs)
     if critiques is not None and config.data.dpo:
-        run_data("dpo", rd / "dpo.jsonl", critiques_path=critiques, **{**common, "replay_share": 0.0,
-                                                                         "replay_path": None})
+        pairs = guards.model_copy(update={"kind": "dpo", "replay_share": 0.0, "max_per_task": None})
+        run_data(pairs, config.train_tasks, rd / "dpo.jsonl", critiques_path=critiques,
+                 bench_paths=inputs["bench_paths"])
     source = " + ".join(k for k, on in (("samples", samples), ("rewrites", critiques is not None)) if on)
-    return out, {"rows": len(res.rows), "source": f"verified {source}", **res.report}
+    return out, {"rows": len(res.rows), "source": f"verified {source}", **res.report.model_dump()}
 
 
 def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int, gens: Path,

@@ -12,25 +12,25 @@ from hone.commands.options import OVERWRITE, RESTART
 MAX_IDS_SHOWN = 10
 
 
-def _report(kind: str, out: Path, result) -> None:
+def _report(out: Path, result) -> None:
     rep = result.report
-    if result.skipped_stage:
+    if result.skipped:
         typer.echo(f"{out}: already complete for these inputs and settings (skipped)")
-    unit = "pairs" if kind == "dpo" else "rows"
-    sources = ", ".join(f"{k}: {v}" for k, v in sorted(rep["sources"].items()))
-    typer.echo(f"wrote {rep['final']} {unit} to {out}" + (f" ({sources})" if sources and kind != "dpo" else ""))
-    typer.echo(f"built {rep['built']}, {rep['duplicates']} duplicates removed, "
-               f"{rep['contaminated']} dropped for benchmark overlap")
-    hits = list(rep["contaminated_rows"].items())
+    unit = "pairs" if rep.kind == "dpo" else "rows"
+    sources = ", ".join(f"{k}: {v}" for k, v in sorted(rep.sources.items()))
+    typer.echo(f"wrote {rep.final} {unit} to {out}" + (f" ({sources})" if sources and rep.kind != "dpo" else ""))
+    typer.echo(f"built {rep.built}, {rep.duplicates} duplicates removed, "
+               f"{rep.contaminated} dropped for benchmark overlap")
+    hits = list(rep.contaminated_rows.items())
     for row_id, hit in hits[:MAX_IDS_SHOWN]:
         typer.echo(f"  overlap: {row_id} ~ {hit['suite']}:{hit['bench_id']}")
     if len(hits) > MAX_IDS_SHOWN:
         typer.echo(f"  ... and {len(hits) - MAX_IDS_SHOWN} more (all listed in {out}.manifest.json)")
-    for reason, n in sorted(rep["skipped"].items()):
-        typer.echo(f"skipped {n}: {reason}")
-    if rep["replay_wanted"]:
-        typer.echo(f"replay: {rep['replay_added']} of {rep['replay_wanted']} wanted"
-                   + ("" if rep["replay_added"] == rep["replay_wanted"] else " (the replay file has no more)"))
+    for reason, n in sorted(rep.not_built.items()):
+        typer.echo(f"not built {n}: {reason}")
+    if rep.replay_wanted:
+        typer.echo(f"replay: {rep.replay_added} of {rep.replay_wanted} wanted"
+                   + ("" if rep.replay_added == rep.replay_wanted else " (the replay file has no more)"))
 
 
 def register(app: typer.Typer) -> None:
@@ -55,13 +55,13 @@ def register(app: typer.Typer) -> None:
             restart: bool = RESTART,
             overwrite: bool = OVERWRITE,
         ) -> None:
-            from hone.data.stage import run_data
+            from hone.data.stage import DataStageConfig, run_data
 
-            result = run_data(kind, out, tasks_path=tasks, critiques_path=critiques, generations_path=generations,
-                              verdicts_path=verdicts, bench_paths=bench_suite, replay_path=replay,
-                              replay_share=replay_share, ngram=ngram, round=round, max_per_task=max_per_task,
-                              seed=seed, restart=restart, overwrite=overwrite)
-            _report(kind, out, result)
+            config = DataStageConfig(kind=kind, replay_share=replay_share, ngram=ngram, round=round,
+                                     max_per_task=max_per_task, seed=seed, restart=restart, overwrite=overwrite)
+            result = run_data(config, tasks, out, critiques_path=critiques, generations_path=generations,
+                              verdicts_path=verdicts, bench_paths=bench_suite, replay_path=replay)
+            _report(out, result)
 
         run.__doc__ = doc
         group.command(kind)(run)

@@ -1,6 +1,6 @@
 """The `data` stage: read critiques / verified samples, build rows, pass them through the guards, write them.
 
-The report (what was built, skipped, deduplicated, dropped for benchmark overlap with the ids, replayed)
+The report (what was built, not built and why, deduplicated, dropped for benchmark overlap with the ids, replayed)
 goes into the stage manifest next to the output, so every training set says how it was made.
 """
 
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict
 
 from hone.bench.suites import parse_spec
 from hone.data import build
@@ -19,15 +20,51 @@ from hone.errors import HoneError
 from hone.records import (Critique, Generation, PreferencePair, SFTExample, Task, Verdict, read_records,
                           read_tasks, write_records)
 from hone.runs import Stage, manifest_for
+from hone.stage_contract import StageConfig, StageResult
 
 Kind = Literal["sft", "dpo", "bootstrap", "unverified"]
 
 
-@dataclass
-class DataResult:
+class DataStageConfig(StageConfig):
+    """Which rows to build, and the guards: the replay share, the n-gram of the overlap check, the loop round
+    (recorded in each row's lineage), verified samples kept per task, the seed of the shuffle and the replay."""
+
+    kind: Kind
+    replay_share: float = 0.0
+    ngram: int = DEFAULT_NGRAM
+    round: int | None = None
+    max_per_task: int | None = None
+    seed: int = 0
+
+
+class DataReport(BaseModel):
+    """What was built, what was not (by reason), deduplicated, dropped for benchmark overlap (with the ids),
+    replayed, and where the final rows come from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Kind
+    not_built: dict[str, int]
+    built: int
+    duplicates: int
+    duplicate_ids: list[str]
+    contaminated: int
+    contaminated_rows: dict[str, dict[str, str]]
+    replay_wanted: int
+    replay_added: int
+    final: int
+    sources: dict[str, int]
+
+
+class DataResult(StageResult):
     rows: list[Row]
-    report: dict
-    skipped_stage: bool
+    report: DataReport
+
+
+def _result(out: Path, rows: list[Row], report: DataReport, skipped: bool) -> DataResult:
+    counts = {"rows": report.final, "built": report.built, "duplicates": report.duplicates,
+              "contaminated": report.contaminated, "replay_added": report.replay_added}
+    return DataResult(outputs={"rows": out}, counts=counts, skipped=skipped, rows=rows, report=report)
 
 
 def load_suites(specs: Sequence[str | os.PathLike]) -> dict[str, list[Task]]:
@@ -70,53 +107,39 @@ def _build(kind: Kind, tasks: dict, critiques_path, generations_path, verdicts_p
             raise HoneError("data unverified: give --generations (the control arm keeps them unjudged)")
         return build.build_unverified(tasks, read_records(generations_path, Generation), round=round,
                                      max_per_task=max_per_task)
-    if kind == "bootstrap":
-        if verdicts_path is None:
-            raise HoneError("data bootstrap: give --verdicts (pairs come from the failed items' references)")
-        return build.build_bootstrap(tasks, read_records(verdicts_path, Verdict), round=round)
-    raise HoneError(f"unknown data kind {kind!r} (use sft, dpo, bootstrap or unverified)")
+    if verdicts_path is None:  # bootstrap
+        raise HoneError("data bootstrap: give --verdicts (pairs come from the failed items' references)")
+    return build.build_bootstrap(tasks, read_records(verdicts_path, Verdict), round=round)
 
 
-def run_data(
-    kind: Kind,
-    out_path: str | os.PathLike,
-    *,
-    tasks_path: str | os.PathLike,
-    critiques_path: str | os.PathLike | None = None,
-    generations_path: str | os.PathLike | None = None,
-    verdicts_path: str | os.PathLike | None = None,
-    bench_paths: Sequence[str | os.PathLike] = (),
-    replay_path: str | os.PathLike | None = None,
-    replay_share: float = 0.0,
-    ngram: int = DEFAULT_NGRAM,
-    round: int | None = None,
-    max_per_task: int | None = None,
-    seed: int = 0,
-    restart: bool = False,
-    overwrite: bool = False,
-) -> DataResult:
-    """Build `kind` rows, guard them (dedup, decontamination against `bench_paths`, replay share), write them."""
-    if replay_share and replay_path is None:
+def run_data(config: DataStageConfig, tasks_path: str | os.PathLike, out_path: str | os.PathLike, *,
+             critiques_path: str | os.PathLike | None = None, generations_path: str | os.PathLike | None = None,
+             verdicts_path: str | os.PathLike | None = None, bench_paths: Sequence[str | os.PathLike] = (),
+             replay_path: str | os.PathLike | None = None) -> DataResult:
+    """Build `config.kind` rows, guard them (dedup, decontamination against `bench_paths`, replay share), write
+    them; the report goes into the manifest."""
+    if config.replay_share and replay_path is None:
         raise HoneError("a replay share needs a replay file (--replay, SFTExample JSONL)")
     out = Path(out_path)
+    kind = config.kind
     model = PreferencePair if kind == "dpo" else SFTExample
     inputs = {"tasks": tasks_path, "critiques": critiques_path, "generations": generations_path,
               "verdicts": verdicts_path, "replay": replay_path,
               **{f"bench{i}": parse_spec(str(p))[1] for i, p in enumerate(bench_paths)}}
-    config = {"kind": kind, "replay_share": replay_share, "ngram": ngram, "round": round,
-              "max_per_task": max_per_task, "seed": seed}
-    stage = Stage(manifest_for(out), f"data-{kind}", inputs, config)
+    stage = Stage(manifest_for(out), f"data-{kind}", inputs, config.fingerprint())
     if stage.is_done() and out.exists():
-        return DataResult(read_records(out, model, allow_empty=True), stage.manifest()["counts"], True)
+        return _result(out, read_records(out, model, allow_empty=True),
+                       DataReport.model_validate(stage.manifest()["counts"]), skipped=True)
     tasks = {t.id: t for t in read_tasks(tasks_path)}
     suites = load_suites(bench_paths)
     replay = read_records(replay_path, SFTExample) if replay_path is not None else []
-    stage.start([out], restart=restart, overwrite=overwrite)
-    rows, skipped = _build(kind, tasks, critiques_path, generations_path, verdicts_path, round, max_per_task, seed)
-    index = BenchIndex(suites, ngram) if suites else None
-    final, mixed = mix(rows, index=index, replay=replay, replay_share=replay_share, seed=seed)
+    stage.start([out], restart=config.restart, overwrite=config.overwrite)
+    rows, not_built = _build(kind, tasks, critiques_path, generations_path, verdicts_path, config.round,
+                             config.max_per_task, config.seed)
+    index = BenchIndex(suites, config.ngram) if suites else None
+    final, mixed = mix(rows, index=index, replay=replay, replay_share=config.replay_share, seed=config.seed)
     write_records(out, final)
-    report = {"kind": kind, "skipped": dict(skipped), **mixed.to_dict(),
-              "sources": dict(Counter(getattr(r, "source", "dpo") for r in final))}
-    stage.finish({"rows": out}, report)
-    return DataResult(final, report, False)
+    report = DataReport(kind=kind, not_built=dict(not_built), **mixed.to_dict(),
+                        sources=dict(Counter(getattr(r, "source", "dpo") for r in final)))
+    stage.finish({"rows": out}, report.model_dump())
+    return _result(out, final, report, skipped=False)
