@@ -52,11 +52,6 @@ def _result(out: Path, verdicts: list[Verdict], counts: dict[str, int], skipped:
                        isolation=isolation() if ran_code else None)
 
 
-def _outcomes(verdicts: list[Verdict]) -> dict[str, int]:
-    counts = Counter(v.verdict for v in verdicts)
-    return {k: counts.get(k, 0) for k in ("pass", "fail", "error")}
-
-
 def run_grade(config: GradeConfig, tasks_path: str | os.PathLike, generations_path: str | os.PathLike,
               out_path: str | os.PathLike, *, progress: ProgressFactory | None = None) -> GradeResult:
     """Grade every generation not already in `<out>.partial`.
@@ -70,8 +65,8 @@ def run_grade(config: GradeConfig, tasks_path: str | os.PathLike, generations_pa
     stage = Stage(manifest_for(out), "grade", {"tasks": tasks_path, "generations": generations_path},
                   config.fingerprint())
     if stage.is_done() and out.exists():
-        records = read_records(out, Verdict, allow_empty=True)
-        return _result(out, records, _outcomes(records), skipped=True)
+        counts = {k: v for k, v in stage.manifest()["counts"].items() if k != "sandbox"}
+        return _result(out, read_records(out, Verdict, allow_empty=True), counts, skipped=True)
     tasks = read_tasks(tasks_path)
     pairs = pair_generations(tasks, read_records(generations_path, Generation), str(generations_path))
     iso = require_for([t for t, _ in pairs], config.sandbox)
@@ -87,7 +82,8 @@ def run_grade(config: GradeConfig, tasks_path: str | os.PathLike, generations_pa
         records = sink.finish(order=lambda v: (order.get(v.id, len(order)), v.sample))
     finally:
         sink.close()
+    outcomes = Counter(v.verdict for v in records)
     counts = {"generations": len(pairs), "open_ungraded": sum(t.kind == "open" for t, _ in pairs),
-              **_outcomes(records)}
+              **{k: outcomes.get(k, 0) for k in ("pass", "fail", "error")}}
     stage.finish({"verdicts": out}, {**counts, **({"sandbox": f"{config.sandbox}: {iso.describe()}"} if iso else {})})
     return _result(out, records, counts, skipped=False)
