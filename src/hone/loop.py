@@ -12,13 +12,16 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from hone.atomic import write_text_atomic
 from hone.errors import HoneError
 from hone.loop_config import LoopConfig, LoopJudgeConfig
 from hone.progress import stage_bar
 from hone.records import Generation, Task, Verdict, read_records, read_tasks, write_records
+
+if TYPE_CHECKING:
+    from hone.judge.factory import JudgeSetup
 
 Say = Callable[[str], None]
 
@@ -94,7 +97,7 @@ class _Lazy:
         return self.models.get(self.path, self.log_dir).generate(requests, params, progress)
 
 
-def _judge_setup(config: LoopConfig, run_dir: Path | None):
+def _judge_setup(config: LoopConfig, run_dir: Path | None) -> JudgeSetup:
     """The loop's judge as the judge, critique and calibrate stages take it; its cache + ledger in `run_dir`."""
     from hone.judge.factory import JudgeSetup
 
