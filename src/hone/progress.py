@@ -113,7 +113,8 @@ def bar(description: str, total: int, done: int = 0) -> Iterator[Advance]:
 
 
 class stage_bar:  # noqa: N801 - a factory function to its callers, and closable with `with`
-    """A `progress_factory(todo, done)` for stage functions, which learn the totals only once they start.
+    """A `progress(todo, done)` for stage functions (`hone.stage_contract.ProgressFactory`), which learn the
+    totals only once they start.
 
     `note()`, if given, is shown after the bar and re-read every `note_every_s` seconds while the stage runs.
     `close()` (or leaving `with stage_bar(...) as factory:`) ends the bar the stage opened."""
