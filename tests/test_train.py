@@ -71,7 +71,7 @@ def test_rows_go_through_the_chat_template_with_eos_and_answer_only_labels(tiny_
 
 
 def test_lora_learns_a_task_and_the_merged_model_scores_the_same(tiny_model_dir, tmp_path):
-    from hone.merge.merge import merge_adapter
+    from hone.merge.merge import MergeConfig, run_merge
 
     rng = random.Random(0)
     data = write_jsonl(tmp_path / "parity.jsonl", parity_rows(rng.randint(0, 999) for _ in range(400)))
@@ -95,7 +95,7 @@ def test_lora_learns_a_task_and_the_merged_model_scores_the_same(tiny_model_dir,
 
     after, adapter_outputs = accuracy(tiny_model_dir, held_out, adapter=adapter)
     assert before < 0.3 and after >= 0.9
-    merge_adapter(tiny_model_dir, adapter, tmp_path / "merged")
+    run_merge(MergeConfig(), tiny_model_dir, adapter, tmp_path / "merged")
     merged_acc, merged_outputs = accuracy(tmp_path / "merged", held_out)
     assert merged_acc == after and merged_outputs == adapter_outputs
 

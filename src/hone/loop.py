@@ -218,20 +218,18 @@ def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int
 
 def _train_merge(config: LoopConfig, model: Path, rd: Path, data: Path, say: Say) -> Path:
     """LoRA on the promoted model, merged into exactly that model and verified against adapter-on-base."""
-    from hone.merge.merge import merge_adapter
+    from hone.merge.merge import MergeConfig, run_merge
     from hone.train.sft import run_train
 
     with stage_bar(f"{rd.name.replace('-', ' ')} · train") as bar:
         adapter = run_train(config.train, data, model, rd / "adapter", progress=bar)
-    merged = rd / "model"
-    report_path = merged / "merge_report.json"
-    if not (report_path.exists() and json.loads(report_path.read_text()).get("status") == "verified"):
-        # QLoRA (train.quantize_base) merges into the dequantized weights the adapter saw, with the same proof.
-        merge_adapter(model, adapter, merged, verify=True, dequantized_base=config.train.quantize_base is not None)
-    logits = json.loads(report_path.read_text())["verification"]["logits"]
-    say(f"  merged into {model}: verified clean (max |logit diff| {logits['max_abs_logit_diff']['value']:.2e}, "
-        f"top-1 agreement {logits['top1_agreement']['value']:.3f})")
-    return merged
+    # QLoRA (train.quantize_base) merges into the dequantized weights the adapter saw, with the same proof.
+    merged = run_merge(MergeConfig(dequantized_base=config.train.quantize_base is not None), model, adapter,
+                       rd / "model")
+    logits = merged.report.verification.logits
+    say(f"  merged into {model}: verified clean (max |logit diff| {logits.max_abs_logit_diff.value:.2e}, "
+        f"top-1 agreement {logits.top1_agreement.value:.3f})")
+    return merged.outputs["model"]
 
 
 class BenchResult:
