@@ -57,7 +57,7 @@ def trained_base(tiny_model_dir, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("trained")
     data = write_jsonl(tmp / "add.jsonl", addition_rows(640, seed=0))
     cfg = TrainConfig(method="full", learning_rate=1e-3, per_device_batch_size=32, max_steps=40)
-    return run_train(cfg, data, tiny_model_dir, tmp / "base")
+    return run_train(cfg, data, tiny_model_dir, tmp / "base").folder
 
 
 def test_merge_equals_peft_merge_and_unload_over_shards(tiny_model_dir, tmp_path):
@@ -106,7 +106,7 @@ def test_quantized_training_then_merge_into_full_precision_fails_by_a_wide_margi
     data = write_jsonl(tmp_path / "more.jsonl", addition_rows(320, seed=1))
     cfg = TrainConfig(method="lora", lora_r=8, lora_alpha=16, learning_rate=2e-3, per_device_batch_size=32,
                       max_steps=20, quantize_base="fake-nf4", allow_quantized_base=True, quant_group_size=64)
-    adapter = run_train(cfg, data, trained_base, tmp_path / "qlora")
+    adapter = run_train(cfg, data, trained_base, tmp_path / "qlora").folder
     quant = json.loads((adapter / "lineage.json").read_text())["base"]["quantization"]
     assert quant["method"] == "fake-nf4" and quant["group_size"] == 64 and len(quant["modules"]) == 14
 

@@ -46,7 +46,7 @@ def test_nf4_lora_merges_only_into_the_dequantized_base_and_verifies(tiny_model_
     data = write_jsonl(tmp_path / "add.jsonl", addition_rows(256, seed=3))
     cfg = TrainConfig(method="lora", lora_r=8, lora_alpha=16, learning_rate=2e-3, per_device_batch_size=16,
                       max_steps=12, quantize_base="nf4", allow_quantized_base=True)
-    adapter = run_train(cfg, data, tiny_model_dir, tmp_path / "qlora")
+    adapter = run_train(cfg, data, tiny_model_dir, tmp_path / "qlora").folder
     lineage = json.loads((adapter / "lineage.json").read_text())
     quant = lineage["base"]["quantization"]
     assert quant["method"] == "nf4" and quant["dtype"] == "float32" and len(quant["modules"]) == 14

@@ -222,7 +222,7 @@ def _train_merge(config: LoopConfig, model: Path, rd: Path, data: Path, say: Say
     from hone.train.sft import run_train
 
     with stage_bar(f"{rd.name.replace('-', ' ')} · train") as bar:
-        adapter = run_train(config.train, data, model, rd / "adapter", progress=bar)
+        adapter = run_train(config.train, data, model, rd / "adapter", progress=bar).outputs["adapter"]
     # QLoRA (train.quantize_base) merges into the dequantized weights the adapter saw, with the same proof.
     merged = run_merge(MergeConfig(dequantized_base=config.train.quantize_base is not None), model, adapter,
                        rd / "model")
