@@ -154,7 +154,8 @@ def test_bench_returns_its_typed_result_and_skips_an_identical_second_run(tiny_m
     passed = sum(v.verdict == "pass" for v in verdicts)
     assert first.counts == {"suites": 2, "answers": 6, "pass": passed, "fail": 6 - passed, "error": 0,
                             "failures": 6 - passed}
-    assert first.outputs == {"bench": out / "bench.json", "markdown": out / "bench.md", "failures": out / "failures.jsonl"}
+    assert first.outputs == {"bench": out / "bench.json", "markdown": out / "bench.md",
+                             "failures": out / "failures.jsonl"}
     assert first.correct == {"arith": {v.id: v.verdict == "pass" for v in verdicts}, "chat": {}}
     assert first.categories["arith"]["add-0"] == "arith" and first.figures()["arith"]["n"] == 6
     # bench.json is the typed report written out, and reads back as the same report.
