@@ -86,9 +86,8 @@ def train_child(method: str, model: Path, data: Path, out: Path, steps: int, bat
 
         cfg = TrainConfig(method="lora", lora_r=16, lora_alpha=32, learning_rate=2e-4, max_steps=steps,
                           per_device_batch_size=batch, dtype="bfloat16", logging_steps=10, max_length=1024)
-        run_train(cfg, data, model, out)
-        t = json.loads((out / "lineage.json").read_text())["training"]
-        runtime, tokens = t["runtime_s"], t["tokens"]
+        t = run_train(cfg, data, model, out).report.training
+        runtime, tokens = t.runtime_s, t.tokens
     else:  # what a user writes from TRL's quick start: its defaults (bf16, gradient checkpointing on)
         from datasets import load_dataset
         from peft import LoraConfig

@@ -76,12 +76,12 @@ def child(method: str, base: Path, adapter: Path, out: Path) -> dict:
         from transformers import AutoModelForCausalLM
     else:
         from hone.errors import HoneError
-        from hone.merge.merge import merge_adapter
+        from hone.merge.merge import MergeConfig, run_merge
         from hone.merge.verify import verify_merge
     rss_after_imports = psutil.Process().memory_info().rss
     t0 = time.perf_counter()
     if method == "hone":
-        merge_adapter(base, adapter, out, verify=False)
+        run_merge(MergeConfig(verify=False), base, adapter, out)
     elif method == "hone-verify":
         try:
             verify_merge(base, adapter, out)

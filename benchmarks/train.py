@@ -50,9 +50,8 @@ def child(method: str, base: Path, data: Path, out: Path, steps: int, threads: i
 
         cfg = TrainConfig(method="full", learning_rate=1e-3, per_device_batch_size=64, max_steps=steps,
                           logging_steps=50)
-        run_train(cfg, data, base, out)
-        log = json.loads((out / "lineage.json").read_text())["training"]
-        runtime, tokens = log["runtime_s"], log["tokens"]
+        log = run_train(cfg, data, base, out).report.training
+        runtime, tokens = log.runtime_s, log.tokens
     else:
         from datasets import load_dataset
         from transformers import AutoModelForCausalLM, AutoTokenizer

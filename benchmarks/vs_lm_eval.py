@@ -97,7 +97,7 @@ def ci(k: int, n: int) -> str:
 
 def hone_side(model: str, gsm: list[Task], mmlu: list[Task], out: Path, max_new_tokens: int,
               choice_new_tokens: int, batch_size: int) -> dict:
-    from hone.bench.run import run_bench
+    from hone.bench.run import BenchConfig, run_bench
     from hone.generate.base import GenParams
 
     write_records(out / "gsm8k.jsonl", gsm)
@@ -110,8 +110,8 @@ def hone_side(model: str, gsm: list[Task], mmlu: list[Task], out: Path, max_new_
         params = GenParams(max_new_tokens=choice_new_tokens if (name, scoring) == ("mmlu", "generate")
                            else max_new_tokens, batch_size=batch_size)
         t0 = time.perf_counter()
-        run_bench(model, [f"{name}={path}"], out / f"hone_{name}_{scoring}", params=params,
-                  choice_scoring=scoring)
+        run_bench(BenchConfig(params=params, choice_scoring=scoring), model, [f"{name}={path}"],
+                  out / f"hone_{name}_{scoring}")
         times[f"{name}_{scoring}"] = round(time.perf_counter() - t0, 1)
     result = {"seconds": times}
     for name, scoring, _ in runs:

@@ -8,13 +8,15 @@ import sys
 
 import pytest
 
-from hone.bench.run import run_bench
+from hone.bench.report import BenchReport
+from hone.bench.run import BenchConfig, BenchResult, run_bench
 from hone.generate.base import GenParams
 from hone.importers import import_tasks
 from hone.records import Generation, Task, Verdict, read_records, write_records
 
 HONE = [sys.executable, "-m", "hone.cli"]
 PARAMS = GenParams(max_new_tokens=24, batch_size=16)
+CONFIG = BenchConfig(params=PARAMS)
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +41,18 @@ def suites(tmp_path_factory, shared_data):
     return root
 
 
-def longer_wins(task: Task, ours: Generation, theirs: Generation) -> Verdict:
-    outcome = "tie" if len(ours.output) == len(theirs.output) else (
-        "win" if len(ours.output) > len(theirs.output) else "loss")
-    return Verdict(id=task.id, judge="longer-wins", verdict=outcome)
+class LongerWins:
+    """A pairwise judge by rule (hone.judge.base.Judge): the longer answer wins."""
+
+    name, parallelism = "longer_wins", 2
+
+    async def compare(self, task: Task, ours: Generation, theirs: Generation) -> Verdict:
+        outcome = "tie" if len(ours.output) == len(theirs.output) else (
+            "win" if len(ours.output) > len(theirs.output) else "loss")
+        return Verdict(id=task.id, judge="longer-wins", verdict=outcome)
+
+    async def aclose(self) -> None:
+        pass
 
 
 def _expected(ours: list[Verdict], theirs: list[Verdict]) -> dict[str, int]:
@@ -63,8 +73,9 @@ def _expected(ours: list[Verdict], theirs: list[Verdict]) -> dict[str, int]:
 def test_bench_end_to_end_with_a_reference(tiny_model_dir, suites, tmp_path):
     out = tmp_path / "bench"
     paths = [str(suites / f"{n}.jsonl") for n in ("arith", "humaneval", "chat")]
-    report = run_bench(tiny_model_dir, paths, out, params=PARAMS, reference=suites / "reference.jsonl",
-                       pairwise_judge=longer_wins, workers=2)
+    result = run_bench(CONFIG.model_copy(update={"workers": 2}), tiny_model_dir, paths, out,
+                       reference=suites / "reference.jsonl", judge=LongerWins())
+    report = result.report.to_json()
     assert json.loads((out / "bench.json").read_text()) == report
     for name in ("arith", "humaneval"):
         ours = read_records(out / name / "verdicts.jsonl", Verdict)
@@ -102,7 +113,7 @@ def test_without_a_pairwise_judge_open_tasks_are_not_compared_and_reruns_resume(
                                                                                   monkeypatch):
     out = tmp_path / "bench"
     paths = [f"hello={suites / 'chat.jsonl'}", str(suites / "arith.jsonl")]
-    first = run_bench(tiny_model_dir, paths, out, params=PARAMS, reference=suites / "reference.jsonl")
+    first = run_bench(CONFIG, tiny_model_dir, paths, out, reference=suites / "reference.jsonl").report.to_json()
     assert first["suites"]["hello"]["comparison"]["open"] == {"tasks": 2, "judge": None, "win": 0, "tie": 0,
                                                               "loss": 0, "error": 0, "not_compared": 2}
     assert "not compared (no pairwise judge)" in (out / "bench.md").read_text()
@@ -112,7 +123,7 @@ def test_without_a_pairwise_judge_open_tasks_are_not_compared_and_reruns_resume(
         raise AssertionError("the model was loaded again: finished generation should be skipped")
 
     monkeypatch.setattr("hone.generate.hf.HFGenerator.from_dir", no_model)
-    again = run_bench(tiny_model_dir, paths, out, params=PARAMS, reference=suites / "reference.jsonl")
+    again = run_bench(CONFIG, tiny_model_dir, paths, out, reference=suites / "reference.jsonl").report.to_json()
     assert (out / "arith" / "generations.jsonl").stat().st_mtime_ns == stamp
     assert again["suites"] == first["suites"]
 
@@ -132,3 +143,23 @@ def test_cli_bench_prints_the_table_and_refuses_a_mislabelled_suite(tiny_model_d
                           "-o", str(tmp_path / "bad")], capture_output=True, text=True)
     assert bad.returncode == 2 and "named math but looks like GSM8K" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_bench_returns_its_typed_result_and_skips_an_identical_second_run(tiny_model_dir, suites, tmp_path):
+    out = tmp_path / "bench"
+    paths = [str(suites / "arith.jsonl"), str(suites / "chat.jsonl")]
+    first = run_bench(CONFIG, tiny_model_dir, paths, out, reference=suites / "reference.jsonl", judge=LongerWins())
+    assert isinstance(first, BenchResult) and not first.skipped
+    verdicts = read_records(out / "arith" / "verdicts.jsonl", Verdict)
+    passed = sum(v.verdict == "pass" for v in verdicts)
+    assert first.counts == {"suites": 2, "answers": 6, "pass": passed, "fail": 6 - passed, "error": 0,
+                            "failures": 6 - passed}
+    assert first.outputs == {"bench": out / "bench.json", "markdown": out / "bench.md",
+                             "failures": out / "failures.jsonl"}
+    assert first.correct == {"arith": {v.id: v.verdict == "pass" for v in verdicts}, "chat": {}}
+    assert first.categories["arith"]["add-0"] == "arith" and first.figures()["arith"]["n"] == 6
+    # bench.json is the typed report written out, and reads back as the same report.
+    assert BenchReport.model_validate(json.loads((out / "bench.json").read_text())) == first.report
+    assert first.report.suites["chat"].comparison.open.win + first.report.suites["chat"].comparison.open.loss == 2
+    again = run_bench(CONFIG, tiny_model_dir, paths, out, reference=suites / "reference.jsonl", judge=LongerWins())
+    assert again.skipped and again.report.suites == first.report.suites and again.counts == first.counts

@@ -139,28 +139,28 @@ def test_loglik_scores_equal_one_sequence_at_a_time(tiny_model_dir):
 
 
 def test_bench_scores_mmlu_by_loglik_or_by_generation(tiny_model_dir, shared_data, tmp_path):
-    from hone.bench.run import run_bench
+    from hone.bench.run import BenchConfig, run_bench
     from hone.generate.base import GenParams
 
     tasks = sorted(import_tasks(shared_data / "mmlu_sample.jsonl", "mmlu"), key=lambda t: len(t.prompt))[:6]
     write_records(tmp_path / "mmlu.jsonl", tasks)
     params = GenParams(max_new_tokens=6, batch_size=6)
-    report = run_bench(tiny_model_dir, [str(tmp_path / "mmlu.jsonl")], tmp_path / "ll", params=params,
-                       choice_scoring="loglik")
-    acc = report["suites"]["mmlu"]["accuracy"]
+    report = run_bench(BenchConfig(params=params, choice_scoring="loglik"), tiny_model_dir,
+                       [str(tmp_path / "mmlu.jsonl")], tmp_path / "ll").report
+    acc = report.suites["mmlu"].accuracy
     gens = [json.loads(x) for x in (tmp_path / "ll" / "mmlu" / "generations.jsonl").read_text().splitlines()]
     assert len(gens) == 6 and all(len(g["params"]["loglik"]) == 4 for g in gens)
     for g in gens:  # the answer is the likeliest letter
         assert g["output"] == max(g["params"]["loglik"], key=g["params"]["loglik"].get)
     verdicts = [json.loads(x) for x in (tmp_path / "ll" / "mmlu" / "verdicts.jsonl").read_text().splitlines()]
     right = sum(g["output"] == t.reference for g, t in zip(gens, tasks))
-    assert sum(v["verdict"] == "pass" for v in verdicts) == right == acc["pass"]
-    assert acc["graded_tasks"] == 6 and acc["accuracy"] == pytest.approx(right / 6)
-    generated = run_bench(tiny_model_dir, [str(tmp_path / "mmlu.jsonl")], tmp_path / "gen", params=params)
-    assert generated["suites"]["mmlu"]["accuracy"]["graded_tasks"] == 6  # by the choice verifier, whatever it said
+    assert sum(v["verdict"] == "pass" for v in verdicts) == right == acc.passed
+    assert acc.graded_tasks == 6 and acc.accuracy == pytest.approx(right / 6)
+    generated = run_bench(BenchConfig(params=params), tiny_model_dir, [str(tmp_path / "mmlu.jsonl")], tmp_path / "gen")
+    assert generated.report.suites["mmlu"].accuracy.graded_tasks == 6  # by the choice verifier, whatever it said
     with pytest.raises(HoneError, match="use generate or loglik"):
-        run_bench(tiny_model_dir, [str(tmp_path / "mmlu.jsonl")], tmp_path / "x", params=params,
-                  choice_scoring="sample")
+        run_bench(BenchConfig(params=params, choice_scoring="sample"), tiny_model_dir, [str(tmp_path / "mmlu.jsonl")],
+                  tmp_path / "x")
 
 
 def test_a_prompt_past_the_context_is_an_error_item_not_a_crash(tiny_model_dir):

@@ -101,7 +101,7 @@ def trained_model(tmp_path_factory):
     d = tmp_path_factory.mktemp("engines")
     data = write_jsonl(d / "add.jsonl", addition_rows(2000, 0))
     return run_train(TrainConfig(method="full", max_steps=150, per_device_batch_size=32, learning_rate=1e-3),
-                     data, build_tiny_model(d / "init", seed=0), d / "model")
+                     data, build_tiny_model(d / "init", seed=0), d / "model").folder
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 
 from fake_llm_server import FakeLLM
 from hone.judge import compare_all, judge_all, make_judge
-from hone.records import Generation, Task
+from hone.records import Generation, Task, Verdict
 from judge_support import FAST, SECRET, arithmetic, expected, fake  # noqa: F401 - `fake` is a fixture
 
 FAULTS = {1: "429", 2: "500", 4: "529", 5: "slow", 7: "malformed", 8: "wrong-id", 10: "500*3", 14: "thinking"}
@@ -205,18 +205,28 @@ def test_local_model_judge_fails_closed(tiny_model_dir, tmp_path):
     assert judge.stats["calls"] == 6 and judge.cache.totals()["usd"] == 0  # asked, re-asked, free
 
 
-def test_pairwise_callable_for_bench_closes_and_reopens(fake, tmp_path):
-    from hone.judge import pairwise_callable
-
+def test_compare_all_for_bench_closes_and_reopens(fake, tmp_path):
     judge = make_judge("anthropic", cache_path=tmp_path / "c.sqlite", **FAST)
-    compare = pairwise_callable(judge)
-    assert compare.name == "anthropic:claude-haiku-5-5"
+    assert judge.name == "anthropic:claude-haiku-5-5"
     pairs = _pairs(4)
-
-    async def main(chunk):
-        return await asyncio.gather(*(compare(t, a, b) for t, a, b in chunk))
-
-    first = asyncio.run(main(pairs[:2]))  # the bench calls it in one event loop ...
-    second = asyncio.run(main(pairs))     # ... and the judge still works in the next one
+    seen = []
+    first = compare_all(judge, pairs[:2], on_result=seen.append)  # the bench judges one suite in one event loop ...
+    second = compare_all(judge, pairs)                              # ... and the judge still works in the next one
     assert [v.verdict for v in second] == [_want(i) for i in range(4)] and second[:2] == first
+    assert sorted(v.id for v in seen) == sorted(v.id for v in first)
     assert sum(fake.paid.values()) == 8
+
+
+def test_a_comparison_answered_with_anything_but_win_tie_loss_is_an_error(tmp_path):
+    class Grader:
+        name, parallelism = "grader", 1
+
+        async def compare(self, task, a, b):
+            return Verdict(id=a.id, judge=self.name, verdict="pass")
+
+        async def aclose(self):
+            pass
+
+    task, a, b = _pairs(1)[0]
+    v = compare_all(Grader(), [(task, a, b)])[0]
+    assert v.verdict == "error" and "the pairwise judge returned 'pass'" in v.reason

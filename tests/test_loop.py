@@ -180,3 +180,24 @@ def test_loop_resumes_after_a_kill_without_redoing_finished_stages(demo_run, tmp
     cfg_path.write_text(other)
     again = subprocess.run(args, capture_output=True, text=True)
     assert again.returncode == 2 and "another config (rounds differ)" in again.stderr
+
+
+def test_loop_restart_redoes_what_other_inputs_made(demo_run, tmp_path):
+    """A held-out file edited under a finished run: the loop refuses to mix the two, `hone loop --restart` redoes
+    the stages it feeds (the loop config itself, paths only, is unchanged)."""
+    suite = tmp_path / "heldout.jsonl"
+    tasks = read_tasks(demo_run / "data" / "heldout.jsonl")
+    write_records(suite, tasks[:20])
+    cfg_path = _loop_yaml(demo_run, tmp_path, heldout={"arithmetic": str(suite)})
+    run = tmp_path / "run"
+    config = validate_config(yaml.safe_load(cfg_path.read_text()), LoopConfig, cfg_path)
+    first = run_loop(config, run, say=lambda m: None)
+    assert first["rounds"][0]["suites"]["arithmetic"]["n"] == 20
+    write_records(suite, tasks[:19])
+    args = [sys.executable, "-m", "hone.cli", "loop", "--config", str(cfg_path), "-o", str(run)]
+    refused = subprocess.run(args, capture_output=True, text=True)
+    assert refused.returncode == 2 and "other inputs or settings" in refused.stderr and "--restart" in refused.stderr
+    done = subprocess.run([*args, "--restart"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert [r["suites"]["arithmetic"]["n"] for r in summary["rounds"]] == [19, 19]

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from train_support import addition_rows, one_torch_thread, write_jsonl  # noqa: F401 - a fixture
 
 from hone.errors import HoneError
-from hone.merge.merge import REPORT_FILE, merge_adapter
+from hone.merge.merge import REPORT_FILE, MergeConfig, run_merge
 from hone.merge.shards import weight_index
 from hone.merge.verify import THRESHOLDS, verify_merge
 from hone.train.config import TrainConfig
@@ -57,7 +57,7 @@ def trained_base(tiny_model_dir, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("trained")
     data = write_jsonl(tmp / "add.jsonl", addition_rows(640, seed=0))
     cfg = TrainConfig(method="full", learning_rate=1e-3, per_device_batch_size=32, max_steps=40)
-    return run_train(cfg, data, tiny_model_dir, tmp / "base")
+    return run_train(cfg, data, tiny_model_dir, tmp / "base").folder
 
 
 def test_merge_equals_peft_merge_and_unload_over_shards(tiny_model_dir, tmp_path):
@@ -70,9 +70,9 @@ def test_merge_equals_peft_merge_and_unload_over_shards(tiny_model_dir, tmp_path
     adapter = peft_adapter(base, tmp_path / "adapter", r=8, lora_alpha=16, use_rslora=True,
                            target_modules=["q_proj", "v_proj", "down_proj"],
                            rank_pattern={"down_proj": 4}, alpha_pattern={"v_proj": 32})
-    report = merge_adapter(base, adapter, tmp_path / "merged")
-    assert report["status"] == "verified" and report["merge"]["lora_modules"] == 6
-    assert any("no lineage.json" in w for w in report["warnings"])
+    report = run_merge(MergeConfig(), base, adapter, tmp_path / "merged").report
+    assert report.status == "verified" and report.merge.lora_modules == 6
+    assert any("no lineage.json" in w for w in report.warnings)
 
     ours = {}
     for f in sorted((tmp_path / "merged").glob("*.safetensors")):
@@ -93,9 +93,8 @@ def test_merge_equals_peft_merge_and_unload_over_shards(tiny_model_dir, tmp_path
 def test_bf16_base_stays_bf16_and_verifies_with_bf16_limits(tiny_model_dir, tmp_path):
     base = resave(tiny_model_dir, tmp_path / "base", dtype=torch.bfloat16)
     adapter = peft_adapter(base, tmp_path / "adapter", r=4, lora_alpha=8, target_modules="all-linear")
-    report = merge_adapter(base, adapter, tmp_path / "merged")
-    v = report["verification"]
-    assert v["dtype"] == "bfloat16" and v["logits"]["mean_kl"]["limit"] == THRESHOLDS["bfloat16"]["mean_kl"]
+    v = run_merge(MergeConfig(), base, adapter, tmp_path / "merged").report.verification
+    assert v.dtype == "bfloat16" and v.logits.mean_kl.limit == THRESHOLDS["bfloat16"]["mean_kl"]
     merged = load_file(tmp_path / "merged" / "model.safetensors")
     assert all(t.dtype == torch.bfloat16 for t in merged.values())
 
@@ -107,12 +106,12 @@ def test_quantized_training_then_merge_into_full_precision_fails_by_a_wide_margi
     data = write_jsonl(tmp_path / "more.jsonl", addition_rows(320, seed=1))
     cfg = TrainConfig(method="lora", lora_r=8, lora_alpha=16, learning_rate=2e-3, per_device_batch_size=32,
                       max_steps=20, quantize_base="fake-nf4", allow_quantized_base=True, quant_group_size=64)
-    adapter = run_train(cfg, data, trained_base, tmp_path / "qlora")
+    adapter = run_train(cfg, data, trained_base, tmp_path / "qlora").folder
     quant = json.loads((adapter / "lineage.json").read_text())["base"]["quantization"]
     assert quant["method"] == "fake-nf4" and quant["group_size"] == 64 and len(quant["modules"]) == 14
 
     with pytest.raises(HoneError, match="trained on a quantized base.*--dequantized-base"):
-        merge_adapter(trained_base, adapter, tmp_path / "refused")
+        run_merge(MergeConfig(), trained_base, adapter, tmp_path / "refused")
     assert not (tmp_path / "refused").exists()
 
     monkeypatch.setattr(sys, "argv", ["hone", "merge", "--base", str(trained_base), "--adapter", str(adapter),
@@ -129,13 +128,13 @@ def test_quantized_training_then_merge_into_full_precision_fails_by_a_wide_margi
     assert logits["max_abs_logit_diff"]["value"] > 10 * logits["max_abs_logit_diff"]["limit"]
     assert "quantized as in training" in report["verification"]["reference"]
 
-    good = merge_adapter(trained_base, adapter, tmp_path / "good", dequantized_base=True)
-    clean = good["verification"]["logits"]
-    assert clean["mean_kl"]["value"] < 1e-4 * logits["mean_kl"]["value"]
-    assert clean["greedy_identical"]["value"] == 1.0
+    good = run_merge(MergeConfig(dequantized_base=True), trained_base, adapter, tmp_path / "good")
+    clean = good.report.verification.logits
+    assert clean.mean_kl.value < 1e-4 * logits["mean_kl"]["value"]
+    assert clean.greedy_identical.value == 1.0
     # The standalone check agrees, and rejects the same adapter against a merge into the unquantized base.
     verify_merge(trained_base, adapter, tmp_path / "good")
-    merge_adapter(trained_base, adapter, tmp_path / "unverified", force=True, verify=False)
+    run_merge(MergeConfig(force=True, verify=False), trained_base, adapter, tmp_path / "unverified")
     with pytest.raises(HoneError, match="NOT clean.*mean KL"):
         verify_merge(trained_base, adapter, tmp_path / "unverified")
 
@@ -145,33 +144,33 @@ def test_refusals_leave_nothing_behind(tiny_model_dir, tmp_path):
     # The wrong base: a lineage whose hash does not match.
     (adapter / "lineage.json").write_text(json.dumps({"base": {"weights_sha256": "0" * 64, "path": "elsewhere"}}))
     with pytest.raises(HoneError, match="not the base the adapter was trained on.*--force"):
-        merge_adapter(tiny_model_dir, adapter, tmp_path / "out")
+        run_merge(MergeConfig(), tiny_model_dir, adapter, tmp_path / "out")
     (adapter / "lineage.json").unlink()
 
     from hone.models.tiny import build_tiny_model
 
     wider = build_tiny_model(tmp_path / "wider", hidden_size=64, intermediate_size=128)
     with pytest.raises(HoneError, match=r"q_proj.weight is \(64, 64\) in the base but the adapter's update is"):
-        merge_adapter(wider, adapter, tmp_path / "out")
+        run_merge(MergeConfig(), wider, adapter, tmp_path / "out")
 
     no_config = tmp_path / "no_config"
     no_config.mkdir()
     (no_config / "adapter_model.safetensors").write_bytes((adapter / "adapter_model.safetensors").read_bytes())
     with pytest.raises(HoneError, match="not a PEFT adapter"):
-        merge_adapter(tiny_model_dir, no_config, tmp_path / "out")
+        run_merge(MergeConfig(), tiny_model_dir, no_config, tmp_path / "out")
 
     empty_base = tmp_path / "empty_base"
     empty_base.mkdir()
     (empty_base / "config.json").write_text((tiny_model_dir / "config.json").read_text())
     with pytest.raises(HoneError, match="no weights"):
-        merge_adapter(empty_base, adapter, tmp_path / "out")
+        run_merge(MergeConfig(), empty_base, adapter, tmp_path / "out")
 
     with pytest.raises(HoneError, match="outside the base"):
-        merge_adapter(tiny_model_dir, adapter, tiny_model_dir / "merged")
+        run_merge(MergeConfig(), tiny_model_dir, adapter, tiny_model_dir / "merged")
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
     with pytest.raises(HoneError, match="already exists"):
-        merge_adapter(tiny_model_dir, adapter, tmp_path / "taken")
+        run_merge(MergeConfig(), tiny_model_dir, adapter, tmp_path / "taken")
     assert not (tmp_path / "out").exists() and (tmp_path / "taken" / "keep.txt").read_text() == "mine"
     assert not list(tmp_path.glob(".*merging"))
 
@@ -184,5 +183,23 @@ def test_untrained_adapter_fails_the_zero_update_check(tiny_model_dir, tmp_path)
     get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj"])).save_pretrained(
         tmp_path / "adapter")  # PEFT's default init: B = 0
     with pytest.raises(HoneError, match="2 adapter modules with a zero update"):
-        merge_adapter(tiny_model_dir, tmp_path / "adapter", tmp_path / "merged")
+        run_merge(MergeConfig(), tiny_model_dir, tmp_path / "adapter", tmp_path / "merged")
     assert [p.name for p in (tmp_path / "merged").iterdir()] == [REPORT_FILE]
+
+
+def test_merge_returns_its_typed_result_and_skips_an_identical_second_run(tiny_model_dir, tmp_path):
+    from hone.merge.merge import MergeResult
+    from hone.merge.report import MergeReport
+
+    adapter = peft_adapter(tiny_model_dir, tmp_path / "adapter", r=4, lora_alpha=8, target_modules=["q_proj"])
+    first = run_merge(MergeConfig(), tiny_model_dir, adapter, tmp_path / "merged")
+    assert isinstance(first, MergeResult) and not first.skipped
+    assert first.counts == {"lora_modules": 2, "tensors_written": 2, "shards": 1}
+    assert first.outputs == {"model": tmp_path / "merged", "report": tmp_path / "merged" / REPORT_FILE}
+    assert first.report.verification.clean and first.report == MergeReport.read(tmp_path / "merged" / REPORT_FILE)
+    again = run_merge(MergeConfig(), tiny_model_dir, adapter, tmp_path / "merged")
+    assert again.skipped and again.report == first.report and again.counts == first.counts
+    with pytest.raises(HoneError, match="holds a merge of other inputs or settings.*verify.*--restart"):
+        run_merge(MergeConfig(verify=False), tiny_model_dir, adapter, tmp_path / "merged")
+    redone = run_merge(MergeConfig(verify=False, restart=True), tiny_model_dir, adapter, tmp_path / "merged")
+    assert not redone.skipped and redone.report.status == "unverified" and redone.report.verification is None

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from hone.errors import HoneError
-from hone.merge.merge import merge_adapter
+from hone.merge.merge import MergeConfig, run_merge
 from hone.models.quantize import load_nf4_base, roundtrip
 from hone.train.config import TrainConfig
 from hone.train.sft import run_train
@@ -46,18 +46,18 @@ def test_nf4_lora_merges_only_into_the_dequantized_base_and_verifies(tiny_model_
     data = write_jsonl(tmp_path / "add.jsonl", addition_rows(256, seed=3))
     cfg = TrainConfig(method="lora", lora_r=8, lora_alpha=16, learning_rate=2e-3, per_device_batch_size=16,
                       max_steps=12, quantize_base="nf4", allow_quantized_base=True)
-    adapter = run_train(cfg, data, tiny_model_dir, tmp_path / "qlora")
+    adapter = run_train(cfg, data, tiny_model_dir, tmp_path / "qlora").folder
     lineage = json.loads((adapter / "lineage.json").read_text())
     quant = lineage["base"]["quantization"]
     assert quant["method"] == "nf4" and quant["dtype"] == "float32" and len(quant["modules"]) == 14
     assert lineage["training"]["steps"] == 12
 
     with pytest.raises(HoneError, match="trained on a quantized base.*--dequantized-base"):
-        merge_adapter(tiny_model_dir, adapter, tmp_path / "refused")
-    report = merge_adapter(tiny_model_dir, adapter, tmp_path / "merged", dequantized_base=True)
-    assert report["status"] == "verified" and report["merge"]["into"] == "dequantized base"
+        run_merge(MergeConfig(), tiny_model_dir, adapter, tmp_path / "refused")
+    report = run_merge(MergeConfig(dequantized_base=True), tiny_model_dir, adapter, tmp_path / "merged").report
+    assert report.status == "verified" and report.merge.into == "dequantized base"
     merged = json.loads((tmp_path / "merged" / "lineage.json").read_text())
     assert merged["merged_into"]["dequantized"] is True and merged["base"]["quantization"]["method"] == "nf4"
-    assert "quantized as in training" in report["verification"]["reference"]
-    logits = report["verification"]["logits"]
-    assert logits["top1_agreement"]["value"] == 1.0
+    assert "quantized as in training" in report.verification.reference
+    logits = report.verification.logits
+    assert logits.top1_agreement.value == 1.0

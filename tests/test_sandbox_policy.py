@@ -99,8 +99,7 @@ def test_cli_refuses_in_one_line_with_exit_2_and_runs_with_weak(tmp_path):
 
 
 def test_judge_and_bench_refuse_before_any_work(tmp_path, no_isolation):
-    from hone.bench.run import run_bench
-    from hone.generate.base import GenParams
+    from hone.bench.run import BenchConfig, run_bench
     from hone.judge.factory import JudgeSetup
     from hone.judge.run import JudgeStageConfig, run_judge
 
@@ -113,7 +112,7 @@ def test_judge_and_bench_refuse_before_any_work(tmp_path, no_isolation):
     assert json.loads(manifest_for(out).read_text())["config"]["sandbox"] == "weak"
     # No model is loaded and nothing is generated: the refusal comes first.
     with pytest.raises(HoneError, match="refusing to run model-written code"):
-        run_bench(tmp_path / "no-model", [str(tasks)], tmp_path / "bench", params=GenParams())
+        run_bench(BenchConfig(), tmp_path / "no-model", [str(tasks)], tmp_path / "bench")
     assert not (tmp_path / "bench").exists()
 
 

@@ -71,7 +71,7 @@ def test_rows_go_through_the_chat_template_with_eos_and_answer_only_labels(tiny_
 
 
 def test_lora_learns_a_task_and_the_merged_model_scores_the_same(tiny_model_dir, tmp_path):
-    from hone.merge.merge import merge_adapter
+    from hone.merge.merge import MergeConfig, run_merge
 
     rng = random.Random(0)
     data = write_jsonl(tmp_path / "parity.jsonl", parity_rows(rng.randint(0, 999) for _ in range(400)))
@@ -79,7 +79,7 @@ def test_lora_learns_a_task_and_the_merged_model_scores_the_same(tiny_model_dir,
     before, _ = accuracy(tiny_model_dir, held_out)
     cfg = TrainConfig(method="lora", lora_r=16, lora_alpha=32, learning_rate=3e-3, per_device_batch_size=32,
                       max_steps=100, logging_steps=10)
-    adapter = run_train(cfg, data, tiny_model_dir, tmp_path / "adapter")
+    adapter = run_train(cfg, data, tiny_model_dir, tmp_path / "adapter").folder
 
     lineage = json.loads((adapter / "lineage.json").read_text())
     from hone.models.loading import weights_sha256
@@ -95,12 +95,12 @@ def test_lora_learns_a_task_and_the_merged_model_scores_the_same(tiny_model_dir,
 
     after, adapter_outputs = accuracy(tiny_model_dir, held_out, adapter=adapter)
     assert before < 0.3 and after >= 0.9
-    merge_adapter(tiny_model_dir, adapter, tmp_path / "merged")
+    run_merge(MergeConfig(), tiny_model_dir, adapter, tmp_path / "merged")
     merged_acc, merged_outputs = accuracy(tmp_path / "merged", held_out)
     assert merged_acc == after and merged_outputs == adapter_outputs
 
     stamp = (adapter / "lineage.json").stat().st_mtime_ns
-    assert run_train(cfg, data, tiny_model_dir, tmp_path / "adapter") == adapter  # same inputs: skipped
+    assert run_train(cfg, data, tiny_model_dir, tmp_path / "adapter").folder == adapter  # same inputs: skipped
     assert (adapter / "lineage.json").stat().st_mtime_ns == stamp
     with pytest.raises(HoneError, match="already holds a finished model.*learning_rate differ"):
         run_train(cfg.model_copy(update={"learning_rate": 1e-3}), data, tiny_model_dir, tmp_path / "adapter")
@@ -128,7 +128,7 @@ def test_full_disk_before_a_checkpoint_stops_cleanly_and_the_run_resumes_identic
     monkeypatch.setattr(callbacks, "free_bytes", real_free)
     run_train(cfg, data, tiny_model_dir, out)
     assert json.loads((out / "lineage.json").read_text())["training"]["resumed_from"] == "checkpoint-3"
-    straight = run_train(cfg, data, tiny_model_dir, tmp_path / "straight")
+    straight = run_train(cfg, data, tiny_model_dir, tmp_path / "straight").folder
     resumed, uninterrupted = load_file(out / "model.safetensors"), load_file(straight / "model.safetensors")
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
 
@@ -138,7 +138,7 @@ def test_packing_trains_and_bad_settings_are_refused(tiny_model_dir, tmp_path, m
 
     data = write_jsonl(tmp_path / "parity.jsonl", parity_rows(range(64)))
     cfg = TrainConfig(method="lora", per_device_batch_size=4, max_steps=2, packing=True, max_length=128)
-    packed = run_train(cfg, data, tiny_model_dir, tmp_path / "packed")
+    packed = run_train(cfg, data, tiny_model_dir, tmp_path / "packed").folder
     assert json.loads((packed / "lineage.json").read_text())["training"]["steps"] == 2
 
     with pytest.raises(ValidationError, match="allow_quantized_base"):
@@ -162,3 +162,21 @@ def test_packing_trains_and_bad_settings_are_refused(tiny_model_dir, tmp_path, m
     assert exit_.value.code == 2
     assert "train.yaml:3: key `learning_rat`: Extra inputs are not permitted" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()
+
+
+def test_train_returns_its_typed_result_and_skips_an_identical_second_run(tiny_model_dir, tmp_path):
+    from hone.train.result import TrainResult
+
+    data = write_jsonl(tmp_path / "parity.jsonl", parity_rows(range(24)))
+    cfg = TrainConfig(method="lora", lora_r=4, lora_alpha=8, per_device_batch_size=8, max_steps=2)
+    first = run_train(cfg, data, tiny_model_dir, tmp_path / "adapter")
+    assert isinstance(first, TrainResult) and not first.skipped
+    assert first.outputs == {"adapter": tmp_path / "adapter"} and first.counts == {"rows": 24, "steps": 2}
+    assert first.report.kind == "adapter" and first.report.summary().startswith("2 steps")
+    again = run_train(cfg, data, tiny_model_dir, tmp_path / "adapter")
+    assert again.skipped and again.report == first.report and again.counts == first.counts
+    other = cfg.model_copy(update={"seed": 1})
+    with pytest.raises(HoneError, match="already holds a finished model.*seed differ.*--restart"):
+        run_train(other, data, tiny_model_dir, tmp_path / "adapter")
+    redone = run_train(other.model_copy(update={"restart": True}), data, tiny_model_dir, tmp_path / "adapter")
+    assert not redone.skipped and redone.report.config["seed"] == 1 and "restart" not in redone.report.config

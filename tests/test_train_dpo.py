@@ -64,7 +64,7 @@ def test_dpo_lora_learns_the_preference(tiny_model_dir, tiny_tokenizer, tmp_path
 
     cfg = DPOTrainConfig(method="lora", lora_r=16, lora_alpha=32, learning_rate=3e-3, beta=0.5,
                          per_device_batch_size=16, max_steps=80)
-    out = run_dpo(cfg, data, tiny_model_dir, tmp_path / "dpo")
+    out = run_dpo(cfg, data, tiny_model_dir, tmp_path / "dpo").folder
     lineage = json.loads((out / "lineage.json").read_text())
     assert lineage["objective"] == "dpo" and lineage["data"]["examples"] == 256
     assert lineage["training"]["final_loss"] < lineage["training"]["first_loss"]

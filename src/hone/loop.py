@@ -18,7 +18,10 @@ from hone.atomic import write_text_atomic
 from hone.errors import HoneError
 from hone.loop_config import LoopConfig, LoopJudgeConfig
 from hone.progress import stage_bar
-from hone.records import Generation, Task, Verdict, read_records, read_tasks, write_records
+from hone.records import Generation, Task, Verdict, read_tasks, write_records
+
+if TYPE_CHECKING:
+    from hone.bench.run import BenchResult
 
 if TYPE_CHECKING:
     from hone.judge.factory import JudgeSetup
@@ -106,18 +109,19 @@ def _judge_setup(config: LoopConfig, run_dir: Path | None) -> JudgeSetup:
                       budget_usd=jc.budget_usd, sandbox=config.sandbox, run_dir=run_dir)
 
 
-def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path, label: str) -> list[Verdict]:
+def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path, label: str,
+           restart: bool) -> list[Verdict]:
     """Verifiers alone run straight through the grader (no async judge machinery, ~1.6x faster)."""
     if config.judge == "verifier":
         from hone.grade.run import GradeConfig, run_grade
 
         with stage_bar(f"{label} · grade") as bar:
-            return run_grade(GradeConfig(sandbox=config.sandbox), tasks, gens, out, progress=bar).verdicts
+            return run_grade(GradeConfig(sandbox=config.sandbox, restart=restart), tasks, gens, out, progress=bar).verdicts
     from hone.judge.run import JudgeStageConfig, run_judge
     from hone.report.status import spend_text
 
     with stage_bar(f"{label} · judge", note=lambda: spend_text(run_dir, config.judge_config.budget_usd)) as bar:
-        run = run_judge(JudgeStageConfig(judge=_judge_setup(config, run_dir)), tasks, gens, out, progress=bar)
+        run = run_judge(JudgeStageConfig(judge=_judge_setup(config, run_dir), restart=restart), tasks, gens, out, progress=bar)
     if run.counts["unfinished"]:
         raise HoneError(f"{out}: {run.counts['unfinished']} items ended in errors a re-run may fix (API, budget); "
                         "run the same command again to finish them before training on this round")
@@ -135,7 +139,7 @@ def round_prompts(pool: list[Task], per_round: int | None, r: int) -> list[Task]
 
 
 def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir: Path, r: int,
-            say: Say) -> tuple[Path, Path, dict[str, Any]]:
+            say: Say, restart: bool) -> tuple[Path, Path, dict[str, Any]]:
     """n samples per training prompt, judged; prompts with no pass are sampled again (resample_unsolved)."""
     from hone.generate.base import GenParams
     from hone.generate.run import GenerateStageConfig, run_generate
@@ -155,9 +159,9 @@ def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir:
         gens_path = rd / f"samples-{attempt}.jsonl"
         label = f"round {r} · pass {attempt}"
         with stage_bar(f"{label} · sample", note=TokenRate(gens_path)) as bar:
-            gens = run_generate(GenerateStageConfig(params=params, model_ref=models.ref(model)),
+            gens = run_generate(GenerateStageConfig(params=params, model_ref=models.ref(model), restart=restart),
                                 lambda: models.get(model, rd), todo_path, gens_path, progress=bar).generations
-        verdicts = _judge(config, todo_path, gens_path, rd / f"verdicts-{attempt}.jsonl", run_dir, label)
+        verdicts = _judge(config, todo_path, gens_path, rd / f"verdicts-{attempt}.jsonl", run_dir, label, restart)
         offset = attempt * s.n  # keep (id, sample) unique across attempts
         all_gens += [g.model_copy(update={"sample": g.sample + offset}) for g in gens]
         all_verdicts += [v.model_copy(update={"sample": v.sample + offset}) for v in verdicts]
@@ -176,12 +180,13 @@ def _sample(config: LoopConfig, models: _Models, model: Path, rd: Path, run_dir:
     return gens_all, verdicts_all, stats
 
 
-def _data(config: LoopConfig, rd: Path, r: int, gens: Path, verdicts: Path, critiques: Path | None) -> tuple[Path, dict]:
+def _data(config: LoopConfig, rd: Path, r: int, gens: Path, verdicts: Path, critiques: Path | None,
+          restart: bool) -> tuple[Path, dict]:
     from hone.data.stage import DataStageConfig, run_data
 
     out = rd / "sft.jsonl"
     guards = DataStageConfig(kind="sft", replay_share=config.data.replay_share, ngram=config.data.ngram, round=r,
-                             max_per_task=config.data.max_per_task, seed=config.seed + r)
+                             max_per_task=config.data.max_per_task, seed=config.seed + r, restart=restart)
     inputs = dict(bench_paths=list(config.heldout.values()), replay_path=config.data.replay)
     if config.control == "unverified":
         res = run_data(guards.model_copy(update={"kind": "unverified"}), config.train_tasks, out,
@@ -199,7 +204,7 @@ def _data(config: LoopConfig, rd: Path, r: int, gens: Path, verdicts: Path, crit
 
 
 def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int, gens: Path,
-              verdicts: Path) -> tuple[Path | None, dict | None]:
+              verdicts: Path, restart: bool) -> tuple[Path | None, dict | None]:
     if config.improve not in ("critique", "both"):
         return None, None
     from hone.critique.critique import CritiqueStageConfig, rejudge_with, run_critique
@@ -209,7 +214,8 @@ def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int
     stage_config = CritiqueStageConfig(
         params=GenParams(temperature=c.temperature, max_new_tokens=c.max_new_tokens,
                          batch_size=config.sample.batch_size, seed=config.seed * 1000 + r),
-        samples=c.samples, reference_guided=c.reference_guided, round=r, model_ref=models.ref(model))
+        samples=c.samples, reference_guided=c.reference_guided, round=r, model_ref=models.ref(model),
+        restart=restart)
     rejudge = rejudge_with(_judge_setup(config, rd.parent), config.train_tasks, rd.parent)
     out = rd / "critiques.jsonl"
     with stage_bar(f"round {r} · critique") as bar:
@@ -220,56 +226,33 @@ def _critique(config: LoopConfig, models: _Models, model: Path, rd: Path, r: int
     return out, result.report.model_dump()
 
 
-def _train_merge(config: LoopConfig, model: Path, rd: Path, data: Path, say: Say) -> Path:
+def _train_merge(config: LoopConfig, model: Path, rd: Path, data: Path, say: Say, restart: bool) -> Path:
     """LoRA on the promoted model, merged into exactly that model and verified against adapter-on-base."""
-    from hone.merge.merge import merge_adapter
+    from hone.merge.merge import MergeConfig, run_merge
     from hone.train.sft import run_train
 
     with stage_bar(f"{rd.name.replace('-', ' ')} · train") as bar:
-        adapter = run_train(config.train, data, model, rd / "adapter", progress=bar)
-    merged = rd / "model"
-    report_path = merged / "merge_report.json"
-    if not (report_path.exists() and json.loads(report_path.read_text()).get("status") == "verified"):
-        # QLoRA (train.quantize_base) merges into the dequantized weights the adapter saw, with the same proof.
-        merge_adapter(model, adapter, merged, verify=True, dequantized_base=config.train.quantize_base is not None)
-    logits = json.loads(report_path.read_text())["verification"]["logits"]
-    say(f"  merged into {model}: verified clean (max |logit diff| {logits['max_abs_logit_diff']['value']:.2e}, "
-        f"top-1 agreement {logits['top1_agreement']['value']:.3f})")
-    return merged
+        trained = run_train(config.train.model_copy(update={"restart": restart}), data, model, rd / "adapter",
+                            progress=bar)
+    # QLoRA (train.quantize_base) merges into the dequantized weights the adapter saw, with the same proof.
+    merged = run_merge(MergeConfig(dequantized_base=config.train.quantize_base is not None, restart=restart), model,
+                       trained.outputs["adapter"], rd / "model")
+    logits = merged.report.verification.logits
+    say(f"  merged into {model}: verified clean (max |logit diff| {logits.max_abs_logit_diff.value:.2e}, "
+        f"top-1 agreement {logits.top1_agreement.value:.3f})")
+    return merged.outputs["model"]
 
 
-class BenchResult:
-    """Per-suite accuracy (with CI) and per-item correctness of one model on the held-out suites."""
-
-    def __init__(self, report: dict[str, Any], out_dir: Path):
-        self.report = report
-        self.correct: dict[str, dict[str, bool]] = {}
-        self.categories: dict[str, dict[str, str]] = {}
-        for name, entry in report["suites"].items():
-            tasks = {t.id: t for t in read_tasks(entry["path"])}
-            verdicts = read_records(out_dir / name / "verdicts.jsonl", Verdict)
-            self.correct[name] = {v.id: v.verdict == "pass" for v in verdicts if tasks[v.id].kind != "open"}
-            self.categories[name] = {i: str(t.meta.get("category") or name) for i, t in tasks.items()}
-
-    def suites(self) -> dict[str, dict[str, Any]]:
-        out = {}
-        for name, entry in self.report["suites"].items():
-            acc = entry["accuracy"]
-            out[name] = {"accuracy": acc["accuracy"], "ci": acc["ci95"], "n": acc["graded_tasks"],
-                         "correct": acc["pass"], "errors": acc["error"]}
-        return out
-
-
-def _bench(config: LoopConfig, models: _Models, model: Path, out_dir: Path) -> BenchResult:
-    from hone.bench.run import run_bench
+def _bench(config: LoopConfig, models: _Models, model: Path, out_dir: Path, restart: bool) -> BenchResult:
+    from hone.bench.run import BenchConfig, run_bench
     from hone.generate.base import GenParams
 
-    params = GenParams(max_new_tokens=config.bench.max_new_tokens, batch_size=config.bench.batch_size)
+    bench = BenchConfig(params=GenParams(max_new_tokens=config.bench.max_new_tokens,
+                                         batch_size=config.bench.batch_size), sandbox=config.sandbox, restart=restart)
     specs = [f"{name}={path}" for name, path in config.heldout.items()]
     label = out_dir.parent.name.replace("-", " ")
-    report = run_bench(model, specs, out_dir, params=params, generator=models.lazy(model, out_dir.parent),
-                       sandbox=config.sandbox, progress_factory=lambda stage: stage_bar(f"{label} · {stage}"))
-    return BenchResult(report, out_dir)
+    return run_bench(bench, model, specs, out_dir, generator=models.lazy(model, out_dir.parent),
+                     progress=lambda stage: stage_bar(f"{label} · {stage}"))
 
 
 def _win_tie_loss(first: BenchResult, now: BenchResult) -> dict[str, dict[str, dict[str, int]]]:
@@ -311,10 +294,15 @@ def _judge_totals(run_dir: Path) -> dict[str, Any]:
         cache.close()
 
 
+def _config_json(config: LoopConfig) -> dict[str, Any]:
+    """The experiment's settings; how a run treats earlier output (`restart`) is the command's, not the config's."""
+    return json.loads(config.model_dump_json(exclude={"train": {"restart", "overwrite"}}))
+
+
 def _config_guard(config: LoopConfig, run_dir: Path) -> None:
     """A run directory belongs to one loop config; resuming with another would mix two experiments."""
     path = run_dir / "loop_config.json"
-    now = json.loads(config.model_dump_json())
+    now = _config_json(config)
     if path.exists():
         before = json.loads(path.read_text())
         for settings in (before, now):  # a raised budget or other limits may resume the same experiment
@@ -336,8 +324,10 @@ def _check_judge(config: LoopConfig) -> None:
     _judge_setup(config, None).make(None)
 
 
-def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print) -> dict[str, Any]:
-    """Run (or resume) every round; return the summary also written to `run_dir/summary.json`."""
+def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print, *,
+             restart: bool = False) -> dict[str, Any]:
+    """Run (or resume) every round; return the summary also written to `run_dir/summary.json`. `restart` goes to
+    every stage: output an earlier run made with other inputs or settings is discarded and made again."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     check_heldout_is_separate(config)
@@ -349,20 +339,20 @@ def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print) -
 
     check_model(models.config, config.base_model)  # vLLM missing, no server program: one line before round 0
     try:
-        return _rounds(config, run_dir, models, say)
+        return _rounds(config, run_dir, models, say, restart)
     finally:
         models.close()  # a server Hone started stops with the loop, however the loop ends
 
 
-def _rounds(config: LoopConfig, run_dir: Path, models: _Models, say: Say) -> dict[str, Any]:
+def _rounds(config: LoopConfig, run_dir: Path, models: _Models, say: Say, restart: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     say(f"round 0: benchmarking {config.base_model} on the held-out suites")
-    first = _bench(config, models, config.base_model, _round_dir(run_dir, 0) / "bench")
+    first = _bench(config, models, config.base_model, _round_dir(run_dir, 0) / "bench", restart)
     rounds: list[dict[str, Any]] = [{
         "round": 0, "model": str(config.base_model), "candidate": str(config.base_model), "promoted": True,
-        "reason": "starting model", "suites": first.suites(), "seconds": round(time.perf_counter() - t0, 1),
+        "reason": "starting model", "suites": first.figures(), "seconds": round(time.perf_counter() - t0, 1),
     }]
-    summary = {"description": config.description, "config": json.loads(config.model_dump_json()), "rounds": rounds}
+    summary = {"description": config.description, "config": _config_json(config), "rounds": rounds}
     _say_round(say, rounds[0])
     current, current_bench = config.base_model, first
     for r in range(1, config.rounds + 1):
@@ -370,9 +360,9 @@ def _rounds(config: LoopConfig, run_dir: Path, models: _Models, say: Say) -> dic
         rd = _round_dir(run_dir, r)
         judge_before = _judge_totals(run_dir)
         say(f"round {r}: sampling the training prompts with {current}")
-        gens, verdicts, sample_stats = _sample(config, models, current, rd, run_dir, r, say)
-        critiques, critique_stats = _critique(config, models, current, rd, r, gens, verdicts)
-        data, data_stats = _data(config, rd, r, gens, verdicts, critiques)
+        gens, verdicts, sample_stats = _sample(config, models, current, rd, run_dir, r, say, restart)
+        critiques, critique_stats = _critique(config, models, current, rd, r, gens, verdicts, restart)
+        data, data_stats = _data(config, rd, r, gens, verdicts, critiques, restart)
         judge_after = _judge_totals(run_dir)
         row: dict[str, Any] = {
             "round": r, "train_prompts": sample_stats, "critique": critique_stats, "data": data_stats,
@@ -381,20 +371,20 @@ def _rounds(config: LoopConfig, run_dir: Path, models: _Models, say: Say) -> dic
                       "cost_usd": round(judge_after["usd"] - judge_before["usd"], 6)},
         }
         if data_stats["rows"] == 0:
-            row.update(model=str(current), candidate=None, promoted=False, suites=current_bench.suites(),
+            row.update(model=str(current), candidate=None, promoted=False, suites=current_bench.figures(),
                        reason="no training rows this round (nothing verified); the model stays")
         else:
             say(f"  training a LoRA on {data_stats['rows']} rows ({data_stats['source']})")
             models.close()  # the GPU memory of the generation engine goes to training
-            candidate = _train_merge(config, current, rd, data, say)
+            candidate = _train_merge(config, current, rd, data, say, restart)
             say(f"  benchmarking the candidate {candidate}")
-            bench = _bench(config, models, candidate, rd / "bench")
+            bench = _bench(config, models, candidate, rd / "bench", restart)
             from hone.gate import decide
 
             decision = decide(current_bench.correct, bench.correct, config.gate.tolerance, config.gate.require_gain)
             write_text_atomic(rd / "gate.json", json.dumps(decision, indent=2) + "\n")
             row.update(candidate=str(candidate), promoted=decision["promoted"], reason=decision["reason"],
-                       suites=bench.suites(), vs_previous=decision["suites"],
+                       suites=bench.figures(), vs_previous=decision["suites"],
                        uplift_vs_round0=_uplift(first, bench), win_tie_loss=_win_tie_loss(first, bench))
             if decision["promoted"]:
                 current, current_bench = candidate, bench

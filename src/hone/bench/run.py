@@ -1,21 +1,21 @@
 """The `bench` stage: check suites, generate, grade, compare with a reference, and report.
 
 Everything is written under `out_dir`, one folder per suite (generations, verdicts, the reference's verdicts,
-pairwise verdicts for open tasks), and at the top `bench.json`, `bench.md` and `failures.jsonl`. Generation and
-grading resume through their own stages, so a killed benchmark picks up where it stopped.
+pairwise verdicts for open tasks), and at the top `bench.json`, `bench.md` and `failures.jsonl`. Generation,
+grading and pairwise judging resume through their own stages, so a killed benchmark picks up where it stopped,
+and a benchmark whose every stage is finished recomputes nothing (`BenchResult.skipped`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from hone.atomic import write_text_atomic
 from hone.bench import markdown
+from hone.bench.report import BenchReport
 from hone.bench.suites import Suite, check_suite, contamination, load_suite
 from hone.bench.summary import accuracy_block, by_category, ground_truth_comparison
 from hone.errors import HoneError
@@ -23,11 +23,38 @@ from hone.generate.base import GenParams, Generator
 from hone.generate.run import GenerateStageConfig, run_generate
 from hone.grade.run import GradeConfig, run_grade
 from hone.hashing import tree_sha256
-from hone.records import Generation, PartialJsonl, Task, Verdict, read_records, write_records
+from hone.judge.base import Judge
+from hone.records import Generation, PartialJsonl, Verdict, read_records, write_records
 from hone.runs import Stage, manifest_for, package_versions
+from hone.stage_contract import StageConfig, StageResult
 
-# (task, our answer, the reference's answer) -> Verdict with verdict win / tie / loss / error, from our side.
-PairwiseJudge = Callable[[Task, Generation, Generation], Any]
+# stage label ("generate NAME", "grade NAME") -> a progress factory for that stage, with an optional close()
+ProgressFor = Callable[[str], Any]
+
+
+class BenchConfig(StageConfig):
+    """How the benchmark generates and grades. `choice_scoring` "loglik" answers choice tasks by the likeliest
+    option letter (hone.bench.loglik); `sandbox` "strict" refuses, before generating anything, where model-written
+    code cannot be isolated fully; `workers` are parallel graders (None: all cores)."""
+
+    params: GenParams = GenParams()
+    choice_scoring: str = "generate"  # checked by run_bench: a one-line error naming the choices
+    workers: int | None = None
+    sandbox: Literal["strict", "weak"] = "strict"
+
+
+class BenchResult(StageResult):
+    """The typed bench.json, and per suite the items the paired gate compares (tasks with ground truth)."""
+
+    report: BenchReport
+    correct: dict[str, dict[str, bool]]  # suite -> task id -> passed
+    categories: dict[str, dict[str, str]]  # suite -> task id -> category
+
+    def figures(self) -> dict[str, dict[str, Any]]:
+        """Per suite: accuracy, its CI, n, correct and error counts (what a loop round reports)."""
+        return {name: {"accuracy": s.accuracy.accuracy, "ci": s.accuracy.ci95, "n": s.accuracy.graded_tasks,
+                       "correct": s.accuracy.passed, "errors": s.accuracy.error}
+                for name, s in self.report.suites.items()}
 
 
 def _suites(task_paths: list[str]) -> list[Suite]:
@@ -53,57 +80,31 @@ def _reference_for(suite: Suite, reference: list[Generation], out: Path) -> Path
     return path
 
 
-def _pairwise(judge: PairwiseJudge, suite: Suite, ours: list[Generation], theirs: list[Generation],
-              path: Path, answers: tuple[Path, Path], restart: bool) -> list[Verdict]:
-    """Judge open tasks pairwise, resumably; an exception or a bad outcome becomes an `error` verdict."""
+def _pairwise(judge: Judge, suite: Suite, ours: list[Generation], theirs: list[Generation],
+              path: Path, answers: tuple[Path, Path], restart: bool) -> tuple[list[Verdict], bool]:
+    """Judge open tasks pairwise through the judge driver, resumably; return (verdicts, skipped). A judge that
+    raises or answers anything but win / tie / loss becomes an `error` verdict (hone.judge.driver)."""
+    from hone.judge.driver import compare_all
+
+    stage = Stage(manifest_for(path), "bench-pairwise", {"tasks": suite.path, "ours": answers[0],
+                                                          "reference": answers[1]}, {"judge": judge.name})
+    if stage.is_done():
+        return read_records(path, Verdict, allow_empty=True), True
     mine = {g.id: g for g in ours if g.sample == 0}
     other = {g.id: g for g in theirs if g.sample == 0}
     todo_tasks = [t for t in suite.tasks if t.kind == "open" and t.id in mine and t.id in other]
-    name = getattr(judge, "name", getattr(judge, "__name__", "pairwise"))
-    stage = Stage(manifest_for(path), "bench-pairwise", {"tasks": suite.path, "ours": answers[0],
-                                                          "reference": answers[1]}, {"judge": str(name)})
     stage.start([path], restart=restart)
     sink = PartialJsonl(path, Verdict, key=lambda v: v.id)
-
-    def checked(task: Task, result: Any) -> Verdict:
-        if isinstance(result, BaseException) or not isinstance(result, Verdict) or \
-                result.verdict not in ("win", "tie", "loss", "error"):
-            why = f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else \
-                f"the pairwise judge returned {result!r:.200}"
-            return Verdict(id=task.id, judge=str(name), verdict="error", reason=why)
-        return result
-
     try:
-        todo = [t for t in todo_tasks if t.id not in sink.done]
-        pending = []
-        for t in todo:
-            try:
-                result = judge(t, mine[t.id], other[t.id])
-            except Exception as e:  # noqa: BLE001 - a judge failure is an error verdict, never a win
-                result = e
-            if inspect.isawaitable(result):
-                pending.append((t, result))
-            else:
-                sink.append(checked(t, result))
-        if pending:
-            async def one(task: Task, awaitable: Any) -> tuple[Task, Any]:
-                try:
-                    return task, await awaitable
-                except Exception as e:  # noqa: BLE001 - becomes an error verdict in `checked`
-                    return task, e
-
-            async def judge_all() -> None:
-                for done in asyncio.as_completed([one(t, a) for t, a in pending]):
-                    task, result = await done
-                    sink.append(checked(task, result))  # as each finishes: a kill keeps what was judged
-
-            asyncio.run(judge_all())
+        todo = [(t, mine[t.id], other[t.id]) for t in todo_tasks if t.id not in sink.done]
+        if todo:
+            compare_all(judge, todo, on_result=sink.append)  # as each finishes: a kill keeps what was judged
         order = {t.id: i for i, t in enumerate(suite.tasks)}
         verdicts = sink.finish(order=lambda v: order.get(v.id, len(order)))
     finally:
         sink.close()
     stage.finish({"pairwise": path}, {"verdicts": len(verdicts)})
-    return verdicts
+    return verdicts, False
 
 
 def _open_summary(suite: Suite, pairwise: list[Verdict] | None, judge_name: str | None) -> dict[str, Any]:
@@ -127,31 +128,26 @@ def _failures(suite: Suite, generations: list[Generation], verdicts: list[Verdic
 
 
 def run_bench(
+    config: BenchConfig,
     model_dir: str | os.PathLike,
     task_paths: list[str | os.PathLike],
     out_dir: str | os.PathLike,
     *,
-    params: GenParams,
     reference: str | os.PathLike | None = None,
     train_data: list[str | os.PathLike] | str | os.PathLike | None = None,
-    pairwise_judge: PairwiseJudge | None = None,
+    judge: Judge | None = None,
     generator: Generator | None = None,
-    choice_scoring: str = "generate",
-    workers: int | None = None,
-    progress_factory: Callable[[str], Callable[[int, int], Callable[[int], None]]] | None = None,
-    restart: bool = False,
-    overwrite: bool = False,
-    sandbox: str = "strict",
-) -> dict[str, Any]:
-    """Benchmark a model on task suites; write bench.json, bench.md, failures.jsonl; return bench.json's content.
+    progress: ProgressFor | None = None,
+) -> BenchResult:
+    """Benchmark a model on task suites; write bench.json, bench.md, failures.jsonl; return them typed.
 
     `task_paths` entries are PATH or NAME=PATH. `reference` is another model's Generation JSONL on the same
     tasks (win/tie/loss). `train_data` files are checked for n-gram overlap with every suite. `generator`
-    replaces loading `model_dir` with transformers (e.g. an OpenAI-compatible server). `choice_scoring`
-    "loglik" answers choice tasks by the likeliest option letter (hone.bench.loglik). `pairwise_judge`
-    decides open tasks against the reference; without it they are reported as not compared. `sandbox` is the
-    code sandbox's level: "strict" refuses, before generating anything, where code cannot be isolated fully.
+    replaces loading `model_dir` with transformers (e.g. an OpenAI-compatible server). `judge` decides open
+    tasks against the reference (`Judge.compare`); without it they are reported as not compared.
     """
+    params, choice_scoring, workers, sandbox = config.params, config.choice_scoring, config.workers, config.sandbox
+    restart, overwrite = config.restart, config.overwrite
     out = Path(out_dir)
     suites = _suites([str(p) for p in task_paths])
     from hone.grade.sandbox import require_for
@@ -182,37 +178,41 @@ def run_bench(
         return loaded[0]
 
     def bar(stage: str, suite: Suite):
-        return progress_factory(f"{stage} {suite.name}") if progress_factory else None
+        return progress(f"{stage} {suite.name}") if progress else None
 
     def close(factory) -> None:
         if factory is not None and hasattr(factory, "close"):
             factory.close()
 
-    judge_name = getattr(pairwise_judge, "name", getattr(pairwise_judge, "__name__", "pairwise")) \
-        if pairwise_judge else None
     report: dict[str, Any] = {"model": str(model_dir), "params": params.model_dump(exclude={"batch_size"}),
                               "reference": str(reference) if reference else None, "suites": {},
                               "contamination": checks, "versions": package_versions()}
     failures: list[dict[str, Any]] = []
+    correct: dict[str, dict[str, bool]] = {}
+    categories: dict[str, dict[str, str]] = {}
+    skipped: list[bool] = []  # one per stage run: all True means nothing was recomputed
     sandbox_used = False
     grading = GradeConfig(workers=workers, sandbox=sandbox, restart=restart, overwrite=overwrite)
     for suite in suites:
         sdir = out / suite.name
         factory = bar("generate", suite)
         try:
-            gens = run_generate(GenerateStageConfig(
+            generated = run_generate(GenerateStageConfig(
                 params=params, restart=restart, overwrite=overwrite,
                 model_ref={"model": model_dir, **scoring} if generator is None else
                 {"model": model_dir, "generator": getattr(generator, "name", "custom")}),
-                make_generator, suite.path, sdir / "generations.jsonl", progress=factory).generations
+                make_generator, suite.path, sdir / "generations.jsonl", progress=factory)
+            gens, gen_skipped = generated.generations, generated.skipped
         finally:
             close(factory)
         factory = bar("grade", suite)
         try:
-            verdicts = run_grade(grading, suite.path, sdir / "generations.jsonl", sdir / "verdicts.jsonl",
-                                 progress=factory).verdicts
+            graded = run_grade(grading, suite.path, sdir / "generations.jsonl", sdir / "verdicts.jsonl",
+                               progress=factory)
+            verdicts, grade_skipped = graded.verdicts, graded.skipped
         finally:
             close(factory)
+        skipped += [gen_skipped, grade_skipped]
         sandbox_used |= any(t.kind == "code" for t in suite.tasks)
         entry: dict[str, Any] = {
             "path": str(suite.path), "sha256": tree_sha256(suite.path),
@@ -222,21 +222,35 @@ def run_bench(
         }
         if ref_gens is not None:
             ref_path = _reference_for(suite, ref_gens, sdir)
-            ref_verdicts = run_grade(grading, suite.path, ref_path, sdir / "reference_verdicts.jsonl").verdicts
+            ref_graded = run_grade(grading, suite.path, ref_path, sdir / "reference_verdicts.jsonl")
+            ref_verdicts = ref_graded.verdicts
+            skipped.append(ref_graded.skipped)
             pairwise = None
-            if pairwise_judge is not None and entry["open_tasks"]:
-                pairwise = _pairwise(pairwise_judge, suite, gens, read_records(ref_path, Generation),
-                                     sdir / "pairwise.jsonl", (sdir / "generations.jsonl", ref_path), restart)
+            if judge is not None and entry["open_tasks"]:
+                pairwise, pair_skipped = _pairwise(judge, suite, gens, read_records(ref_path, Generation),
+                                                   sdir / "pairwise.jsonl", (sdir / "generations.jsonl", ref_path),
+                                                   restart)
+                skipped.append(pair_skipped)
             entry["reference_accuracy"] = accuracy_block([t for t in suite.tasks if t.kind != "open"], ref_verdicts)
             entry["comparison"] = {"ground_truth": ground_truth_comparison(verdicts, ref_verdicts),
-                                   "open": _open_summary(suite, pairwise, judge_name)}
+                                   "open": _open_summary(suite, pairwise, judge.name if judge else None)}
         report["suites"][suite.name] = entry
         failures += _failures(suite, gens, verdicts)
+        kinds = {t.id: t.kind for t in suite.tasks}
+        correct[suite.name] = {v.id: v.verdict == "pass" for v in verdicts if kinds[v.id] != "open"}
+        categories[suite.name] = {t.id: str(t.meta.get("category") or suite.name) for t in suite.tasks}
     if sandbox_used:
         from hone.grade.sandbox import isolation
 
         report["sandbox"] = f"{sandbox}: {isolation().describe()}"
+    typed = BenchReport.model_validate(report)
     write_text_atomic(out / "failures.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in failures))
-    write_text_atomic(out / "bench.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    write_text_atomic(out / "bench.md", markdown.render(report))
-    return report
+    write_text_atomic(out / "bench.json", json.dumps(typed.to_json(), indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out / "bench.md", markdown.render(typed.to_json()))
+    blocks = [s.accuracy for s in typed.suites.values()]
+    return BenchResult(
+        outputs={"bench": out / "bench.json", "markdown": out / "bench.md", "failures": out / "failures.jsonl"},
+        counts={"suites": len(blocks), "answers": sum(b.answers for b in blocks),
+                "pass": sum(b.passed for b in blocks), "fail": sum(b.fail for b in blocks),
+                "error": sum(b.error for b in blocks), "failures": len(failures)},
+        skipped=all(skipped), report=typed, correct=correct, categories=categories)

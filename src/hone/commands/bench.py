@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         sandbox: str = SANDBOX,
     ) -> None:
         """Generate (batched), grade, and report accuracy with 95% CIs; a killed run resumes."""
-        from hone.bench.run import run_bench
+        from hone.bench.run import BenchConfig, run_bench
         from hone.generate.base import GenParams
         from hone.models.loading import inspect_model_dir
         from hone.progress import stage_bar
@@ -46,14 +46,16 @@ def register(app: typer.Typer) -> None:
         pairwise_judge = None
         if judge:
             from hone.errors import HoneError
-            from hone.judge import make_judge, pairwise_callable
+            from hone.judge import make_judge
             from hone.judge.factory import default_cache_path
 
             if reference is None:
                 raise HoneError("--judge compares open answers with a reference model's: it needs --reference")
-            pairwise_judge = pairwise_callable(make_judge(judge, cache_path=default_cache_path(out), sandbox=sandbox))
+            pairwise_judge = make_judge(judge, cache_path=default_cache_path(out), sandbox=sandbox)
         params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n, seed=seed,
                            batch_size=batch_size)
+        config = BenchConfig(params=params, choice_scoring=choice_scoring, workers=workers, sandbox=sandbox,
+                             restart=restart, overwrite=overwrite)
         from hone.generate.registry import Engine, GenerateConfig, load_generate_config
 
         engine = load_generate_config(engine_config).override(backend=backend, server_command=server_command)
@@ -64,13 +66,12 @@ def register(app: typer.Typer) -> None:
                             "use hone generate --backend openai, then hone grade")
         with Engine(engine, model, out / "server.log") as make:
             # The default engine is loaded inside run_bench, and only if some suite still needs generating.
-            report = run_bench(model, tasks, out, params=params, reference=reference,
-                               train_data=train_data or None, pairwise_judge=pairwise_judge, workers=workers,
-                               progress_factory=stage_bar, restart=restart, overwrite=overwrite, sandbox=sandbox,
-                               choice_scoring=choice_scoring,
+            result = run_bench(config, model, tasks, out, reference=reference, train_data=train_data or None,
+                               judge=pairwise_judge, progress=stage_bar,
                                generator=None if engine == GenerateConfig() else make())
-        typer.echo((out / "bench.md").read_text(encoding="utf-8"))
-        flagged = sum(len(c["contaminated"]) for c in (report["contamination"] or {"suites": {}})["suites"].values())
+        typer.echo(result.outputs["markdown"].read_text(encoding="utf-8"))
+        contamination = result.report.contamination
+        flagged = contamination.flagged() if contamination else 0
         if flagged:
             typer.echo(f"warning: {flagged} benchmark tasks overlap the training data (see bench.json)", err=True)
         typer.echo(f"wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'failures.jsonl'}")

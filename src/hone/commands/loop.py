@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from hone.commands.options import RESTART
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -13,6 +15,7 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Option(..., "--config", "-c", help="Loop YAML (see examples/)."),
         out: Path = typer.Option(..., "-o", "--out", help="Run directory; re-run the same command to resume."),
         threads: int = typer.Option(None, help="torch CPU threads (default: torch's own choice)."),
+        restart: bool = RESTART,
     ) -> None:
         """Rounds of generate -> judge -> improve -> data -> train -> merge+verify -> bench -> gate."""
         if threads:
@@ -26,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = load_config(config, LoopConfig).resolve(config.resolve().parent)
         record_command(out)
-        summary = run_loop(cfg, out, say=typer.echo)
+        summary = run_loop(cfg, out, say=typer.echo, restart=restart)
         typer.echo(f"final model: {summary['final_model']}; wrote {out / 'summary.json'}, {out / 'report.md'} "
                    f"and {out / 'report.html'}")
 

@@ -6,12 +6,7 @@ from pathlib import Path
 
 import typer
 
-
-def _summary(verification: dict) -> str:
-    c = verification["logits"]
-    return (f"max |dlogit| {c['max_abs_logit_diff']['value']:.2g}, mean KL {c['mean_kl']['value']:.2g}, "
-            f"top-1 {c['top1_agreement']['value']:.3f}, greedy identical {c['greedy_identical']['value']:.0%} "
-            f"on {verification['probes']} probes; reference: {verification['reference']}")
+from hone.commands.options import OVERWRITE, RESTART
 
 
 def register(app: typer.Typer) -> None:
@@ -25,17 +20,21 @@ def register(app: typer.Typer) -> None:
                                               help="Merge into the quantize/dequantize round trip the adapter saw."),
         verify: bool = typer.Option(True, "--verify/--no-verify", help="Verify the merge (default: on)."),
         probes: Path = typer.Option(None, help="Extra probe prompts (JSONL: prompt or messages)."),
+        restart: bool = RESTART,
+        overwrite: bool = OVERWRITE,
     ) -> None:
         """Merge ADAPTER into BASE shard by shard; refuse the wrong base; verify before the result appears."""
-        from hone.merge.merge import merge_adapter
+        from hone.merge.merge import MergeConfig, run_merge
         from hone.merge.verify import read_probes
 
-        report = merge_adapter(base, adapter, out, force=force, dequantized_base=dequantized_base, verify=verify,
-                               probes=read_probes(probes) if probes else None)
-        m = report["merge"]
-        typer.echo(f"merged {m['lora_modules']} LoRA modules into {m['into']} in {m['seconds']:.1f}s -> {out}")
-        if report["verification"]:
-            typer.echo(f"verified clean: {_summary(report['verification'])}")
+        config = MergeConfig(force=force, dequantized_base=dequantized_base, verify=verify, restart=restart,
+                             overwrite=overwrite, probes=read_probes(probes) if probes else None)
+        result = run_merge(config, base, adapter, out)
+        report, m = result.report, result.report.merge
+        done = "already merged from this base, adapter and settings (skipped):" if result.skipped else "merged"
+        typer.echo(f"{done} {m.lora_modules} LoRA modules into {m.into} in {m.seconds:.1f}s -> {out}")
+        if report.verification:
+            typer.echo(f"verified clean: {report.verification.summary()}")
         else:
             typer.echo("NOT verified (--no-verify): run `hone verify-merge` before using it", err=True)
 
@@ -54,6 +53,6 @@ def register(app: typer.Typer) -> None:
 
         out = report or merged.with_name(merged.name + ".verify-merge.json")
         result = check_and_report(base, adapter, merged, out, probes=read_probes(probes) if probes else None)
-        typer.echo(f"clean: {_summary(result)} (report: {out})")
-        for w in result["warnings"]:
+        typer.echo(f"clean: {result.summary()} (report: {out})")
+        for w in result.warnings:
             typer.echo(f"warning: {w}", err=True)

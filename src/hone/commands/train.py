@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from hone.commands.options import RESTART
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -36,13 +38,13 @@ def register(app: typer.Typer) -> None:
         launcher: str = typer.Option(None, help="inline | accelerate (Hone runs `accelerate launch` itself)."),
         num_processes: int = typer.Option(None, help="--launcher accelerate: worker processes (one per GPU)."),
         accelerate_config: Path = typer.Option(None, help="--launcher accelerate: config file (FSDP, DeepSpeed)."),
+        restart: bool = RESTART,
     ) -> None:
         """Train with TRL through the chat contract; resume from the last checkpoint; write lineage.json."""
         import contextlib
-        import os
 
         from hone.progress import stage_bar
-        from hone.train.launch import inside_launch, line_progress
+        from hone.train.launch import inside_launch, line_progress, main_process
         from hone.train.objectives import train as run_objective
         from hone.train.objectives import train_settings
 
@@ -51,19 +53,14 @@ def register(app: typer.Typer) -> None:
                  "lora_r": lora_r, "lora_alpha": lora_alpha, "seed": seed, "save_steps": save_steps,
                  "packing": packing, "beta": beta, "report_to": report_to, "quantize_base": quantize_base,
                  "allow_quantized_base": allow_quantized_base, "launcher": launcher, "num_processes": num_processes,
-                 "accelerate_config": accelerate_config}
+                 "accelerate_config": accelerate_config, "restart": restart}
         cfg = train_settings(objective, config, flags)
         factory = line_progress() if inside_launch() else stage_bar(f"train ({objective})")
         with contextlib.closing(factory):
             result = run_objective(objective, cfg, data, base, out, progress=factory)
-        if int(os.environ.get("RANK", "0")) != 0:
-            return  # under `accelerate launch`, the main process reports
+        if not main_process():
+            return
         if result.skipped:
             typer.echo(f"{out}: already trained from this base, data and settings (skipped)")
             return
-        t = result.lineage["training"]
-        speed = f", {t['tokens'] / t['runtime_s']:.0f} tokens/s" if t.get("tokens") and t.get("runtime_s") else ""
-        loss = (f", loss {t['first_loss']:.3f} -> {t['final_loss']:.3f}" if t.get("first_loss") is not None
-                else "")
-        typer.echo(f"wrote {'adapter' if result.lineage['kind'] == 'adapter' else 'model'} to {out} "
-                   f"({t['steps']} steps{loss}{speed})")
+        typer.echo(f"wrote {result.report.kind} to {out} ({result.report.summary()})")

@@ -4,7 +4,7 @@
     verdicts = judge_all(judge, [(task, generation), ...])
 """
 
-from hone.judge.driver import compare_all, judge_all, pairwise_callable
+from hone.judge.driver import compare_all, judge_all
 from hone.judge.factory import make_judge
 
-__all__ = ["make_judge", "judge_all", "compare_all", "pairwise_callable"]
+__all__ = ["make_judge", "judge_all", "compare_all"]

@@ -1,7 +1,8 @@
 """Judge many items concurrently; every item comes back as a verdict, in the order given.
 
-Each item's verdict is checked against the item it was asked about; a judge that raises, or answers about
-another item, yields an `error` for that item (never a pass, never a lost item).
+Each item's verdict is checked against the item it was asked about; a judge that raises, answers about
+another item, or answers a comparison with anything but win / tie / loss / error, yields an `error` for that item
+(never a pass, never a lost item).
 """
 
 from __future__ import annotations
@@ -45,14 +46,22 @@ def grade_jobs(judge: Judge, items: Sequence[tuple[Task, Generation]]) -> list[J
     return [(g, lambda t=t, g=g: judge.grade(t, g)) for t, g in items]
 
 
+async def _compared(judge: Judge, task: Task, a: Generation, b: Generation) -> Verdict:
+    verdict = await judge.compare(task, a, b)
+    if verdict.verdict not in ("win", "tie", "loss", "error"):
+        raise ValueError(f"the pairwise judge returned {verdict.verdict!r}")  # an error verdict, never a pass
+    return verdict
+
+
 def compare_jobs(judge: Judge, items: Sequence[tuple[Task, Generation, Generation]]) -> list[Job]:
-    return [(a, lambda t=t, a=a, b=b: judge.compare(t, a, b)) for t, a, b in items]
+    return [(a, lambda t=t, a=a, b=b: _compared(judge, t, a, b)) for t, a, b in items]
 
 
-def _run(judge: Judge, jobs: list[Job], progress: Progress | None) -> list[Verdict]:
+def _run(judge: Judge, jobs: list[Job], progress: Progress | None,
+         on_result: Callable[[Verdict], None] | None = None) -> list[Verdict]:
     async def main() -> list[Verdict]:
         try:
-            return await run_jobs(judge, jobs, progress=progress)
+            return await run_jobs(judge, jobs, on_result=on_result, progress=progress)
         finally:
             await judge.aclose()  # per-loop clients; the judge stays usable by a later call
 
@@ -64,28 +73,8 @@ def judge_all(judge: Judge, items: list[tuple[Task, Generation]], progress: Prog
     return _run(judge, grade_jobs(judge, items), progress)
 
 
-def compare_all(judge: Judge, items: list[tuple[Task, Generation, Generation]],
-                progress: Progress | None = None) -> list[Verdict]:
-    """Compare every (task, A, B) in both orders; win / tie / loss from A's side, in order."""
-    return _run(judge, compare_jobs(judge, items), progress)
-
-
-def pairwise_callable(judge: Judge) -> Callable[[Task, Generation, Generation], Awaitable[Verdict]]:
-    """`judge.compare` as a plain callable named after the judge (what `hone.bench` takes for open tasks).
-
-    The judge's clients are closed when the last comparison in flight ends; a later call opens new ones.
-    """
-    inflight = 0
-
-    async def compare(task: Task, ours: Generation, theirs: Generation) -> Verdict:
-        nonlocal inflight
-        inflight += 1
-        try:
-            return await judge.compare(task, ours, theirs)
-        finally:
-            inflight -= 1
-            if inflight == 0:
-                await judge.aclose()
-
-    compare.name = judge.name  # type: ignore[attr-defined]
-    return compare
+def compare_all(judge: Judge, items: list[tuple[Task, Generation, Generation]], progress: Progress | None = None,
+                on_result: Callable[[Verdict], None] | None = None) -> list[Verdict]:
+    """Compare every (task, A, B) (an LLM judge asks in both orders); win / tie / loss from A's side, in order.
+    `on_result` sees each verdict as it finishes (a resumable stage appends it to its partial output)."""
+    return _run(judge, compare_jobs(judge, items), progress, on_result)

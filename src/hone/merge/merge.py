@@ -8,12 +8,12 @@ are the base's, so the result loads wherever the base loads (transformers, vLLM)
 Refusals (lesson 1 of DESIGN.md): a base whose weights hash differs from the adapter's lineage, and an adapter
 trained on a quantized base unless `dequantized_base` merges into the weights it actually saw. `force` overrides
 both, loudly, and verification still decides. The merge is built in a hidden folder and renamed into place only
-once verified, so a failed or killed merge never leaves a usable-looking model.
+once verified, so a failed or killed merge never leaves a usable-looking model. A finished merge of the same
+base, adapter and settings is skipped (its manifest is `<out>.manifest.json`, outside the model folder).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -23,10 +23,12 @@ from typing import Any, Callable
 
 from hone.errors import HoneError
 from hone.merge.adapter import load_adapter
+from hone.merge.report import REPORT_FILE, MergeFigures, MergeReport
 from hone.merge.shards import (INDEX_FILE, TensorEntry, copy_range, read_tensor, torch_dtype_of, weight_index,
                                write_tensor)
+from hone.runs import Stage, manifest_for
+from hone.stage_contract import StageConfig, StageResult
 
-REPORT_FILE = "merge_report.json"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
 _NOT_COPIED = {INDEX_FILE, REPORT_FILE, "lineage.json", "train_log.json"}  # the base's own history
 
@@ -37,14 +39,41 @@ def _warn(message: str) -> None:
     console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
-def _check_output(base: Path, out: Path) -> None:
+class MergeConfig(StageConfig):
+    """`force` merges despite a lineage mismatch (verification still decides); `dequantized_base` merges into the
+    quantize/dequantize round trip a QLoRA adapter saw; `probes` are chats added to the built-in ones."""
+
+    force: bool = False
+    dequantized_base: bool = False
+    verify: bool = True
+    probes: list[list[dict[str, str]]] | None = None
+
+
+class MergeResult(StageResult):
+    """outputs: the merged `model` folder and its `report`; counts: LoRA modules, tensors written, shards."""
+
+    report: MergeReport
+
+
+def _check_output(base: Path, out: Path, stage: Stage, config: MergeConfig) -> None:
+    """Refuse an output inside the base, a folder of someone else's (unless overwrite) or an earlier merge of other
+    inputs or settings (unless restart); a folder holding only the report of a failed attempt is reused."""
     b, o = base.resolve(), out.resolve()
     if o == b or b in o.parents or o in b.parents:
         raise HoneError(f"{out}: the merge output must be a new folder outside the base ({base})")
     if out.exists():
         leftovers = [f.name for f in out.iterdir() if f.name != REPORT_FILE]
         if leftovers:
-            raise HoneError(f"{out}: already exists and is not empty; choose a new output folder or delete it")
+            earlier = stage.manifest()
+            ours = earlier is not None and earlier.get("stage") == stage.name
+            if not (config.overwrite or (ours and config.restart)):
+                if ours:
+                    why = stage.difference(earlier) or "the same inputs, unfinished"  # type: ignore[arg-type]
+                    raise HoneError(f"{out}: holds a merge of other inputs or settings ({why}); pass --restart "
+                                    "to replace it")
+                raise HoneError(f"{out}: already exists and is not empty; choose a new output folder or delete it "
+                                "(or pass --overwrite)")
+            shutil.rmtree(out)
 
 
 def plan(base: Path, adapter_dir: Path, *, force: bool, dequantized_base: bool,
@@ -194,33 +223,39 @@ def _copy_side_files(base: Path, dst: Path) -> list[str]:
     return copied
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from hone.atomic import write_text_atomic
+def _result(report: MergeReport, out: Path, skipped: bool) -> MergeResult:
+    m = report.merge
+    return MergeResult(outputs={"model": out, "report": out / REPORT_FILE}, skipped=skipped, report=report,
+                       counts={"lora_modules": m.lora_modules, "tensors_written": m.tensors_written,
+                               "shards": m.shards})
 
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
-
-def merge_adapter(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                  force: bool = False, dequantized_base: bool = False, verify: bool = True,
-                  probes: list[list[dict[str, str]]] | None = None) -> dict[str, Any]:
-    """Merge, verify (unless `verify=False`), and return the merge report (also in `out_dir/merge_report.json`).
+def run_merge(config: MergeConfig, base_dir: str | os.PathLike, adapter_dir: str | os.PathLike,
+              out_dir: str | os.PathLike) -> MergeResult:
+    """Merge, verify (unless `config.verify` is off), write `out_dir/merge_report.json`, and return it typed; a
+    finished merge of the same inputs and settings is skipped and its report read back.
 
     Raises HoneError for a refused merge (nothing written) or a failed verification (the output folder then holds
     only the report saying what failed).
     """
     from hone.hashing import tree_sha256
-    from hone.runs import package_versions
     from hone.models.lineage import write_lineage
+    from hone.runs import package_versions
 
     base, adapter_path, out = Path(base_dir), Path(adapter_dir), Path(out_dir)
-    _check_output(base, out)
+    stage = Stage(manifest_for(out), "merge", {"base": base, "adapter": adapter_path}, config.fingerprint())
+    if stage.is_done():
+        return _result(MergeReport.read(out / REPORT_FILE), out, skipped=True)
+    _check_output(base, out, stage, config)
+    force, verify = config.force, config.verify
     warnings: list[str] = []
 
     def warn(message: str) -> None:
         warnings.append(message)
         _warn(message)
 
-    p = plan(base, adapter_path, force=force, dequantized_base=dequantized_base, warn=warn)
+    p = plan(base, adapter_path, force=force, dequantized_base=config.dequantized_base, warn=warn)
+    stage.start()
     work = out.parent / f".{out.name}.merging"
     if work.exists():
         shutil.rmtree(work)  # a killed earlier attempt
@@ -234,17 +269,13 @@ def merge_adapter(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, o
         copied = _copy_side_files(base, work)
         merge_seconds = time.perf_counter() - t0
         adapter_lineage = p["lineage"]
-        report: dict[str, Any] = {
-            "base": str(base.resolve()),
-            "adapter": str(adapter_path.resolve()),
-            "output": str(out.resolve()),
-            "merge": {"lora_modules": len(p["adapter"].modules), "replaced_modules": len(p["adapter"].replacements),
-                      "tensors_written": changed, "shards": len(p["files"]), "files_copied": copied,
-                      "into": "dequantized base" if p["quantization"] else "base as stored",
-                      "forced": force, "seconds": round(merge_seconds, 3)},
-            "warnings": warnings,
-            "versions": package_versions(),
-        }
+        report = MergeReport(
+            base=str(base.resolve()), adapter=str(adapter_path.resolve()), output=str(out.resolve()),
+            merge=MergeFigures(lora_modules=len(p["adapter"].modules), replaced_modules=len(p["adapter"].replacements),
+                               tensors_written=changed, shards=len(p["files"]), files_copied=copied,
+                               into="dequantized base" if p["quantization"] else "base as stored",
+                               forced=force, seconds=round(merge_seconds, 3)),
+            warnings=warnings, versions=package_versions(), status="merging")
         write_lineage(work, {
             "kind": "merged",
             "base": adapter_lineage["base"] if adapter_lineage else {"path": str(base.resolve())},
@@ -252,26 +283,29 @@ def merge_adapter(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, o
             "adapter": {"path": str(adapter_path.resolve()), "sha256": tree_sha256(adapter_path),
                         "lineage": adapter_lineage},
         })
-        _write_json(work / REPORT_FILE, report)
+        report.write(work / REPORT_FILE)
+        verification = None
         if verify:
             from hone.merge.verify import MergeNotClean, verify_merge
 
             try:
-                report["verification"] = verify_merge(base, adapter_path, work, probes=probes)
+                verification = verify_merge(base, adapter_path, work, probes=config.probes)
             except MergeNotClean as e:
                 out.mkdir(parents=True, exist_ok=True)
-                _write_json(out / REPORT_FILE, {**report, "verification": e.result,
-                                                "status": "failed: the merged weights were deleted"})
+                report.model_copy(update={"verification": e.result, "warnings": warnings, "status": "failed: the "
+                                          "merged weights were deleted"}).write(out / REPORT_FILE)
                 raise HoneError(f"{str(e).replace(str(work), str(out))}; details in {out / REPORT_FILE}") from None
         else:
-            report["verification"] = None
             warn(f"{out}: merged WITHOUT verification; run `hone verify-merge` before trusting it")
-        report["status"] = "verified" if verify else "unverified"
-        _write_json(work / REPORT_FILE, report)
+        report = report.model_copy(update={"verification": verification, "warnings": warnings,
+                                           "status": "verified" if verify else "unverified"})
+        report.write(work / REPORT_FILE)
         if out.exists():
             shutil.rmtree(out)  # only a report of an earlier failed attempt (checked above)
         os.replace(work, out)
     finally:
         if work.exists():
             shutil.rmtree(work)
-    return report
+    result = _result(report, out, skipped=False)
+    stage.finish({k: str(v) for k, v in result.outputs.items()}, result.counts)
+    return result

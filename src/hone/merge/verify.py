@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hone.errors import HoneError
+from hone.merge.report import Check, LogitChecks, Verification
 
 BUILTIN_PROBES: list[list[dict[str, str]]] = [
     [{"role": "user", "content": "What is 17 + 25?"}],
@@ -69,9 +70,9 @@ def read_probes(path: str | os.PathLike) -> list[list[dict[str, str]]]:
     return probes
 
 
-def _check(value: float, limit: float, higher_is_better: bool = False) -> dict[str, Any]:
+def _check(value: float, limit: float, higher_is_better: bool = False) -> Check:
     passed = value >= limit if higher_is_better else value <= limit
-    return {"value": value, "limit": limit, "passed": bool(passed)}
+    return Check(value=value, limit=limit, passed=bool(passed))
 
 
 def _weights_checks(base: Path, adapter: Any, merged: Path) -> tuple[dict[str, Any], list[str]]:
@@ -205,8 +206,8 @@ def _compare(prompts: list[list[int]], continuations: list[list[int]], ref_logit
             "greedy_identical": identical / len(prompts), "positions": positions}
 
 
-def _describe_failure(name: str, check: dict[str, Any]) -> str:
-    value, limit = check["value"], check["limit"]
+def _describe_failure(name: str, check: Check) -> str:
+    value, limit = check.value, check.limit
     labels = {"max_abs_logit_diff": "max |logit difference|", "mean_kl": "mean KL divergence",
               "top1_agreement": "top-1 agreement", "greedy_identical": "share of identical greedy continuations"}
     if name in ("top1_agreement", "greedy_identical"):
@@ -218,13 +219,13 @@ def _describe_failure(name: str, check: dict[str, Any]) -> str:
 class MergeNotClean(HoneError):
     """A merge that failed verification; `result` holds every figure measured."""
 
-    def __init__(self, message: str, result: dict[str, Any]):
+    def __init__(self, message: str, result: Verification):
         super().__init__(message)
         self.result = result
 
 
 def verify_merge(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, merged_dir: str | os.PathLike,
-                 probes: list[list[dict[str, str]]] | None = None) -> dict[str, Any]:
+                 probes: list[list[dict[str, str]]] | None = None) -> Verification:
     """Check a merge and return the figures; raise MergeNotClean if it is not clean. Writes nothing: the
     caller decides where the result goes (a merge's own report, or `hone verify-merge --report`)."""
     import torch
@@ -263,35 +264,35 @@ def verify_merge(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, me
     dtype = max((ref_dtype, merged_info.dtype), key=lambda d: _LOOSENESS.index(d) if d in _LOOSENESS else 0)
     limits = THRESHOLDS.get(dtype, THRESHOLDS["bfloat16"])
     measured = _compare(prompts, continuations, ref_logits, merged_logits)
-    checks = {
-        "max_abs_logit_diff": _check(measured["max_abs_logit_diff"], limits["max_abs_logit_diff"]),
-        "mean_kl": _check(measured["mean_kl"], limits["mean_kl"]),
-        "top1_agreement": _check(measured["top1_agreement"], limits["top1_agreement"], higher_is_better=True),
-        "greedy_identical": _check(measured["greedy_identical"], limits["greedy_identical"], higher_is_better=True),
-    }
-    failures += [_describe_failure(name, c) for name, c in checks.items() if not c["passed"]]
-    result = {
-        "status": "failed" if failures else "clean",
-        "failures": failures,
-        "warnings": warnings,
-        "reference": f"adapter through PEFT on the {reference}",
-        "dtype": dtype,
-        "compute_dtype": "float32" if device == "cpu" else dtype,
-        "weights": weights,
-        "logits": checks,
-        "probes": len(prompts),
-        "positions": measured["positions"],
-        "adapter_sha256": tree_sha256(adapter_dir),
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
+    checks = LogitChecks(
+        max_abs_logit_diff=_check(measured["max_abs_logit_diff"], limits["max_abs_logit_diff"]),
+        mean_kl=_check(measured["mean_kl"], limits["mean_kl"]),
+        top1_agreement=_check(measured["top1_agreement"], limits["top1_agreement"], higher_is_better=True),
+        greedy_identical=_check(measured["greedy_identical"], limits["greedy_identical"], higher_is_better=True),
+    )
+    failures += [_describe_failure(name, c) for name, c in checks if not c.passed]
+    result = Verification(
+        status="failed" if failures else "clean",
+        failures=failures,
+        warnings=warnings,
+        reference=f"adapter through PEFT on the {reference}",
+        dtype=dtype,
+        compute_dtype="float32" if device == "cpu" else dtype,
+        weights=weights,
+        logits=checks,
+        probes=len(prompts),
+        positions=measured["positions"],
+        adapter_sha256=tree_sha256(adapter_dir),
+        seconds=round(time.perf_counter() - t0, 3),
+    )
     if failures:
         raise MergeNotClean(f"{merged}: the merge is NOT clean: {'; '.join(failures)} "
-                            f"(reference: {result['reference']})", result)
+                            f"(reference: {result.reference})", result)
     return result
 
 
 def check_and_report(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike, merged_dir: str | os.PathLike,
-                     report_path: str | os.PathLike, probes: list[list[dict[str, str]]] | None = None) -> dict[str, Any]:
+                     report_path: str | os.PathLike, probes: list[list[dict[str, str]]] | None = None) -> Verification:
     """`hone verify-merge`: verify, write the result (clean or not) to `report_path`, raise if not clean."""
     from hone.atomic import write_text_atomic
 
@@ -303,9 +304,9 @@ def check_and_report(base_dir: str | os.PathLike, adapter_dir: str | os.PathLike
     try:
         result = verify_merge(base_dir, adapter_dir, merged_dir, probes=probes)
     except MergeNotClean as e:
-        write_text_atomic(report, json.dumps({**body, "status": "failed", "verification": e.result}, indent=2,
-                                             sort_keys=True, default=str) + "\n")
+        write_text_atomic(report, json.dumps({**body, "status": "failed", "verification": e.result.model_dump(
+            mode="json")}, indent=2, sort_keys=True) + "\n")
         raise HoneError(f"{e}; details in {report}") from None
-    write_text_atomic(report, json.dumps({**body, "status": "clean", "verification": result}, indent=2,
-                                         sort_keys=True, default=str) + "\n")
+    write_text_atomic(report, json.dumps({**body, "status": "clean", "verification": result.model_dump(mode="json")},
+                                         indent=2, sort_keys=True) + "\n")
     return result

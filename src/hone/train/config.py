@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
+
+from hone.stage_contract import StageConfig
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(StageConfig):
     """Training settings (a YAML mapping or CLI flags). Unknown keys are an error."""
-
-    model_config = ConfigDict(extra="forbid")
 
     method: Literal["lora", "full"] = "lora"
     lora_r: int = Field(16, ge=1)

@@ -9,7 +9,6 @@ reference model is the base with the adapter switched off; for full training TRL
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -18,6 +17,7 @@ from hone.chat import encode, encode_training, render_prompt
 from hone.records import PreferencePair, read_records
 from hone.train.callbacks import ProgressFactory
 from hone.train.config import TrainConfig
+from hone.train.result import TrainResult
 
 
 class DPOTrainConfig(TrainConfig):
@@ -64,7 +64,7 @@ def _dpo_trainer(model: Any, common: dict[str, Any], rows: list[dict[str, Any]],
 
 
 def run_dpo(config: DPOTrainConfig, data_path: str | os.PathLike, base_dir: str | os.PathLike,
-            out_dir: str | os.PathLike, progress: ProgressFactory | None = None) -> Path:
+            out_dir: str | os.PathLike, *, progress: ProgressFactory | None = None) -> TrainResult:
     """DPO on PreferencePair JSONL from the model in `base_dir`; adapter (or model) and lineage in `out_dir`.
     Skips, resumes and refuses exactly like `run_train`."""
     from hone.train.stage import run_training

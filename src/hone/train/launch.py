@@ -33,6 +33,11 @@ def inside_launch() -> bool:
     return os.environ.get(LAUNCHED_ENV) == "1"
 
 
+def main_process() -> bool:
+    """False in the other workers of `accelerate launch`: only the main process reports."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def line_progress() -> ProgressFactory:
     """The workers' progress factory: `hone-progress DONE TOTAL` lines on stdout, read by the launching process."""
     def factory(todo: int, done: int):
@@ -74,7 +79,8 @@ def launch_command(config: Any, objective: str, data: Path, base: Path, out: Pat
 
 def _settings_file(config: Any, out: Path) -> Path:
     path = out.with_name(out.name + ".launch.yaml")
-    write_text_atomic(path, yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(json.loads(config.model_dump_json(exclude={"restart", "overwrite"})),
+                                         sort_keys=False))
     return path
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from hone.errors import HoneError
 from hone.train.config import TrainConfig
+from hone.train.result import TrainResult
 
 # objective -> (its config class, its run function), as "module:name"
 OBJECTIVES = {
@@ -21,13 +20,6 @@ OBJECTIVES = {
 }
 # Config keys whose flag is spelled otherwise.
 _FLAGS = {"per_device_batch_size": "batch-size", "learning_rate": "lr", "gradient_accumulation_steps": "grad-accum"}
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    out: Path
-    skipped: bool  # the folder already held this exact training (same base, data and settings)
-    lineage: dict[str, Any]
 
 
 def _load(ref: str) -> Any:
@@ -60,12 +52,7 @@ def train_settings(objective: str, config_path: str | os.PathLike | None, flags:
 
 
 def train(objective: str, config: TrainConfig, data: str | os.PathLike, base: str | os.PathLike,
-          out: str | os.PathLike, progress: Any = None) -> TrainResult:
-    """Train (or skip an identical finished run, or resume a killed one) and return what the folder now holds."""
-    from hone.models.lineage import read_lineage
-
+          out: str | os.PathLike, *, progress: Any = None) -> TrainResult:
+    """Train (or skip an identical finished run, or resume a killed one) with the objective's stage function."""
     _, run = _objective(objective)
-    out = Path(out)
-    finished_before = read_lineage(out) is not None
-    run(config, data, base, out, progress=progress)
-    return TrainResult(out=out, skipped=finished_before, lineage=read_lineage(out) or {})
+    return run(config, data, base, out, progress=progress)

@@ -9,12 +9,11 @@ complete checkpoint; the output folder only looks finished once `lineage.json` i
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
-
 
 from hone.train.callbacks import ProgressFactory
 from hone.train.config import TrainConfig
+from hone.train.result import TrainResult
 
 
 def _sft_trainer(model: Any, common: dict[str, Any], rows: list[dict[str, Any]], tokenizer: Any, lora: Any,
@@ -33,12 +32,12 @@ def _sft_trainer(model: Any, common: dict[str, Any], rows: list[dict[str, Any]],
 
 
 def run_train(config: TrainConfig, data_path: str | os.PathLike, base_dir: str | os.PathLike,
-              out_dir: str | os.PathLike, progress: ProgressFactory | None = None) -> Path:
+              out_dir: str | os.PathLike, *, progress: ProgressFactory | None = None) -> TrainResult:
     """Train on `data_path` from the model in `base_dir`; write the adapter (or model) and lineage to `out_dir`.
 
-    Data: SFTExample / `messages` JSONL, or prompt/completion JSONL. Skips when `out_dir` already holds the
-    result of the same base, data and settings; resumes from the last complete checkpoint in
-    `out_dir/checkpoints`; refuses to mix runs with different settings in one folder.
+    Data: SFTExample / `messages` JSONL, or prompt/completion JSONL. Skips (`skipped`) when `out_dir` already
+    holds the result of the same base, data and settings; resumes from the last complete checkpoint in
+    `out_dir/checkpoints`; refuses to mix runs with different settings in one folder unless `config.restart`.
     """
     from hone.train.data import read_conversations, tokenize
     from hone.train.stage import run_training

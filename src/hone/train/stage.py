@@ -21,12 +21,13 @@ from hone.errors import HoneError
 from hone.models.lineage import LINEAGE_FILE, base_origin, read_lineage, write_lineage
 from hone.train.callbacks import ProgressFactory, require_free
 from hone.train.config import TrainConfig
+from hone.train.result import TrainResult
 
 CHECKPOINTS = "checkpoints"
 RUN_FILE = "run.json"
 # Settings that change how a run is kept, not what it learns: they may differ on resume.
 _BOOKKEEPING = {"save_steps", "save_total_limit", "keep_checkpoints", "report_to", "logging_steps", "launcher",
-                "accelerate_config"}
+                "accelerate_config", "restart", "overwrite"}
 
 Rows = tuple[list[dict[str, Any]], dict[str, Any]]
 # (model, common TrainingArguments keywords, rows, tokenizer, LoRA config or None) -> a transformers Trainer
@@ -185,9 +186,10 @@ def _library_deprecations_hidden() -> Iterator[None]:
 
 def run_training(config: TrainConfig, data_path: str | os.PathLike, base_dir: str | os.PathLike,
                  out_dir: str | os.PathLike, progress: ProgressFactory | None, *, objective: str,
-                 load_rows: Callable[[Any], Rows], make_trainer: MakeTrainer) -> Path:
-    """Skip a finished identical run, refuse a folder of another run, resume from the last complete checkpoint,
-    train, and write the result with its lineage. `load_rows(tokenizer)` and `make_trainer` are the objective."""
+                 load_rows: Callable[[Any], Rows], make_trainer: MakeTrainer) -> TrainResult:
+    """Skip a finished identical run, refuse a folder of another run (`config.restart` discards it instead),
+    resume from the last complete checkpoint, train, and write the result with its lineage. `load_rows(tokenizer)`
+    and `make_trainer` are the objective."""
     from hone.hashing import file_sha256
     from hone.models.loading import inspect_model_dir, load_tokenizer, weights_sha256
     from hone.runs import package_versions
@@ -206,24 +208,28 @@ def run_training(config: TrainConfig, data_path: str | os.PathLike, base_dir: st
     done = read_lineage(out) if (out / LINEAGE_FILE).exists() else None
     if done is not None:
         if done.get("fingerprint") == fingerprint:
-            return out
-        raise HoneError(f"{out}: already holds a finished model trained with other inputs or settings "
-                        f"({_differences(done.get('fingerprint') or {}, fingerprint)} differ); "
-                        "choose another output folder or delete it")
+            return TrainResult.read(out, skipped=True)
+        if not config.restart:
+            raise HoneError(f"{out}: already holds a finished model trained with other inputs or settings "
+                            f"({_differences(done.get('fingerprint') or {}, fingerprint)} differ); "
+                            "choose another output folder, delete it, or pass --restart to replace it")
+        shutil.rmtree(out)
     ckpt_dir = out / CHECKPOINTS
     run_file = ckpt_dir / RUN_FILE
     if run_file.exists():
         earlier = json.loads(run_file.read_text())
         if earlier != fingerprint:
-            raise HoneError(f"{ckpt_dir}: checkpoints of a run with other inputs or settings "
-                            f"({_differences(earlier, fingerprint)} differ); resuming would mix them; "
-                            "choose another output folder or delete its checkpoints")
+            if not config.restart:
+                raise HoneError(f"{ckpt_dir}: checkpoints of a run with other inputs or settings "
+                                f"({_differences(earlier, fingerprint)} differ); resuming would mix them; "
+                                "choose another output folder, delete its checkpoints, or pass --restart")
+            shutil.rmtree(ckpt_dir)
     if not rows:
         raise HoneError(f"{data}: no row keeps an answer token within max_length={config.max_length}")
     from hone.train.launch import inside_launch, run_launched
 
     if config.launcher == "accelerate" and not inside_launch():
-        return run_launched(config, objective, data, base, out, progress)
+        return TrainResult.read(run_launched(config, objective, data, base, out, progress), skipped=False)
     device, dtype, checkpointing = _hardware(config)
 
     import transformers
@@ -273,7 +279,7 @@ def run_training(config: TrainConfig, data_path: str | os.PathLike, base_dir: st
                      "quantization": quantization.model_dump() if quantization else None,
                      "origin": base_origin(base)},
             "data": {"path": str(data.resolve()), "sha256": fingerprint["data_sha256"], **stats},
-            "config": config.model_dump(),
+            "config": config.model_dump(exclude={"restart", "overwrite"}),
             "fingerprint": fingerprint,
             "training": {"steps": trainer.state.global_step, "device": device,
                          "processes": trainer.accelerator.num_processes,
@@ -287,4 +293,4 @@ def run_training(config: TrainConfig, data_path: str | os.PathLike, base_dir: st
         if not config.keep_checkpoints and ckpt_dir.exists():
             shutil.rmtree(ckpt_dir)
     trainer.accelerator.wait_for_everyone()
-    return out
+    return TrainResult.read(out, skipped=False)

@@ -1,0 +1,102 @@
+"""`bench.json`, typed: what the bench stage measured per suite. `BenchReport.to_json()` is the file's content.
+
+Optional parts (a reference's figures, pass@k, the sandbox line) are absent from the file when absent from the
+run, exactly as `hone.bench.summary` builds them; `hone report` and `hone status` read the file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Accuracy(_Part):
+    """Counts, accuracy with its 95% CI, and pass@k when there are several samples (`summary.accuracy_block`)."""
+
+    tasks: int
+    graded_tasks: int
+    answers: int
+    passed: int = Field(alias="pass")
+    fail: int
+    error: int
+    timeouts: int
+    accuracy: float | None
+    ci95: list[float] | None
+    ci_method: str | None = None
+    pass_at_k: dict[str, float] | None = None
+
+
+class GroundTruth(_Part):
+    """Win / tie / loss against the reference on tasks with ground truth, and the paired test."""
+
+    win: int
+    tie: int
+    loss: int
+    not_compared: list[dict[str, str]]
+    missing_in_reference: list[str]
+    paired: dict[str, Any]  # hone.bench.stats.paired_compare
+
+
+class OpenComparison(_Part):
+    """Open tasks judged pairwise against the reference (all `not_compared` without a judge)."""
+
+    tasks: int
+    judge: str | None
+    win: int
+    tie: int
+    loss: int
+    error: int
+    not_compared: int
+
+
+class Comparison(_Part):
+    ground_truth: GroundTruth
+    open: OpenComparison
+
+
+class SuiteReport(_Part):
+    path: str
+    sha256: str
+    accuracy: Accuracy
+    categories: dict[str, Accuracy]
+    open_tasks: int
+    warnings: list[str]
+    reference_accuracy: Accuracy | None = None
+    comparison: Comparison | None = None
+
+
+class SuiteContamination(_Part):
+    tasks: int
+    contaminated: list[dict[str, Any]]  # {"id", "overlap"} at or above `flag_at`
+    overlapping: list[dict[str, Any]]
+
+
+class Contamination(_Part):
+    """N-gram overlap of every suite with the training files (`hone.bench.suites.contamination`)."""
+
+    train_files: list[str]
+    ngram: int
+    flag_at: float
+    suites: dict[str, SuiteContamination]
+
+    def flagged(self) -> int:
+        return sum(len(s.contaminated) for s in self.suites.values())
+
+
+class BenchReport(_Part):
+    model: str
+    params: dict[str, Any]
+    reference: str | None
+    suites: dict[str, SuiteReport]
+    contamination: Contamination | None
+    versions: dict[str, str]
+    sandbox: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """bench.json's content: the parts this run has, in the order they were always written."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
