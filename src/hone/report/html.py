@@ -272,10 +272,15 @@ def render_html(arms: dict[str, dict[str, Any]], dirs: dict[str, Path], out_path
         "<h2>Merge verification</h2>", _merges(arms, dirs),
         "<h2>Failure clusters</h2>", _clusters(arms, dirs),
     ]
-    if extra.get("base"):
-        curve = extra["base"].get("curve") or []
+    base = extra.get("base") or {}
+    if base.get("curve"):
         body += ["<h2>Starting model</h2>", _table(["supervised steps", "dev accuracy"],
-                                                  [[c["steps"], _pct(c["dev_accuracy"])] for c in curve], {0, 1})]
+                                                  [[c["steps"], _pct(c["dev_accuracy"])] for c in base["curve"]],
+                                                  {0, 1})]
+    elif base.get("imported_from"):
+        body += ["<h2>Starting model</h2>",
+                 f"<p>{_e(base['imported_from'])} ({_e(base['quantization'])}, sha256 {_e(base['sha256'][:12])}), "
+                 "dequantized to float32 by <code>hone models import</code>.</p>"]
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8>"
             f"<meta http-equiv=Content-Security-Policy content=\"{CSP}\">"
             f"<meta name=viewport content='width=device-width,initial-scale=1'><title>{_e(title)}</title>"

@@ -314,7 +314,8 @@ def run_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     cmd = _read_json(run_dir / COMMAND_FILE)
     out["process"] = {"pid": (cmd or {}).get("pid"), "alive": _alive(cmd)}
     summary = _read_json(run_dir / "summary.json") or {}
-    fallback = ["hone", "demo", "-o", str(run_dir), "--seed", str(summary.get("seed", 0)),
+    fallback = ["hone", "demo", "-o", str(run_dir), "--model", str(summary.get("model", "tiny")),
+                "--seed", str(summary.get("seed", 0)),
                 "--size", str(summary.get("size", "full"))]
     out["resume"] = None if out["finished"] else resume_command(run_dir, fallback)
     return out
