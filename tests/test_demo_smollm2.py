@@ -24,7 +24,8 @@ HONE = [sys.executable, "-m", "hone.cli"]
 
 def _problem(task):
     a, b = task.meta["operands"]
-    return (task.meta["category"], *sorted((a, b))) if task.meta["category"] == "addition" else (task.meta["category"], a, b)
+    kind = task.meta["category"]
+    return (kind, *sorted((a, b))) if kind == "addition" else (kind, a, b)
 
 
 def test_add_sub_splits_are_disjoint_even_reordered():

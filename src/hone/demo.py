@@ -199,14 +199,13 @@ def arms_compared(out: Path, arms: dict[str, Any]) -> dict[str, Any]:
     from hone.bench.stats import paired_compare
     from hone.records import Verdict, read_records
 
+    last = {arm: max(r["round"] for r in s["rounds"] if r["promoted"]) for arm, s in arms.items()}
     correct = {}
     for arm, s in arms.items():
-        last = max(r["round"] for r in s["rounds"] if r["promoted"])
         suite = next(iter(s["rounds"][0]["suites"]))  # a demo benches one held-out suite
-        verdicts = read_records(out / arm / f"round-{last}" / "bench" / suite / "verdicts.jsonl", Verdict)
+        verdicts = read_records(out / arm / f"round-{last[arm]}" / "bench" / suite / "verdicts.jsonl", Verdict)
         correct[arm] = {v.id: v.verdict == "pass" for v in verdicts}
-    return {"verified_round": max(r["round"] for r in arms["verified"]["rounds"] if r["promoted"]),
-            "control_round": max(r["round"] for r in arms["control"]["rounds"] if r["promoted"]),
+    return {"verified_round": last["verified"], "control_round": last["control"],
             **paired_compare(correct["control"], correct["verified"])}
 
 

@@ -22,8 +22,6 @@ from hone.records import Generation, Task, Verdict, read_tasks, write_records
 
 if TYPE_CHECKING:
     from hone.bench.run import BenchResult
-
-if TYPE_CHECKING:
     from hone.judge.factory import JudgeSetup
 
 Say = Callable[[str], None]
@@ -116,12 +114,14 @@ def _judge(config: LoopConfig, tasks: Path, gens: Path, out: Path, run_dir: Path
         from hone.grade.run import GradeConfig, run_grade
 
         with stage_bar(f"{label} · grade") as bar:
-            return run_grade(GradeConfig(sandbox=config.sandbox, restart=restart), tasks, gens, out, progress=bar).verdicts
+            grading = GradeConfig(sandbox=config.sandbox, restart=restart)
+            return run_grade(grading, tasks, gens, out, progress=bar).verdicts
     from hone.judge.run import JudgeStageConfig, run_judge
     from hone.report.status import spend_text
 
     with stage_bar(f"{label} · judge", note=lambda: spend_text(run_dir, config.judge_config.budget_usd)) as bar:
-        run = run_judge(JudgeStageConfig(judge=_judge_setup(config, run_dir), restart=restart), tasks, gens, out, progress=bar)
+        judging = JudgeStageConfig(judge=_judge_setup(config, run_dir), restart=restart)
+        run = run_judge(judging, tasks, gens, out, progress=bar)
     if run.counts["unfinished"]:
         raise HoneError(f"{out}: {run.counts['unfinished']} items ended in errors a re-run may fix (API, budget); "
                         "run the same command again to finish them before training on this round")

