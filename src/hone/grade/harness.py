@@ -440,53 +440,6 @@ class Candidate:
             self.status = os.waitstatus_to_exitcode(status)
 
 
-def _reshape_filesystem(pairs, workdir, disk_mb, uid):
-    """What the candidate sees of the filesystem, inside our private mount namespace (root only).
-
-    `pairs` are (dir, entry or None). Each dir is covered by an empty, root-owned tmpfs (mode 755) and only
-    the named entries are bind-mounted back, read-only: directories other users cannot traverse (e.g. /root
-    holding the interpreter under .pyenv) become reachable without showing anything else in them, world-writable
-    directories (/tmp, /dev/shm, ...) stop being writable, and an interpreter or venv installed under one of them
-    stays usable. The candidate's own directory becomes a tmpfs of `disk_mb`, owned by its uid, so it cannot fill
-    the host's disk.
-    """
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    ms_rdonly, ms_remount, ms_bind, ms_rec = 1, 32, 4096, 16384
-    # statvfs flag -> mount flag that a read-only remount must repeat (the kernel refuses to drop locked ones)
-    kept_flags = ((2, 2), (4, 4), (8, 8), (1024, 1024), (2048, 2048), (4096, 1 << 21))
-
-    def mount(source, target, fstype, flags, options):
-        if libc.mount(source, target.encode(), fstype, flags, options) != 0:
-            raise OSError(ctypes.get_errno(), f"sandbox: mounting {target}")
-
-    def read_only(target):
-        current = os.statvfs(target).f_flag
-        extra = sum(ms for st, ms in kept_flags if current & st)
-        mount(None, target, None, ms_remount | ms_bind | ms_rdonly | extra, None)
-
-    keep = {}
-    for parent, child in pairs:
-        keep.setdefault(parent, [])
-        if child:
-            keep[parent].append(child)
-    for parent in sorted(keep, key=len):
-        fds = {c: os.open(os.path.join(parent, c), os.O_PATH) for c in keep[parent]}
-        mount(b"tmpfs", parent, b"tmpfs", 0, b"mode=0755,size=64k")
-        for child, fd in fds.items():
-            target = os.path.join(parent, child)
-            if os.path.isdir(f"/proc/self/fd/{fd}"):
-                os.mkdir(target)
-            else:
-                open(target, "w").close()
-            mount(f"/proc/self/fd/{fd}".encode(), target, None, ms_bind | ms_rec, None)
-            read_only(target)
-            os.close(fd)
-    mount(b"tmpfs", workdir, b"tmpfs", 0, f"mode=0700,size={disk_mb}m,uid={uid},gid={uid}".encode())
-    os.chdir(workdir)
-
-
 def _kill_uid(uid):
     """Kill every process left under the candidate's uid, including any that left its process group."""
     pid = os.fork()
@@ -519,13 +472,12 @@ def check(job):
     req_r, req_w = os.pipe()
     resp_r, resp_w = os.pipe()
     out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
-    if job.get("expose"):
-        _reshape_filesystem(job["expose"], workdir, limits["disk_mb"], uid)
     out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     err_fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    if uid is not None:
-        os.fchown(out_fd, uid, uid)
-        os.fchown(err_fd, uid, uid)
+    if uid is not None:  # the candidate's folder and output files become its own; nothing else is
+        for fd in (out_fd, err_fd):
+            os.fchown(fd, uid, uid)
+        os.chown(workdir, uid, uid)
     proc = Candidate(_spawn_candidate(job, req_r, resp_w, out_fd, err_fd))
     for fd in (req_r, resp_w, out_fd, err_fd):
         os.close(fd)

@@ -2,11 +2,12 @@
 
 Layers, outermost first (docs/sandbox.md says what each does and does not protect against):
 * a new session (process group) killed as a whole at the wall-clock limit;
-* `unshare`: network, PID and mount namespaces (no network; the tree dies with its first process; a private
-  /proc), where the machine allows it: as root, or through a user namespace;
-* as root, the candidate runs under a fresh unprivileged uid, in its own temp dir (the only place it can write),
-  which also makes RLIMIT_NPROC a real cap on forks; world-writable dirs are hidden and the interpreter it needs
-  is shown read-only, wherever it is installed (under /tmp, a 0700 home, behind a symlink);
+* bubblewrap (`bwrap`): a new, empty root filesystem that shows only an allow-list, read-only (the system's
+  shared libraries, the interpreter, its standard library and site-packages) plus the candidate's own empty
+  tmpfs; no data, task, run, cache or home folder exists in it, whatever its mode on the host; and network,
+  PID, IPC and UTS namespaces (no network; the tree dies with its first process; a private /proc);
+* as root, the candidate runs under a fresh unprivileged uid, in its own folder (the only place it can write),
+  which also makes RLIMIT_NPROC a real cap on forks;
 * resource limits on the candidate: CPU time, address space, file size, processes, open files, no core dumps;
 * an empty environment (no API keys), stdin closed;
 * inside the candidate's interpreter, a Python audit-hook guard (harness.install_guard);
@@ -38,7 +39,19 @@ from hone.errors import HoneError
 from hone.redaction import strip_secrets
 
 _HARNESS = Path(__file__).with_name("harness.py")
-_NS_FLAGS = ["--net", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc"]
+# Namespaces and process handling for bwrap; the filesystem view is added by `view_args`.
+_BWRAP_FLAGS = ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                "--die-with-parent", "--new-session")
+# As root, the checker keeps only what it needs: hand its folder and output files to the candidate's uid, switch
+# to that uid, kill what is left under it, and read the candidate's output files back.
+_CHECKER_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETUID", "CAP_SETGID", "CAP_KILL")
+# What the view shows besides the interpreter: the shared libraries it and compiled extension modules load
+# (directories, or the merged-/usr symlinks to them) and the dynamic loader's cache. No /etc beyond that.
+_SYSTEM_PATHS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32", "/lib", "/lib64", "/lib32", "/libx32",
+                 "/etc/ld.so.cache")
+WORKDIR = "/sandbox"  # the candidate's own folder inside the view
+HARNESS_IN_VIEW = "/harness.pyc"
+_UNWRAPPED = ": candidates see the whole filesystem (answers included) and the network is NOT isolated"
 # Unprivileged uids for candidates (root only): far above ordinary accounts, random per run.
 _UID_RANGE = (1_000_000, 1_900_000)
 # The self-test runs a correct answer under the full setup; on a loaded machine it is retried with more time
@@ -58,7 +71,7 @@ class Limits:
     timeout_s: float = 10.0
     memory_mb: int = 2048
     file_mb: int = 16
-    disk_mb: int = 64  # the candidate's directory, where the machine allows a private tmpfs for it
+    disk_mb: int = 64  # the candidate's folder, a private tmpfs inside the bwrap view
     nproc: int = 32
     nofile: int = 128
     cpu_s: float | None = None  # default: the wall-clock timeout + 1 s
@@ -74,25 +87,23 @@ class Isolation:
     """What this machine lets the sandbox do; recorded in every code verdict's evidence."""
 
     drop_uid: bool
-    unshare: tuple[str, ...]
+    wrap: tuple[str, ...]  # the bwrap command line up to the program (namespaces and the view); () without
     notes: tuple[str, ...] = field(default_factory=tuple)
-    expose: tuple[tuple[str, str | None], ...] = ()  # see harness._reshape_filesystem
 
     @property
     def network_isolated(self) -> bool:
-        return "--net" in self.unshare
+        return bool(self.wrap)
 
     @property
     def full(self) -> bool:
-        """Every layer: separate uid, network/pid/mount namespaces (and so the private mounts)."""
-        return self.drop_uid and self.network_isolated
+        """Every layer: separate uid, the allow-listed filesystem view and the namespaces."""
+        return self.drop_uid and bool(self.wrap)
 
     def missing(self) -> list[str]:
         """What stops this setup from being full isolation, in words a user can act on."""
         why = []
-        if not self.network_isolated:
-            why.append(next((n.split(": the network")[0] for n in self.notes if "NOT isolated" in n),
-                            "no network, pid and mount namespaces"))
+        if not self.wrap:
+            why.append(next((n for n in self.notes if n.endswith(_UNWRAPPED)), "no bwrap sandbox" + _UNWRAPPED))
         if not self.drop_uid:
             why.append("candidates would run under the grader's own uid ("
                        + ("the interpreter is not reachable by other users" if os.geteuid() == 0 else
@@ -101,34 +112,20 @@ class Isolation:
 
     def describe(self) -> str:
         parts = ["separate uid" if self.drop_uid else "same uid as the grader"]
-        parts.append("network, pid and mount namespaces" if self.unshare else "NO namespaces (network reachable)")
+        parts.append("allow-listed read-only filesystem, network, pid and mount namespaces (bwrap)" if self.wrap
+                     else "NO namespaces (network reachable, whole filesystem readable)")
         return ", ".join(parts) + "; rlimits; Python guard"
 
 
-def _probe(argv: list[str]) -> str | None:
-    """None when `argv` runs and exits 0, else the reason it does not (a slow start is given a second, longer try)."""
-    for timeout in (10, 60):
-        try:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            why = str(e)
-            continue
-        except OSError as e:
-            return str(e)
-        return None if done.returncode == 0 else (done.stderr.decode(errors="replace").strip()
-                                                  or f"exit {done.returncode}")
-    return why
-
-
 def _python_paths() -> list[str]:
-    """Real paths of everything the sandbox's interpreters load: binary, prefixes, stdlib, libpython, site dirs."""
+    """Real paths of everything the sandbox's interpreters load: binary, stdlib, its compiled modules, libpython
+    (when shared) and the site dirs (a venv's own, not the rest of the venv)."""
     import sysconfig
 
-    paths = [sys.executable, sys.prefix, sys.base_prefix, *_site_paths()]
-    paths += [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib")]
-    libdir = sysconfig.get_config_var("LIBDIR")
-    if libdir and os.path.isdir(libdir):
-        paths.append(libdir)
+    config = sysconfig.get_config_var
+    paths = [sys.executable, sysconfig.get_paths()["stdlib"], *_site_paths()]
+    paths += [p for p in (config("DESTSHARED"), os.path.join(config("LIBDIR") or "", config("INSTSONAME") or ""))
+              if p and os.path.exists(p)]
     return sorted({os.path.realpath(p) for p in paths})
 
 
@@ -139,6 +136,27 @@ def _outermost(paths: list[str]) -> list[str]:
         if not any(p == o or p.startswith(o.rstrip(os.sep) + os.sep) for o in out):
             out.append(p)
     return out
+
+
+def view_args(python_paths: list[str]) -> list[str]:
+    """bwrap arguments for the candidate's filesystem: an empty root in which only the system's libraries and
+    `python_paths` are bind-mounted read-only at their real paths (each folder on the way is created, mode 755,
+    empty but for the next step: a venv in a 0700 home or under /tmp is reachable, nothing beside it is), a
+    private /proc and a minimal /dev."""
+    args: list[str] = []
+    binds = []
+    for path in _SYSTEM_PATHS:
+        if os.path.islink(path):  # merged /usr: /lib -> usr/lib
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.exists(path):
+            binds.append(os.path.realpath(path))
+    binds = _outermost([*binds, *python_paths])
+    folders = {str(parent) for b in binds for parent in Path(b).parents if str(parent) != "/"}
+    for folder in sorted(folders, key=lambda f: (f.count(os.sep), f)):
+        args += ["--perms", "0755", "--dir", folder]
+    for path in binds:
+        args += ["--ro-bind", path, path]
+    return [*args, "--proc", "/proc", "--dev", "/dev"]
 
 
 def blocked_ancestors(paths: list[str]) -> tuple[tuple[str, str], ...]:
@@ -156,33 +174,6 @@ def blocked_ancestors(paths: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(found))
 
 
-_SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
-
-
-def writable_covers(keep: list[str]) -> tuple[tuple[str, str | None], ...]:
-    """(dir, entry) pairs that hide every world-writable dir behind an empty tmpfs and show only the paths in
-    `keep` inside it: each dir on the way down is covered too, keeping just the next step, so a venv under
-    /tmp/clone is shown without the rest of /tmp/clone."""
-    found: set[tuple[str, str | None]] = set()
-    kept = _outermost([os.path.realpath(k) for k in keep])
-    for d in _SHARED_WRITABLE:
-        real = os.path.realpath(d)
-        try:
-            if not (os.path.isdir(real) and os.stat(real).st_mode & 0o002):
-                continue
-        except OSError:
-            continue
-        found.add((real, None))
-        for path in kept:
-            rel = os.path.relpath(path, real)
-            if rel == "." or rel.startswith(".."):
-                continue
-            parts = rel.split(os.sep)
-            for i, part in enumerate(parts):
-                found.add((os.path.join(real, *parts[:i]), part))
-    return tuple(sorted(found, key=lambda pair: (pair[0], pair[1] or "")))
-
-
 def isolation(mode: str | None = None) -> Isolation:
     """Probe once per process. `mode` (or HONE_SANDBOX) = "auto" | "none" forces the weakest setup for tests."""
     mode = mode or os.environ.get("HONE_SANDBOX", "auto")
@@ -197,24 +188,22 @@ def _probe_isolation(mode: str) -> Isolation:
         raise HoneError(f"HONE_SANDBOX={mode!r}: use auto or none")
     root = os.geteuid() == 0
     if mode == "none":
-        return _without_namespaces(root, "namespaces turned off (HONE_SANDBOX=none): the network is NOT isolated")
-    exe = shutil.which("unshare")
+        return _without_namespaces(root, "namespaces turned off (HONE_SANDBOX=none)")
+    exe = shutil.which("bwrap")
     if not exe:
-        return _without_namespaces(root, "no `unshare` binary: the network is NOT isolated")
-    flags = _NS_FLAGS if root else ["--user", "--map-root-user", *_NS_FLAGS]
-    why = _probe([exe, *flags, "true"])
+        return _without_namespaces(root, "no `bwrap` binary (install bubblewrap, e.g. `apt-get install "
+                                         "bubblewrap`)")
+    privileges = [arg for cap in _CHECKER_CAPS for arg in ("--cap-add", cap)] if root else ["--unshare-user"]
+    wrapped = Isolation(drop_uid=root, wrap=(exe, *_BWRAP_FLAGS, *(["--cap-drop", "ALL"] if root else []),
+                                             *privileges, *view_args(_python_paths())))
+    why = _self_test(wrapped)
     if why is None:
-        paths = _python_paths()
-        expose = (*blocked_ancestors(paths), *writable_covers(paths)) if root else ()
-        full = Isolation(drop_uid=root, unshare=(exe, *flags), expose=expose)
-        why = _self_test(full)
-        if why is None:
-            return full
-    return _without_namespaces(root, f"`unshare {' '.join(flags)}` failed ({why[:200]}): the network is NOT isolated")
+        return wrapped
+    return _without_namespaces(root, f"`bwrap` failed ({why[:200]})")
 
 
 def _self_test(iso: Isolation) -> str | None:
-    """Grade one correct answer with this setup (mounts or uid changes can fail where `unshare` works).
+    """Grade one correct answer with this setup (mounts or uid changes can fail where namespaces work).
 
     Only a run that went wrong for a reason other than time is final: a timeout on a busy machine is retried
     with the next, longer limit of _SELF_TEST_TIMEOUTS, so load alone never steps the sandbox down.
@@ -242,17 +231,19 @@ def require(level: str = "strict", mode: str | None = None) -> Isolation:
     iso = isolation(mode)
     if level == "strict" and not iso.full:
         raise HoneError(f"refusing to run model-written code: the sandbox cannot isolate it here "
-                        f"({'; '.join(iso.missing())}); run Hone as root where `unshare` works (e.g. in a "
-                        f"container), or accept {iso.describe()!r} with --sandbox weak (config: `sandbox: weak`)")
+                        f"({'; '.join(iso.missing())}); run Hone as root with bubblewrap (`bwrap`) where it can "
+                        f"create namespaces (e.g. in a container), or accept {iso.describe()!r} with --sandbox weak "
+                        f"(config: `sandbox: weak`)")
     return iso
 
 
-def _without_namespaces(root: bool, note: str) -> Isolation:
-    """No mount namespace: a separate uid is only possible when it can reach the interpreter."""
+def _without_namespaces(root: bool, why: str) -> Isolation:
+    """No bwrap view: a separate uid is only possible when it can reach the interpreter."""
+    note = why + _UNWRAPPED
     if root and blocked_ancestors(_python_paths()):
-        return Isolation(drop_uid=False, unshare=(), notes=(
+        return Isolation(drop_uid=False, wrap=(), notes=(
             note, "the Python interpreter is not reachable by other users, so candidates run as root"))
-    return Isolation(drop_uid=root, unshare=(), notes=(note,))
+    return Isolation(drop_uid=root, wrap=(), notes=(note,))
 
 
 def _harness_program() -> str:
@@ -326,21 +317,24 @@ def run_tests(source: str, tests: str, *, style: str, entry_point: str | None = 
 
 def _run(iso: Isolation, source: str, tests: str, *, style: str, entry_point: str | None, prompt: str | None,
          limits: Limits, guard: bool) -> dict:
-    workdir = tempfile.mkdtemp(prefix="run-", dir=_private_root())
     uid = random.randint(*_UID_RANGE) if iso.drop_uid else None
-    if uid is not None:
-        os.chown(workdir, uid, uid)
     nonce = secrets.token_hex(16)
+    python = os.path.realpath(sys.executable)  # a venv's symlinks may lead through folders the view leaves out
+    if iso.wrap:
+        host_dir, workdir, harness = None, WORKDIR, HARNESS_IN_VIEW
+        argv = [*iso.wrap, "--size", str(limits.disk_mb << 20), "--perms", "0700", "--tmpfs", WORKDIR,
+                "--ro-bind", _harness_program(), HARNESS_IN_VIEW, "--chdir", WORKDIR, "--"]
+    else:
+        host_dir = workdir = tempfile.mkdtemp(prefix="run-", dir=_private_root())
+        harness, argv = _harness_program(), []
+    argv += [python, "-I", "-S", harness, "check"]
     job = {"source": source, "tests": tests, "style": style, "entry_point": entry_point, "prompt": prompt,
            "limits": limits.as_job(), "guard": guard, "uid": uid, "nonce": nonce, "env": clean_env(workdir),
-           "site_paths": [os.path.realpath(p) for p in _site_paths()], "harness": _harness_program(),
-           "python": os.path.realpath(sys.executable),
-           "expose": [*iso.expose, *writable_covers([_private_root()])] if iso.drop_uid and iso.unshare else []}
-    argv = [*iso.unshare, sys.executable, "-I", "-S", _harness_program(), "check"]
+           "site_paths": [os.path.realpath(p) for p in _site_paths()], "harness": harness, "python": python}
     t0 = time.perf_counter()
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                cwd=workdir, env=clean_env(workdir), start_new_session=True)
+                                cwd=host_dir or "/", env=clean_env(workdir), start_new_session=True)
         try:
             out, err = proc.communicate(json.dumps(job).encode(), timeout=limits.timeout_s + 5)
             timed_out = False
@@ -356,7 +350,8 @@ def _run(iso: Isolation, source: str, tests: str, *, style: str, entry_point: st
                 result = {"outcome": "error", "reason": f"the sandbox's checker gave no result (exit {proc.returncode}): "
                                                         f"{err.decode(errors='replace').strip()[-300:]}"}
     finally:
-        _remove(workdir)
+        if host_dir:
+            _remove(host_dir)
     result["seconds"] = round(time.perf_counter() - t0, 4)
     result["isolation"] = iso.describe()
     if iso.notes:
