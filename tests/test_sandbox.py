@@ -168,20 +168,6 @@ def test_redefining_a_builtin_the_tests_use_does_not_make_them_compare_the_candi
 
 
 # ----------------------------------------------------------------------------------------- the OS layers alone
-def must_isolate() -> bool:
-    """As root (CI runs as root) or under CI, a machine without full isolation is a failure, never a skip."""
-    return os.geteuid() == 0 or os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-
-
-@pytest.fixture
-def full_isolation():
-    iso = isolation()
-    if not iso.full:
-        why = f"needs full isolation (root with `unshare`); this machine: {iso.describe()} {list(iso.notes)}"
-        (pytest.fail if must_isolate() else pytest.skip)(why)
-    return iso
-
-
 needs_full_isolation = pytest.mark.usefixtures("full_isolation")
 
 
