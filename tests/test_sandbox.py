@@ -2,7 +2,7 @@
 
 Each case runs through the full grader (`verify`), so both walls count: the OS layers (separate uid,
 namespaces, rlimits) and the Python guard. The OS layers alone are tested further down with the guard off,
-where this machine allows them (root with `unshare`).
+where this machine allows them (root with bubblewrap, `bwrap`).
 """
 
 from __future__ import annotations

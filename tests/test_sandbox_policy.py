@@ -1,7 +1,7 @@
 """Without full isolation, code grading refuses to run model-written code unless `weak` was chosen explicitly.
 
 The machine without isolation is real, not mocked: HONE_SANDBOX=none makes the probe take the same path as a
-machine where `unshare` is missing (no namespaces), and everything after that is the code users run.
+machine where `bwrap` is missing (no namespaces), and everything after that is the code users run.
 """
 
 from __future__ import annotations

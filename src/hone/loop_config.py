@@ -90,7 +90,7 @@ class LoopConfig(_Section):
     device: str | None = None
     sandbox: Literal["strict", "weak"] = Field(
         "strict", description="code tasks: 'strict' refuses to run model-written code without full isolation "
-        "(root with unshare); 'weak' accepts what the machine allows (docs/sandbox.md)")
+        "(root with bwrap); 'weak' accepts what the machine allows (docs/sandbox.md)")
     generate: GenerateConfig = GenerateConfig()
     sample: SampleConfig = SampleConfig()
     critique: CritiqueConfig = CritiqueConfig()

@@ -19,5 +19,5 @@ def _sandbox_level(value: str) -> str:
 
 SANDBOX = typer.Option("strict", "--sandbox", callback=_sandbox_level,
                        help="strict: refuse to run model-written code unless the sandbox isolates it fully (root "
-                            "with `unshare`: own uid, no network); weak: run it with what this machine allows "
-                            "(recorded in every code verdict).")
+                            "with bubblewrap: own uid, no network, no data or home folders); weak: run it with what "
+                            "this machine allows (recorded in every code verdict).")
