@@ -137,7 +137,7 @@ def test_a_candidate_that_looks_for_the_reference_solution_finds_nothing_and_fai
     v = verify(task, _hostile(known, walk), limits=SEARCH, sandbox="strict")
     searched = _searched(v)
     assert searched["opened"] == [] and searched["found"] == [], searched
-    assert searched["files_read"] > 100 if walk else True  # the walk did read the view's .json files
+    assert searched["files_read"] > 0 if walk else True  # the walk did read the view's .json files
     assert v.verdict == "fail" and v.evidence["outcome"] == "fail" and "assertion failed" in v.reason, v.reason
     assert v.evidence["isolation"].startswith("separate uid, allow-listed read-only filesystem")
     # The honest twin, graded the same way, passes.
