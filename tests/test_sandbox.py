@@ -194,7 +194,7 @@ def test_without_the_guard_a_fork_bomb_hits_nproc_and_leaves_no_process():
 def test_without_the_guard_uid_and_mounts_block_writes_secrets_and_signals(tmp_path):
     target = tmp_path / "escaped.txt"
     code = (f"import os\ndef f(x):\n    out = []\n"
-            f"    for path in ({str(target)!r}, '/tmp/escaped.txt', '/var/tmp/escaped.txt'):\n"
+            f"    for path in ({str(target)!r}, '/tmp/escaped.txt', '/var/tmp/escaped.txt', '/dev/shm/escaped.txt'):\n"
             f"        try:\n            open(path, 'w').write('x')\n            out.append(path)\n"
             f"        except OSError:\n            pass\n"
             f"    try:\n        os.kill({os.getpid()}, 9)\n        out.append('kill')\n    except OSError:\n        pass\n"
@@ -202,7 +202,7 @@ def test_without_the_guard_uid_and_mounts_block_writes_secrets_and_signals(tmp_p
     r = run_tests(code, "def check(candidate):\n    assert candidate(1) == [['.pyenv']] or candidate(1) == [[]]\n",
                   style="humaneval", entry_point="f", limits=SHORT, guard=False)
     assert r["outcome"] == "pass", r
-    assert not target.exists() and not os.path.exists("/tmp/escaped.txt")
+    assert not target.exists() and not any(os.path.exists(f"{d}/escaped.txt") for d in ("/tmp", "/var/tmp", "/dev/shm"))
 
 
 @needs_full_isolation
