@@ -16,7 +16,8 @@ from hone.evidence import CodeEvidence
 from hone.hashing import text_sha256
 from hone.records import Generation, Task, Verdict
 
-CODE_GRADER_VERSION = "1"
+# 2: candidates run in the bwrap view (docs/sandbox.md) and can no longer read the answers; re-grade older verdicts
+CODE_GRADER_VERSION = "2"
 CODE_JUDGE = f"verifier:code@{CODE_GRADER_VERSION}"
 DEFAULT_LIMITS = Limits()
 
