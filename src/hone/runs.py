@@ -123,7 +123,8 @@ class Stage:
     def difference(self, manifest: dict[str, Any]) -> str | None:
         """The first input or setting in which `manifest` differs from this run, in words; None if none."""
         old, new = _flatten(manifest.get("config", {})), _flatten(self.config)
-        for key in sorted(set(old) | set(new)):
+        # a setting changed on both sides names the cause better than one that only appeared or disappeared
+        for key in sorted(set(old) & set(new)) + sorted(set(old) ^ set(new)):
             if old.get(key, "<unset>") != new.get(key, "<unset>"):
                 return f"`{key}` was {_short(old.get(key, '<unset>'))} then and is {_short(new.get(key, '<unset>'))} now"
         then = {k: v.get("sha256") for k, v in manifest.get("inputs", {}).items()}

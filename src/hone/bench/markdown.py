@@ -60,6 +60,14 @@ def render(bench: dict[str, Any]) -> str:
                 lines.append(f"| {name} (open tasks: {o['tasks']}) | | | | | | | | {how} | |")
         lines += ["", "On tasks with ground truth: both right or both wrong is a tie; a task where either side "
                   "is an error is not compared."]
+    gaps = [(n, s["scorer_gap"]) for n, s in bench["suites"].items() if s.get("scorer_gap")]
+    if gaps:
+        lines += ["", "## Scorer gap (the verifier against a strict second reading)", "",
+                  "| suite | answers read by both | disagree | verifier passed, strict failed | strict passed, "
+                  "verifier failed | gap |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {n} | {g['answers']} | {g['disagree']} | {g['verifier_only']} | {g['strict_only']} | "
+                  f"{_pct(g['share'])} |" for n, g in gaps]
+        lines += ["", "Examples of each disagreement are in failures.jsonl (outcome \"scorer gap\")."]
     checks = bench.get("contamination")
     lines += ["", "## Suite checks", ""]
     if checks:

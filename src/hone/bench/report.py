@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hone.grade.gap import ScorerGap
+
 
 class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -68,6 +70,7 @@ class SuiteReport(_Part):
     warnings: list[str]
     reference_accuracy: Accuracy | None = None
     comparison: Comparison | None = None
+    scorer_gap: ScorerGap | None = None  # verifier vs the strict second reading, where that reading applies
 
 
 class SuiteContamination(_Part):

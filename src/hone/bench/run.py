@@ -21,6 +21,7 @@ from hone.bench.summary import accuracy_block, by_category, ground_truth_compari
 from hone.errors import HoneError
 from hone.generate.base import GenParams, Generator
 from hone.generate.run import GenerateStageConfig, run_generate
+from hone.grade.gap import ScorerGap, scorer_gap
 from hone.grade.run import GradeConfig, run_grade
 from hone.hashing import tree_sha256
 from hone.judge.base import Judge
@@ -118,13 +119,19 @@ def _open_summary(suite: Suite, pairwise: list[Verdict] | None, judge_name: str 
     return out
 
 
-def _failures(suite: Suite, generations: list[Generation], verdicts: list[Verdict]) -> list[dict[str, Any]]:
+def _failures(suite: Suite, generations: list[Generation], verdicts: list[Verdict],
+              gap: ScorerGap) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The failed answers, and the examples the strict second reading disagreed on (outcome "scorer gap: ...")."""
     from hone.judge.failures import failure_row
 
     tasks = {t.id: t for t in suite.tasks}
     gens = {(g.id, g.sample): g for g in generations}
-    return [failure_row(tasks[v.id], gens.get((v.id, v.sample)), v, suite.name) for v in verdicts
-            if v.verdict != "pass"]
+    by_key = {(v.id, v.sample): v for v in verdicts}
+    failed = [failure_row(tasks[v.id], gens.get((v.id, v.sample)), v, suite.name) for v in verdicts
+              if v.verdict != "pass"]
+    disagreed = [{**failure_row(tasks[e.id], gens.get((e.id, e.sample)), by_key[(e.id, e.sample)], suite.name),
+                  "outcome": f"scorer gap: verifier {e.verifier}, strict reading {e.strict}"} for e in gap.examples]
+    return failed, disagreed
 
 
 def run_bench(
@@ -188,6 +195,7 @@ def run_bench(
                               "reference": str(reference) if reference else None, "suites": {},
                               "contamination": checks, "versions": package_versions()}
     failures: list[dict[str, Any]] = []
+    gap_rows: list[dict[str, Any]] = []  # written after the failures, in the same file
     correct: dict[str, dict[str, bool]] = {}
     categories: dict[str, dict[str, str]] = {}
     skipped: list[bool] = []  # one per stage run: all True means nothing was recomputed
@@ -220,6 +228,9 @@ def run_bench(
             "categories": by_category(suite.tasks, verdicts, suite.name),
             "open_tasks": sum(t.kind == "open" for t in suite.tasks), "warnings": suite.warnings,
         }
+        gap = scorer_gap({t.id: t for t in suite.tasks}, gens, verdicts)
+        if gap.answers:
+            entry["scorer_gap"] = gap.model_dump()
         if ref_gens is not None:
             ref_path = _reference_for(suite, ref_gens, sdir)
             ref_graded = run_grade(grading, suite.path, ref_path, sdir / "reference_verdicts.jsonl")
@@ -235,7 +246,9 @@ def run_bench(
             entry["comparison"] = {"ground_truth": ground_truth_comparison(verdicts, ref_verdicts),
                                    "open": _open_summary(suite, pairwise, judge.name if judge else None)}
         report["suites"][suite.name] = entry
-        failures += _failures(suite, gens, verdicts)
+        failed, disagreed = _failures(suite, gens, verdicts, gap)
+        failures += failed
+        gap_rows += disagreed
         kinds = {t.id: t.kind for t in suite.tasks}
         correct[suite.name] = {v.id: v.verdict == "pass" for v in verdicts if kinds[v.id] != "open"}
         categories[suite.name] = {t.id: str(t.meta.get("category") or suite.name) for t in suite.tasks}
@@ -244,7 +257,8 @@ def run_bench(
 
         report["sandbox"] = f"{sandbox}: {isolation().describe()}"
     typed = BenchReport.model_validate(report)
-    write_text_atomic(out / "failures.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in failures))
+    rows = failures + gap_rows
+    write_text_atomic(out / "failures.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     write_text_atomic(out / "bench.json", json.dumps(typed.to_json(), indent=2, ensure_ascii=False) + "\n")
     write_text_atomic(out / "bench.md", markdown.render(typed.to_json()))
     blocks = [s.accuracy for s in typed.suites.values()]

@@ -180,8 +180,11 @@ class CritiqueStageConfig(StageConfig):
         return "distillation" if self.reference_guided else "self-critique"
 
     def fingerprint(self) -> dict:
+        from hone.grade import grader_versions
+
+        # the rewrites are re-checked live, by the verifiers where they decide
         return {"mode": self.mode, "samples": self.samples, "round": self.round, "prompts": PROMPT_VERSION,
-                "params": self.params.model_dump(exclude={"batch_size", "n"})}
+                "params": self.params.model_dump(exclude={"batch_size", "n"}), "graders": grader_versions()}
 
 
 class CritiqueResult(StageResult):

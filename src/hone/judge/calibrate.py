@@ -57,8 +57,10 @@ class CalibrateConfig(StageConfig):
 
     def fingerprint(self) -> dict:
         s = self.judge.settings
+        from hone.grade import grader_versions
+
         return {"judge": self.judge.spec.text, "template": GRADE, "max_tokens": s.max_tokens, "reask": s.reask,
-                "temperature": s.temperature, "sandbox": self.judge.sandbox}
+                "temperature": s.temperature, "sandbox": self.judge.sandbox, "graders": grader_versions()}
 
 
 class Disagreement(BaseModel):

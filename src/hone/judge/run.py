@@ -41,7 +41,9 @@ class JudgeStageConfig(StageConfig):
         out = {"judge": self.judge.spec.text, "max_tokens": s.max_tokens, "reask": s.reask,
                "temperature": s.temperature, "second_opinion": self.second_opinion}
         if self.judge.spec.verifiers:
-            out["sandbox"] = self.judge.sandbox
+            from hone.grade import grader_versions
+
+            out.update(sandbox=self.judge.sandbox, graders=grader_versions())
         return out
 
 
