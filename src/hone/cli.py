@@ -17,8 +17,8 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (tasks, generate, grade, bench, compare, judge, failures, critique, data, train, merge, models, loop, status,
-               demo, docx):
+for module in (tasks, generate, grade, bench, compare, judge, failures, critique, data, train, merge, models, loop,
+               status, demo, docx):
     module.register(app)
 
 

@@ -243,6 +243,13 @@ def compare(a: Side, b: Side) -> dict[str, Any]:
     return {"a": a.label, "b": b.label, "suites": suites}
 
 
+def arms_sentence(c: dict[str, Any]) -> str:
+    """A demo's verified vs control figures (summary.json `verified_vs_control`) in one sentence."""
+    return (f"verified (round {c['verified_round']}) vs control (round {c['control_round']}), final models on the "
+            f"same {c['n']} items: {100 * c['difference']:+.1f} pts [{100 * c['ci95'][0]:+.1f}, "
+            f"{100 * c['ci95'][1]:+.1f}], McNemar p={c['mcnemar_p']:.2g}")
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 

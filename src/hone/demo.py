@@ -253,8 +253,7 @@ def print_table(arms: dict[str, Any], seconds: float, say: Say, compared: dict[s
             flag = "" if r["round"] == 0 else ("  promoted" if r["promoted"] else "  not promoted")
             say(f"  {arm:<9} round {r['round']}: {100 * acc['accuracy']:5.1f}% "
                 f"[{100 * acc['ci'][0]:.1f}, {100 * acc['ci'][1]:.1f}]{up_s}{flag}")
-    c = compared
-    say(f"verified (round {c['verified_round']}) vs control (round {c['control_round']}), final models on the same "
-        f"{c['n']} items: {100 * c['difference']:+.1f} pts [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}], "
-        f"McNemar p={c['mcnemar_p']:.2g}")
+    from hone.compare import arms_sentence
+
+    say(arms_sentence(compared))
     say(f"done in {seconds:.0f} s")

@@ -379,7 +379,8 @@ def import_to(path: str | os.PathLike, fmt: str, out: str | os.PathLike, *, limi
     from hone.records import write_records
     from hone.runs import Stage, manifest_for
 
-    stage = Stage(manifest_for(out), "tasks-import", {"source": path}, {"format": fmt, "limit": limit, "fields": fields or {}})
+    stage = Stage(manifest_for(out), "tasks-import", {"source": path},
+                  {"format": fmt, "limit": limit, **({"fields": fields} if fields else {})})
     tasks = import_tasks(path, fmt, limit=limit, fields=fields)
     stage.start([out], restart=True, overwrite=overwrite)
     write_records(out, tasks)

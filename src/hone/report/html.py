@@ -100,7 +100,8 @@ def _card(i: int, arm: str, summary: dict[str, Any]) -> str:
     for s, x in sorted(v["suites"].items()):
         up, acc = x["uplift"], x["accuracy"]
         if up:
-            parts.append(f"<div class='big {v['tone']}'>{_pts(up['diff'])} pts <span class=small>{escape(s)}</span></div>"
+            parts.append(f"<div class='big {v['tone']}'>{_pts(up['diff'])} pts <span class=small>{escape(s)}</span>"
+                         "</div>"
                          f"<div>95% CI [{_pts(up['ci'][0])}, {_pts(up['ci'][1])}], McNemar p={up['p_value']:.2g}, "
                          f"n={up['n']}</div><div class=small>{_pct(x['before']['accuracy'])} → "
                          f"{_pct(acc['accuracy'])} {_ci(acc['ci'])}</div>")
@@ -111,6 +112,20 @@ def _card(i: int, arm: str, summary: dict[str, Any]) -> str:
     if summary.get("description"):
         parts.append(f"<div class=small>{escape(summary['description'])}</div>")
     return "".join(parts) + "</div>"
+
+
+def _compared(c: dict[str, Any] | None) -> str:
+    """A demo's verified vs control final models on the same items: the comparison that matters most."""
+    if not c:
+        return ""
+    from hone.compare import arms_sentence
+
+    tone = "good" if c["ci95"][0] > 0 else "bad" if c["ci95"][1] < 0 else "flat"
+    return (f"<div class=card style='--c:#444;margin-bottom:12px'><h3>What verification buys</h3>"
+            f"<div class='big {tone}'>{_pts(c['difference'])} pts</div><div>{escape(arms_sentence(c))}</div>"
+            f"<div class=small>{_pct(c['before_accuracy'])} (control) → {_pct(c['after_accuracy'])} (verified), "
+            f"improved {c['improved']}, regressed {c['regressed']}; <code>hone compare</code> shows the items</div>"
+            "</div>")
 
 
 def _rounds(arms: dict[str, dict[str, Any]]) -> str:
@@ -236,7 +251,8 @@ def _clusters(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
                  ", ".join(f"{a} {b}" for a, b in k["categories"].items()),
                  " | ".join(f"{x['prompt']} → {x['output']} ({x['reason']})" for x in k["examples"][:2])]
                 for k in c["clusters"]]
-        out.append(f"<p><b>{escape(arm)}</b>: {c['items']} held-out failures of the final model ({escape(c.get('source'))}), "
+        out.append(f"<p><b>{escape(arm)}</b>: {c['items']} held-out failures of the final model "
+                   f"({escape(c.get('source'))}), "
                    f"{escape(c['method'])}, k={c.get('k_used', c['k'])}, seed {c['seed']}.</p>"
                    + table(["#", "items", "share", "distinctive terms", "categories", "nearest examples"], rows,
                             {0, 1, 2}))
@@ -259,8 +275,9 @@ def render_html(arms: dict[str, dict[str, Any]], dirs: dict[str, Path], out_path
         figs.append(to_svg(up))
     wtl = win_tie_loss_figure(arms)
     body = [
-        f"<h1>{escape(title)}</h1><p class=sub>{escape(' · '.join(sub))} · accuracy CIs are Wilson 95%; uplift is the "
-        "paired difference on the same held-out items (95% CI, exact McNemar test)</p>",
+        f"<h1>{escape(title)}</h1><p class=sub>{escape(' · '.join(sub))} · accuracy CIs are Wilson 95%; uplift is "
+        "the paired difference on the same held-out items (95% CI, exact McNemar test)</p>",
+        _compared(extra.get("verified_vs_control")),
         "<div class=cards>" + "".join(_card(i, a, s) for i, (a, s) in enumerate(arms.items())) + "</div>",
         "<div class=plots>" + "".join(f"<div class=plot>{f}</div>" for f in figs) + "</div>",
         "<h2>Rounds</h2>", _rounds(arms),
@@ -279,7 +296,8 @@ def render_html(arms: dict[str, dict[str, Any]], dirs: dict[str, Path], out_path
                                                   {0, 1})]
     elif base.get("imported_from"):
         body += ["<h2>Starting model</h2>",
-                 f"<p>{escape(base['imported_from'])} ({escape(base['quantization'])}, sha256 {escape(base['sha256'][:12])}), "
+                 f"<p>{escape(base['imported_from'])} ({escape(base['quantization'])}, "
+                 f"sha256 {escape(base['sha256'][:12])}), "
                  "dequantized to float32 by <code>hone models import</code>.</p>"]
     return page(title, body, out_path)
 
