@@ -9,6 +9,9 @@
 Writes JSON and prints Markdown tables. tests/test_docx_pandoc.py asserts on the same functions.
 
     .venv/bin/python benchmarks/docx_vs_pandoc.py [-o benchmarks/out/docx_vs_pandoc.json]
+
+Inputs: ../shared/data/docx (the project's shared documents beside the checkout) and `pandoc` on PATH.
+The README quotes no figure from it.
 """
 
 from __future__ import annotations

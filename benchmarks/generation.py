@@ -4,6 +4,8 @@ Prints new tokens/s at batch 1, 8, 32 and the ratio to the sequential baseline; 
 Target (issue 2): at least 5x at batch 32.
 
     .venv/bin/python benchmarks/generation.py [--tasks 64] [--max-new-tokens 64] [-o benchmarks/out/generation.json]
+
+Inputs: none to fetch (a tiny random Llama built in the run). The README quotes no figure from it.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ Each measurement runs in its own process (its own GPU memory and peak RSS). Prin
     python benchmarks/gpu.py                     # everything (~10 min on one H100-class GPU)
     python benchmarks/gpu.py --sections train,generate --steps 20
     python benchmarks/gpu.py --dry-run           # CPU: check the arguments, show the plan and the model sizes
+
+Inputs: none to fetch (models are built from configs in the run; vLLM is used where it is installed). The
+README quotes no figure from it: it names what the script measures.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ plain unsandboxed subprocess per solution (what the original human-eval harness 
 second (one process, and worker processes). Prints ratios; writes JSON.
 
     .venv/bin/python benchmarks/grading.py [--math 2000] [-o benchmarks/out/grading.json]
+
+Inputs: ../shared/data/humaneval_part*.jsonl and gsm8k_test_part1.jsonl (the project's shared sample beside
+the checkout). The README quotes no figure from it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ then once more at 32 on a warm cache. The bare async SDK at 32 shows the ceiling
 is at least 0.8 of it at 32.
 
     .venv/bin/python benchmarks/judge.py [--latency 0.2] [-o benchmarks/out/judge.json]
+
+Inputs: none to fetch (the Anthropic-compatible server is a local fake started in the run; no API key).
+The README quotes no figure from it.
 """
 
 from __future__ import annotations

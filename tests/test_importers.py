@@ -72,3 +72,68 @@ def test_empty_and_invalid_files(tmp_path):
     e.write_text('{"question": "q", "answer": "#### 1"}\n{"question": "q", "answer": "#### 2"}\n')
     with pytest.raises(HoneError, match=r"e.jsonl:2: duplicate item .* as line 1"):
         import_tasks(e, "gsm8k")
+
+
+def _cli(*args: str) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "hone.cli", *args], capture_output=True, text=True)
+
+
+def test_parquet_csv_json_and_datasets_folders_give_the_jsonl_tasks(shared_data, tmp_path):
+    """The same rows in every container, with the user's own column names, make byte-identical Task files."""
+    import datasets
+
+    from hone.importers import import_to
+
+    gsm = tmp_path / "gsm8k.jsonl"
+    gsm.write_text("".join((shared_data / "gsm8k_test_part1.jsonl").read_text().splitlines(True)[:60]))
+    mmlu = tmp_path / "mmlu.jsonl"
+    lines = (shared_data / "mmlu_sample.jsonl").read_text().splitlines(True)
+    mmlu.write_text("".join([line for line in lines if json.loads(line)["metadata"]["source"] == "MMLU"][:60]))
+    import_to(gsm, "gsm8k", tmp_path / "gsm8k.tasks.jsonl")
+    import_to(mmlu, "mmlu", tmp_path / "mmlu.tasks.jsonl")
+    expected = {"gsm8k": (tmp_path / "gsm8k.tasks.jsonl").read_bytes(),
+                "mmlu": (tmp_path / "mmlu.tasks.jsonl").read_bytes()}
+
+    g = datasets.Dataset.from_json(str(gsm)).rename_columns({"question": "q", "answer": "worked_answer"})
+    g.to_parquet(str(tmp_path / "gsm8k.parquet"))
+    g.to_csv(str(tmp_path / "gsm8k.csv"), index=False)
+    g.save_to_disk(str(tmp_path / "gsm8k"))
+    (tmp_path / "gsm8k.json").write_text(json.dumps(g.to_list()))
+    gsm_fields = ["--field", "question=q", "--field", "answer=worked_answer"]
+
+    m = datasets.Dataset.from_json(str(mmlu))
+    m.rename_column("prompt", "input").to_parquet(str(tmp_path / "mmlu.parquet"))
+    m.save_to_disk(str(tmp_path / "mmlu"))
+    flat = m.map(lambda r: {"idx": r["metadata"]["answer_index"], "subj": r["metadata"]["subject"]},
+                 remove_columns=["metadata"]).rename_columns({"prompt": "text", "response": "gold"})
+    flat.to_csv(str(tmp_path / "mmlu.csv"), index=False)
+
+    cases = [("gsm8k.parquet", "gsm8k", gsm_fields), ("gsm8k.csv", "gsm8k", gsm_fields),
+             ("gsm8k.json", "gsm8k", gsm_fields), ("gsm8k", "gsm8k", gsm_fields),
+             ("mmlu.parquet", "mmlu", ["--field", "prompt=input"]), ("mmlu", "mmlu", []),
+             ("mmlu.csv", "mmlu", ["--field", "prompt=text", "--field", "response=gold",
+                                   "--field", "answer_index=idx", "--field", "metadata.subject=subj"])]
+    for src, fmt, fields in cases:
+        out = tmp_path / f"out-{src}.jsonl"
+        run = _cli("tasks", "import", str(tmp_path / src), "-f", fmt, "-o", str(out), *fields)
+        assert run.returncode == 0, run.stderr
+        assert out.read_bytes() == expected[fmt], src
+
+
+def test_bad_mapping_names_the_column_and_the_columns_that_exist(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_list([{"q": "1+1?", "a": "#### 2"}]).to_parquet(str(tmp_path / "d.parquet"))
+    run = _cli("tasks", "import", str(tmp_path / "d.parquet"), "-f", "gsm8k", "--dry-run",
+               "--field", "question=query", "--field", "answer=a")
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert "no column `query` for --field question=query (columns: a, q)" in run.stderr
+    ok = _cli("tasks", "import", str(tmp_path / "d.parquet"), "-f", "gsm8k", "--dry-run",
+              "--field", "question=q", "--field", "answer=a")
+    assert ok.returncode == 0 and '"prompt":"1+1?"' in ok.stdout.replace(" ", "") and "1 tasks would" in ok.stdout
+    assert not list(tmp_path.glob("*.jsonl"))
+    helptext = _cli("tasks", "import", "--help").stdout
+    assert all(fmt in helptext for fmt in ("gsm8k", "math", "humaneval", "mbpp", "mmlu", "jsonl"))

@@ -73,6 +73,11 @@ def test_merge_equals_peft_merge_and_unload_over_shards(tiny_model_dir, tmp_path
     report = run_merge(MergeConfig(), base, adapter, tmp_path / "merged").report
     assert report.status == "verified" and report.merge.lora_modules == 6
     assert any("no lineage.json" in w for w in report.warnings)
+    from huggingface_hub import metadata_load  # the model card `hone merge` writes: no results claimed yet
+
+    card = metadata_load(tmp_path / "merged" / "README.md")
+    assert card["base_model"] == str(base.resolve()) and "model-index" not in card
+    assert "hone merge --base" in (tmp_path / "merged" / "README.md").read_text()
 
     ours = {}
     for f in sorted((tmp_path / "merged").glob("*.safetensors")):

@@ -72,6 +72,12 @@ def test_report_is_self_contained(report):
     for heading in ("Rounds", "Win / tie / loss", "Accuracy per category", "Training data", "Judge calls",
                     "Merge verification", "Failure clusters"):
         assert f"<h2>{heading}" in page
+    # The first screen leads with verified vs control on the same items, as the demo's summary has it.
+    c = json.loads((report.parent / "summary.json").read_text())["verified_vs_control"]
+    lead = page.index("What verification buys")
+    assert lead < page.index("<div class=cards>")
+    assert f"final models on the same {c['n']} items: {100 * c['difference']:+.1f} pts" in page[lead:]
+    assert f"same {c['n']} items" in (report.parent / "report.md").read_text().split("![")[0]
 
 
 def test_report_renders_in_chromium_with_plots_and_no_network(report, chromium, tmp_path):

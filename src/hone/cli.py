@@ -6,8 +6,8 @@ import sys
 
 import typer
 
-from hone.commands import (bench, critique, data, demo, docx, failures, generate, grade, judge, loop, merge, models,
-                           status, tasks, train)
+from hone.commands import (bench, compare, critique, data, demo, docx, failures, generate, grade, judge, loop, merge,
+                           models, status, tasks, train)
 
 app = typer.Typer(
     name="hone",
@@ -17,8 +17,8 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (tasks, generate, grade, bench, judge, failures, critique, data, train, merge, models, loop, status,
-               demo, docx):
+for module in (tasks, generate, grade, bench, compare, judge, failures, critique, data, train, merge, models, loop,
+               status, demo, docx):
     module.register(app)
 
 

@@ -195,16 +195,14 @@ def finish_demo(out: Path, summary: dict[str, Any], t0: float, say: Say) -> dict
 
 
 def arms_compared(out: Path, arms: dict[str, Any]) -> dict[str, Any]:
-    """Each arm's final model on the same held-out items, paired: what verification buys over the control."""
+    """Each arm's final model on the same held-out items, paired: what verification buys over the control
+    (`hone compare RUN/control RUN/verified` prints the same figures)."""
     from hone.bench.stats import paired_compare
-    from hone.records import Verdict, read_records
+    from hone.compare import final_round, load_side
 
-    last = {arm: max(r["round"] for r in s["rounds"] if r["promoted"]) for arm, s in arms.items()}
-    correct = {}
-    for arm, s in arms.items():
-        suite = next(iter(s["rounds"][0]["suites"]))  # a demo benches one held-out suite
-        verdicts = read_records(out / arm / f"round-{last[arm]}" / "bench" / suite / "verdicts.jsonl", Verdict)
-        correct[arm] = {v.id: v.verdict == "pass" for v in verdicts}
+    last = {arm: final_round(out / arm) for arm in arms}
+    # a demo benches one held-out suite
+    correct = {arm: next(iter(load_side(f"{out / arm}:{last[arm]}").suites.values())).correct for arm in arms}
     return {"verified_round": last["verified"], "control_round": last["control"],
             **paired_compare(correct["control"], correct["verified"])}
 
@@ -255,8 +253,7 @@ def print_table(arms: dict[str, Any], seconds: float, say: Say, compared: dict[s
             flag = "" if r["round"] == 0 else ("  promoted" if r["promoted"] else "  not promoted")
             say(f"  {arm:<9} round {r['round']}: {100 * acc['accuracy']:5.1f}% "
                 f"[{100 * acc['ci'][0]:.1f}, {100 * acc['ci'][1]:.1f}]{up_s}{flag}")
-    c = compared
-    say(f"verified (round {c['verified_round']}) vs control (round {c['control_round']}), final models on the same "
-        f"{c['n']} items: {100 * c['difference']:+.1f} pts [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}], "
-        f"McNemar p={c['mcnemar_p']:.2g}")
+    from hone.compare import arms_sentence
+
+    say(arms_sentence(compared))
     say(f"done in {seconds:.0f} s")

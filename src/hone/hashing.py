@@ -31,7 +31,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def tree_sha256(path: str | os.PathLike, suffixes: tuple[str, ...] | None = None) -> str:
-    """Hash of a folder: every file's relative name and content hash, in sorted order."""
+    """Hash of a folder: every file's relative name and content hash, in sorted order. A model card at the top
+    (README.md, hone.report.model_card) is written about a model after it is benchmarked, so it is not content."""
     root = Path(path)
     if root.is_file():
         return file_sha256(root)
@@ -42,8 +43,8 @@ def tree_sha256(path: str | os.PathLike, suffixes: tuple[str, ...] | None = None
         if suffixes and not p.name.endswith(suffixes):
             continue
         rel = p.relative_to(root).as_posix()
-        if "/." in f"/{rel}":
-            continue  # hidden files (partial writes, caches) are not content
+        if "/." in f"/{rel}" or rel == "README.md":
+            continue  # hidden files (partial writes, caches) and the model card are not content
         h.update(rel.encode() + b"\0" + file_sha256(p).encode() + b"\n")
     return h.hexdigest()
 

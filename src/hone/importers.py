@@ -1,7 +1,9 @@
 """Convert public benchmark formats into Tasks, refusing content that does not match the declared format.
 
 Ids are stable: the dataset's own id where it has one, otherwise a hash of the question text, so re-importing
-a reordered file gives the same ids.
+a reordered file gives the same ids. JSONL is read line by line (errors name the line); parquet, CSV, JSON
+arrays and `datasets.save_to_disk` folders are read through the `datasets` library, and `--field KEY=COLUMN`
+renames the user's columns to the fields each format reads, so one converter serves every container.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from hone.errors import HoneError
 from hone.records import Task, iter_jsonl
@@ -155,8 +157,8 @@ def _generic(obj: dict, where: str) -> Task:
         raise _wrong_format(where, "jsonl (needs `prompt` or `messages`)", obj)
     ref = next((obj[k] for k in ("reference", "response", "answer", "completion") if obj.get(k) is not None), None)
     meta = dict(obj.get("meta") or obj.get("metadata") or {})
-    fields = {k: obj[k] for k in ("prompt", "messages", "tests", "entry_point") if obj.get(k) is not None}
-    kind = obj.get("kind") or ("code" if obj.get("tests") else "open")
+    fields = {k: obj[k] for k in ("prompt", "messages", "tests", "entry_point", "options") if obj.get(k) is not None}
+    kind = obj.get("kind") or ("code" if obj.get("tests") else "choice" if obj.get("options") else "open")
     basis = str(obj.get("prompt") or obj.get("messages"))
     meta.setdefault("category", str(meta.get("subject") or meta.get("category") or kind))
     try:
@@ -245,23 +247,117 @@ _CONVERTERS: dict[str, Callable[[dict, str], Task | None]] = {
 }
 
 
-def import_tasks(path: str | os.PathLike, fmt: str, limit: int | None = None) -> list[Task]:
-    """Convert every line of `path` as `fmt`; the first line that does not fit raises `file:line: why`."""
+# The task keys `--field` accepts for each format, and the record field each one fills; any other KEY names the
+# record field itself (`metadata.answer_index` sets a nested field).
+FIELD_KEYS: dict[str, dict[str, str]] = {
+    "gsm8k": {"question": "question", "answer": "answer"},
+    "math": {"question": "problem", "answer": "solution", "id": "unique_id"},
+    "humaneval": {"id": "task_id", "question": "prompt", "answer": "canonical_solution", "tests": "test",
+                  "entry_point": "entry_point"},
+    "mbpp": {"id": "task_id", "question": "text", "answer": "code", "tests": "test_list"},
+    "mmlu": {"question": "question", "choices": "choices", "answer": "answer", "subject": "subject",
+             "answer_index": "metadata.answer_index"},
+    "jsonl": {"id": "id", "question": "prompt", "answer": "reference", "reference": "reference",
+              "choices": "options", "tests": "tests", "entry_point": "entry_point", "kind": "kind"},
+}
+TABULAR_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json"}
+
+
+def parse_fields(specs: list[str] | None, fmt: str) -> dict[str, str]:
+    """`["question=q", ...]` as {record field: source column}; a malformed spec is a one-line error."""
+    mapping: dict[str, str] = {}
+    for spec in specs or []:
+        key, sep, column = spec.partition("=")
+        if not sep or not key.strip() or not column.strip():
+            raise HoneError(f"--field {spec!r}: expected KEY=COLUMN (keys for {fmt}: "
+                            f"{', '.join(FIELD_KEYS.get(fmt, {}))})")
+        mapping[FIELD_KEYS.get(fmt, {}).get(key.strip(), key.strip())] = column.strip()
+    return mapping
+
+
+def _drop_nulls(value: Any) -> Any:
+    """Arrow fills a column a row lacks with null; a missing field, not a null one, is what the row meant."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def _tabular_rows(p: Path) -> Iterator[tuple[int, dict]]:
+    """Rows of a parquet/CSV/JSON-array file or a `save_to_disk` folder, numbered from 1, via `datasets`."""
+    import datasets
+
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    try:
+        if p.is_dir():
+            data = datasets.load_from_disk(str(p))
+            if isinstance(data, datasets.DatasetDict):
+                if len(data) != 1:
+                    raise HoneError(f"{p}: a dataset with splits {', '.join(data)}; pass one split's folder "
+                                    f"(e.g. {p / next(iter(data))})")
+                data = next(iter(data.values()))
+        else:
+            kind = TABULAR_SUFFIXES[p.suffix.lower()]
+            extra = {"delimiter": "\t"} if p.suffix.lower() == ".tsv" else {}
+            data = datasets.load_dataset(kind, data_files=str(p), split="train", **extra)
+    except HoneError:
+        raise
+    except Exception as e:  # datasets/pyarrow raise many kinds; the user needs the file and the reason
+        msg = str(e).strip().splitlines()
+        raise HoneError(f"{p}: cannot read as {'a datasets folder' if p.is_dir() else p.suffix[1:]} "
+                        f"({msg[0] if msg else type(e).__name__})") from None
+    for n, row in enumerate(data, 1):
+        yield n, _drop_nulls(row)
+
+
+def iter_source(path: str | os.PathLike) -> tuple[Iterator[tuple[int, dict]], str]:
+    """(numbered rows, how to name row n in errors) for any supported container."""
+    p = Path(path)
+    if p.is_dir() or (p.suffix.lower() in TABULAR_SUFFIXES and p.is_file()):
+        return _tabular_rows(p), "row "
+    return iter_jsonl(p), ""
+
+
+def _mapped(obj: dict, fields: dict[str, str], where: str) -> dict:
+    """The row with each mapped column moved to the record field it fills."""
+    missing = [c for c in fields.values() if c not in obj]
+    if missing:
+        flag = next(f"{k}={c}" for k, c in fields.items() if c == missing[0])
+        raise HoneError(f"{where}: no column `{missing[0]}` for --field {flag} "
+                        f"(columns: {', '.join(sorted(obj)) or 'none'})")
+    out = {k: v for k, v in obj.items() if k not in fields.values()}
+    for target, column in fields.items():
+        *parents, leaf = target.split(".")
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = obj[column]
+    return out
+
+
+def import_tasks(path: str | os.PathLike, fmt: str, limit: int | None = None,
+                 fields: dict[str, str] | None = None) -> list[Task]:
+    """Convert every row of `path` as `fmt`; the first row that does not fit raises `file:line: why`."""
     if fmt not in _CONVERTERS:
         raise HoneError(f"unknown format {fmt!r} (use one of: {', '.join(FORMATS)})")
     p = Path(path)
+    rows, unit = iter_source(p)
     tasks: list[Task] = []
     seen: dict[str, int] = {}
     skipped: Counter[str] = Counter()
-    for n, obj in iter_jsonl(p):
-        task = _CONVERTERS[fmt](obj, f"{p}:{n}")
+    for n, obj in rows:
+        where = f"{p}:{unit}{n}"
+        record = _mapped(obj, fields or {}, where)
+        task = _CONVERTERS[fmt](record, where)
         if task is None:  # a record of another benchmark in a mixed file
-            skipped[str(obj["metadata"]["source"])] += 1
+            skipped[str(record["metadata"]["source"])] += 1
             continue
         if task.id in seen:
-            raise HoneError(f"{p}:{n}: duplicate item (same id {task.id!r} as line {seen[task.id]})")
+            raise HoneError(f"{where}: duplicate item (same id {task.id!r} as {unit or 'line '}{seen[task.id]})")
         seen[task.id] = n
-        task.meta.setdefault("source", f"{p.name}:{n}")
+        task.meta.setdefault("source", f"{p.stem}:{n}")
         tasks.append(task)
         if limit and len(tasks) >= limit:
             break
@@ -278,13 +374,14 @@ def import_tasks(path: str | os.PathLike, fmt: str, limit: int | None = None) ->
 
 
 def import_to(path: str | os.PathLike, fmt: str, out: str | os.PathLike, *, limit: int | None = None,
-              overwrite: bool = False) -> list[Task]:
+              fields: dict[str, str] | None = None, overwrite: bool = False) -> list[Task]:
     """`hone tasks import`: convert `path` and write `out`, refusing to replace a file it did not make."""
     from hone.records import write_records
     from hone.runs import Stage, manifest_for
 
-    stage = Stage(manifest_for(out), "tasks-import", {"source": path}, {"format": fmt, "limit": limit})
-    tasks = import_tasks(path, fmt, limit=limit)
+    stage = Stage(manifest_for(out), "tasks-import", {"source": path},
+                  {"format": fmt, "limit": limit, **({"fields": fields} if fields else {})})
+    tasks = import_tasks(path, fmt, limit=limit, fields=fields)
     stage.start([out], restart=True, overwrite=overwrite)
     write_records(out, tasks)
     stage.finish({"tasks": out}, {"tasks": len(tasks)})

@@ -380,6 +380,7 @@ def _rounds(config: LoopConfig, run_dir: Path, models: _Models, say: Say, restar
             say(f"  benchmarking the candidate {candidate}")
             bench = _bench(config, models, candidate, rd / "bench", restart)
             from hone.gate import decide
+            from hone.report.model_card import write_model_card
 
             decision = decide(current_bench.correct, bench.correct, config.gate.tolerance, config.gate.require_gain)
             write_text_atomic(rd / "gate.json", json.dumps(decision, indent=2) + "\n")
@@ -388,6 +389,7 @@ def _rounds(config: LoopConfig, run_dir: Path, models: _Models, say: Say, restar
                        uplift_vs_round0=_uplift(first, bench), win_tie_loss=_win_tie_loss(first, bench))
             if decision["promoted"]:
                 current, current_bench = candidate, bench
+                write_model_card(candidate, bench=bench.report, gate=decision, run_dir=run_dir)
             row["model"] = str(current)
         row["seconds"] = round(time.perf_counter() - t_round, 1)
         rounds.append(row)

@@ -240,6 +240,7 @@ def run_merge(config: MergeConfig, base_dir: str | os.PathLike, adapter_dir: str
     """
     from hone.hashing import tree_sha256
     from hone.models.lineage import write_lineage
+    from hone.report.model_card import write_model_card
     from hone.runs import package_versions
 
     base, adapter_path, out = Path(base_dir), Path(adapter_dir), Path(out_dir)
@@ -300,6 +301,7 @@ def run_merge(config: MergeConfig, base_dir: str | os.PathLike, adapter_dir: str
         report = report.model_copy(update={"verification": verification, "warnings": warnings,
                                            "status": "verified" if verify else "unverified"})
         report.write(work / REPORT_FILE)
+        write_model_card(work)
         if out.exists():
             shutil.rmtree(out)  # only a report of an earlier failed attempt (checked above)
         os.replace(work, out)

@@ -52,10 +52,10 @@ def write_reports(run_dir: str | os.PathLike, html: bool = True) -> dict[str, Pa
     for arm, summary in arms.items():
         write_clusters_for(dirs[arm], summary)
     title = top.get("title") or "Hone run report"
-    out = {"markdown": render_report(arms, run_dir, title=title)}
+    out = {"markdown": render_report(arms, run_dir, title=title, compared=top.get("verified_vs_control"))}
     if html:
         out["html"] = render_html(arms, dirs, run_dir / "report.html", title,
-                                  extra={k: top.get(k) for k in ("seconds", "seed", "base")})
+                                  extra={k: top.get(k) for k in ("seconds", "seed", "base", "verified_vs_control")})
     return out
 
 

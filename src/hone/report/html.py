@@ -35,7 +35,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:12px}
 """
 
 
-def _e(x: Any) -> str:
+def escape(x: Any) -> str:
     return html.escape(str(x))
 
 
@@ -51,9 +51,9 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
-def _table(head: list[str], rows: list[list[Any]], numeric: set[int] = frozenset()) -> str:
-    th = "".join(f"<th>{_e(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td class=n>{_e(c)}</td>" if i in numeric else f"<td>{_e(c)}</td>"
+def table(head: list[str], rows: list[list[Any]], numeric: set[int] = frozenset()) -> str:
+    th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td class=n>{escape(c)}</td>" if i in numeric else f"<td>{escape(c)}</td>"
                                     for i, c in enumerate(r)) + "</tr>" for r in rows)
     return f"<table><tr>{th}</tr>{body}</table>"
 
@@ -95,22 +95,37 @@ def verdict(summary: dict[str, Any]) -> dict[str, Any]:
 def _card(i: int, arm: str, summary: dict[str, Any]) -> str:
     colour, _ = arm_style(i)
     v = verdict(summary)
-    parts = [f"<div class=card style='--c:{colour}'><h3>{_e(arm)}: <span class={v['tone']}>{_e(v['headline'])}"
+    parts = [f"<div class=card style='--c:{colour}'><h3>{escape(arm)}: <span class={v['tone']}>{escape(v['headline'])}"
              "</span></h3>"]
     for s, x in sorted(v["suites"].items()):
         up, acc = x["uplift"], x["accuracy"]
         if up:
-            parts.append(f"<div class='big {v['tone']}'>{_pts(up['diff'])} pts <span class=small>{_e(s)}</span></div>"
+            parts.append(f"<div class='big {v['tone']}'>{_pts(up['diff'])} pts <span class=small>{escape(s)}</span>"
+                         "</div>"
                          f"<div>95% CI [{_pts(up['ci'][0])}, {_pts(up['ci'][1])}], McNemar p={up['p_value']:.2g}, "
                          f"n={up['n']}</div><div class=small>{_pct(x['before']['accuracy'])} → "
                          f"{_pct(acc['accuracy'])} {_ci(acc['ci'])}</div>")
         else:
-            parts.append(f"<div class='big flat'>{_pct(acc['accuracy'])} <span class=small>{_e(s)} "
+            parts.append(f"<div class='big flat'>{_pct(acc['accuracy'])} <span class=small>{escape(s)} "
                          f"{_ci(acc['ci'])}</span></div>")
-    parts.append(f"<div class=small>{_e(v['detail'])}</div>")
+    parts.append(f"<div class=small>{escape(v['detail'])}</div>")
     if summary.get("description"):
-        parts.append(f"<div class=small>{_e(summary['description'])}</div>")
+        parts.append(f"<div class=small>{escape(summary['description'])}</div>")
     return "".join(parts) + "</div>"
+
+
+def _compared(c: dict[str, Any] | None) -> str:
+    """A demo's verified vs control final models on the same items: the comparison that matters most."""
+    if not c:
+        return ""
+    from hone.compare import arms_sentence
+
+    tone = "good" if c["ci95"][0] > 0 else "bad" if c["ci95"][1] < 0 else "flat"
+    return (f"<div class=card style='--c:#444;margin-bottom:12px'><h3>What verification buys</h3>"
+            f"<div class='big {tone}'>{_pts(c['difference'])} pts</div><div>{escape(arms_sentence(c))}</div>"
+            f"<div class=small>{_pct(c['before_accuracy'])} (control) → {_pct(c['after_accuracy'])} (verified), "
+            f"improved {c['improved']}, regressed {c['regressed']}; <code>hone compare</code> shows the items</div>"
+            "</div>")
 
 
 def _rounds(arms: dict[str, dict[str, Any]]) -> str:
@@ -125,7 +140,7 @@ def _rounds(arms: dict[str, dict[str, Any]]) -> str:
                 rows.append([arm, r["round"], suite, f"{_pct(acc['accuracy'])} {_ci(acc['ci'])}", acc.get("n", ""),
                              f"{_pts(up['diff'])} [{_pts(up['ci'][0])}, {_pts(up['ci'][1])}]" if up else "—",
                              f"{up['p_value']:.3g}" if up else "—", gate, r.get("reason", "")])
-    return _table(["arm", "round", "suite", "accuracy (95% CI)", "n", "uplift vs round 0, pts (95% CI)",
+    return table(["arm", "round", "suite", "accuracy (95% CI)", "n", "uplift vs round 0, pts (95% CI)",
                    "McNemar p", "gate", "why"], rows, {1, 4})
 
 
@@ -134,12 +149,12 @@ def _win_tie_loss(arms: dict[str, dict[str, Any]]) -> str:
     for arm, s in arms.items():
         last = last_candidate(s)
         if last is None:
-            notes.append(f"<p><b>{_e(arm)}</b> has no win/tie/loss: {_e(no_candidate_reason(s))}.</p>")
+            notes.append(f"<p><b>{escape(arm)}</b> has no win/tie/loss: {escape(no_candidate_reason(s))}.</p>")
             continue
         for suite, cats in sorted(last["win_tie_loss"].items()):
             for cat, c in sorted(cats.items()):
                 rows.append([arm, last["round"], suite, cat, c.get("win", 0), c.get("tie", 0), c.get("loss", 0)])
-    return "".join(notes) + (_table(["arm", "candidate of round", "suite", "category", "win", "tie", "loss"], rows,
+    return "".join(notes) + (table(["arm", "candidate of round", "suite", "category", "win", "tie", "loss"], rows,
                                      {1, 4, 5, 6}) if rows else "")
 
 
@@ -156,7 +171,7 @@ def _categories(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
                                  acc.get("graded_tasks", "")])
     if not rows:
         return "<p>No benchmark files found next to the summary.</p>"
-    return _table(["arm", "round", "suite", "category", "accuracy (95% CI)", "n"], rows, {1, 5})
+    return table(["arm", "round", "suite", "category", "accuracy (95% CI)", "n"], rows, {1, 5})
 
 
 def _data(arms: dict[str, dict[str, Any]]) -> str:
@@ -168,7 +183,7 @@ def _data(arms: dict[str, dict[str, Any]]) -> str:
                          d.get("source", ""), d.get("built", d.get("rows", 0)),
                          f"{c.get('accepted', 0)}/{c.get('attempts', 0)}" if c else "—",
                          d.get("duplicates", 0), d.get("contaminated", 0), d.get("replay_added", 0), d.get("rows", 0)])
-    return _table(["arm", "round", "prompts with a verified answer", "samples", "rows from", "rows built",
+    return table(["arm", "round", "prompts with a verified answer", "samples", "rows from", "rows built",
                    "critique fixes accepted", "duplicates dropped", "held-out overlap dropped", "replay added",
                    "training rows"], rows, {1, 3, 5, 7, 8, 9, 10})
 
@@ -196,7 +211,7 @@ def _judge(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
         ledger = judge_spend(dirs[arm])
         rows.append([arm, "all", "ledger (paid calls)", ledger.get("calls"), f"${ledger.get('usd') or 0:.4f}",
                      f"{ledger.get('cached_answers', 0)} answers stored"])
-    return _table(["arm", "round", "judge", "calls", "cost", "cache"], rows, {3}) + \
+    return table(["arm", "round", "judge", "calls", "cost", "cache"], rows, {3}) + \
         "<p class=small>The verifier (math-verify, sandboxed tests) costs nothing; an LLM judge's answers are " \
         "cached by model, template and prompt, so a resumed run never pays twice.</p>"
 
@@ -216,7 +231,7 @@ def _merges(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
                          f.get("greedy_identical", "—")])
     if not rows:
         return "<p>No merge was made (no round trained a candidate).</p>"
-    return _table(["arm", "round", "status", "max |Δlogit|", "mean KL", "top-1 agreement", "greedy identical"],
+    return table(["arm", "round", "status", "max |Δlogit|", "mean KL", "top-1 agreement", "greedy identical"],
                   rows, {1}) + "<p class=small>Merged weights against the adapter on its exact base, as trained.</p>"
 
 
@@ -227,18 +242,19 @@ def _clusters(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
     for arm in arms:
         c = _read(dirs[arm] / CLUSTERS_FILE)
         if c is None:
-            out.append(f"<p><b>{_e(arm)}</b>: no failure clusters written.</p>")
+            out.append(f"<p><b>{escape(arm)}</b>: no failure clusters written.</p>")
             continue
         if not c["clusters"]:
-            out.append(f"<p><b>{_e(arm)}</b>: the final model failed no held-out item.</p>")
+            out.append(f"<p><b>{escape(arm)}</b>: the final model failed no held-out item.</p>")
             continue
         rows = [[k["cluster"], k["size"], f"{100 * k['share']:.0f}%", ", ".join(k["top_terms"]) or "—",
                  ", ".join(f"{a} {b}" for a, b in k["categories"].items()),
                  " | ".join(f"{x['prompt']} → {x['output']} ({x['reason']})" for x in k["examples"][:2])]
                 for k in c["clusters"]]
-        out.append(f"<p><b>{_e(arm)}</b>: {c['items']} held-out failures of the final model ({_e(c.get('source'))}), "
-                   f"{_e(c['method'])}, k={c.get('k_used', c['k'])}, seed {c['seed']}.</p>"
-                   + _table(["#", "items", "share", "distinctive terms", "categories", "nearest examples"], rows,
+        out.append(f"<p><b>{escape(arm)}</b>: {c['items']} held-out failures of the final model "
+                   f"({escape(c.get('source'))}), "
+                   f"{escape(c['method'])}, k={c.get('k_used', c['k'])}, seed {c['seed']}.</p>"
+                   + table(["#", "items", "share", "distinctive terms", "categories", "nearest examples"], rows,
                             {0, 1, 2}))
     return "".join(out)
 
@@ -259,8 +275,9 @@ def render_html(arms: dict[str, dict[str, Any]], dirs: dict[str, Path], out_path
         figs.append(to_svg(up))
     wtl = win_tie_loss_figure(arms)
     body = [
-        f"<h1>{_e(title)}</h1><p class=sub>{_e(' · '.join(sub))} · accuracy CIs are Wilson 95%; uplift is the "
-        "paired difference on the same held-out items (95% CI, exact McNemar test)</p>",
+        f"<h1>{escape(title)}</h1><p class=sub>{escape(' · '.join(sub))} · accuracy CIs are Wilson 95%; uplift is "
+        "the paired difference on the same held-out items (95% CI, exact McNemar test)</p>",
+        _compared(extra.get("verified_vs_control")),
         "<div class=cards>" + "".join(_card(i, a, s) for i, (a, s) in enumerate(arms.items())) + "</div>",
         "<div class=plots>" + "".join(f"<div class=plot>{f}</div>" for f in figs) + "</div>",
         "<h2>Rounds</h2>", _rounds(arms),
@@ -274,16 +291,22 @@ def render_html(arms: dict[str, dict[str, Any]], dirs: dict[str, Path], out_path
     ]
     base = extra.get("base") or {}
     if base.get("curve"):
-        body += ["<h2>Starting model</h2>", _table(["supervised steps", "dev accuracy"],
+        body += ["<h2>Starting model</h2>", table(["supervised steps", "dev accuracy"],
                                                   [[c["steps"], _pct(c["dev_accuracy"])] for c in base["curve"]],
                                                   {0, 1})]
     elif base.get("imported_from"):
         body += ["<h2>Starting model</h2>",
-                 f"<p>{_e(base['imported_from'])} ({_e(base['quantization'])}, sha256 {_e(base['sha256'][:12])}), "
+                 f"<p>{escape(base['imported_from'])} ({escape(base['quantization'])}, "
+                 f"sha256 {escape(base['sha256'][:12])}), "
                  "dequantized to float32 by <code>hone models import</code>.</p>"]
-    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8>"
+    return page(title, body, out_path)
+
+
+def page(title: str, body: list[str], out_path: Path) -> Path:
+    """Write `body` as one self-contained page (inline CSS, no script, no network) in the report's style."""
+    text = (f"<!doctype html><html lang=en><head><meta charset=utf-8>"
             f"<meta http-equiv=Content-Security-Policy content=\"{CSP}\">"
-            f"<meta name=viewport content='width=device-width,initial-scale=1'><title>{_e(title)}</title>"
+            f"<meta name=viewport content='width=device-width,initial-scale=1'><title>{escape(title)}</title>"
             f"<style>{CSS}</style></head><body><main>{''.join(body)}</main></body></html>\n")
-    write_text_atomic(out_path, page)
+    write_text_atomic(out_path, text)
     return out_path

@@ -58,13 +58,21 @@ def _arm_section(arm: str, summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_report(arms: dict[str, dict[str, Any]], out_dir: str | Path, title: str = "Hone run report") -> Path:
-    """Write `report.md` and its PNGs into `out_dir` from the given summaries (one per arm)."""
+def render_report(arms: dict[str, dict[str, Any]], out_dir: str | Path, title: str = "Hone run report",
+                  compared: dict[str, Any] | None = None) -> Path:
+    """Write `report.md` and its PNGs into `out_dir` from the given summaries (one per arm); `compared`, a demo's
+    verified vs control on the same items, leads the page."""
     out = Path(out_dir)
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     acc = save_png(accuracy_figure(arms), plots / "accuracy.png")
-    lines = [f"# {title}", "", f"![held-out accuracy per round]({acc.relative_to(out).as_posix()})", ""]
+    lines = [f"# {title}", ""]
+    if compared:
+        from hone.compare import arms_sentence
+
+        sentence = arms_sentence(compared)
+        lines += [f"**{sentence[0].upper()}{sentence[1:]}** (paired).", ""]
+    lines += [f"![held-out accuracy per round]({acc.relative_to(out).as_posix()})", ""]
     for name, make, alt in (("uplift.png", uplift_figure, "paired uplift vs round 0"),
                             ("win_tie_loss.png", win_tie_loss_figure, "win/tie/loss per arm and suite")):
         fig = make(arms)
