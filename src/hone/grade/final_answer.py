@@ -1,0 +1,288 @@
+"""Read the one final answer a math output commits to, or say why it commits to none.
+
+The answer region is the clause after the last final-answer marker (`####`, `\\boxed{}`, "the answer is",
+"answer:", "final answer"), otherwise the last sentence that holds a number. In it, numeric candidates are
+found by a light tokeniser (numbers, LaTeX fractions and roots, joined by operators); a restated expression
+followed by its value (`11 + 6 - 2 = 15`, `..., which equals 15`) is an intermediate, not a candidate. The
+region does not commit when
+
+- it is hedged: two different values joined as alternatives, a list, a set or a range (`14 or 15`,
+  `13, 14 or 15`, `{14, 15}`, `between 14 and 16`, `1, 2, ..., 100`), or the value is a bound or an
+  approximation (`at least 15`, `about 15`, `15 or more`);
+- it negates the value (`not 15`, `16 (not 15)`, `15 is wrong`);
+- it is a question (`15?`, `The answer is 15, right?`);
+- an earlier final-answer marker gave another value and nothing between them retracts it
+  (`The answer is 17.` then `\\boxed{15}`); "wait", "actually", "correction", ... withdraw an earlier one.
+
+Text inside a `<think>` block is scratch work and is not read. Whether the committed text is a value or an
+unevaluated expression is decided on math-verify's parse (hone.grade.math), not here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+_BRACE = r"\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\}"
+_NUMBER = (r"(?<![\w.])(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?!\.?\d)(?!(?:st|nd|rd|th)\b)"
+           r"|(?<![\w.])\.\d+")
+_ATOM = (rf"\\[dt]?frac\s*{_BRACE}\s*{_BRACE}|\\sqrt(?:\[\d+\])?\s*{_BRACE}|\\pi\b|π|√\d+|\{{\s*-?\d+(?:\.\d+)?\s*\}}"
+         rf"|{_NUMBER}")
+_TERM = rf"[(\[]*\s*[-−]?\s*(?:{_ATOM})(?:\s*%)?(?:\s*[)\]])*"
+_OPERATOR = r"(?<=%)\s*of\b\s*|\s*(?:\*\*|[+\-*/×÷·−^]|\\cdot|\\times|\\div)\s*|\s*(?=\\sqrt|\\pi|\\[dt]?frac)"
+_EXPRESSION = re.compile(rf"{_TERM}(?:(?:{_OPERATOR}){_TERM})*")
+_HAS_OPERATOR = re.compile(r"\d\s*[-+*/×÷·−^]|[)}]\s*[-+*/×÷·−^]|\\cdot|\\times|\\div|\\frac|\\sqrt|%\s*of")
+
+# after an expression: it is restated and followed by its value, so it is not the answer itself
+_EQUALS_AFTER_ANY = re.compile(r"^\s*,?\s*(?:(?:which|that|this|it)\s+)?(?:==?|equals?\b|is\s+equal\s+to\b|→|->|=>|⟹"
+                               r"|\\Rightarrow|\\implies|\\to\b)", re.I)
+_EQUALS_AFTER_ARITHMETIC = re.compile(r"^\s*,?\s*(?:(?:which|that|this|it|and\s+this)\s+)?(?:is|are|gives|makes|"
+                                      r"yields|comes\s+to|results\s+in|leaves|evaluates\s+to|works\s+out\s+to)\b",
+                                      re.I)
+_NEGATION_BEFORE = re.compile(r"(?:\b(?:not|never|nor|neither)\b|n't\b|≠|\\neq?\b)(?:\W+\w+){0,2}?\W*$", re.I)
+_NEGATION_AFTER = re.compile(r"^\W{0,3}\s*(?:is|was|would\s+be|are)\s+(?:not\b|wrong|incorrect|a\s+mistake)"
+                             r"|^\W{0,3}\s*(?:isn't|wasn't|is\s+n't)", re.I)
+_BOUND_BEFORE = re.compile(r"(?:\b(?:approximately|approx\.?|about|around|roughly|nearly|almost|close\s+to|"
+                           r"at\s+least|at\s+most|more\s+than|less\s+than|fewer\s+than|greater\s+than|over|under|"
+                           r"up\s+to|no\s+more\s+than|no\s+less\s+than|upwards\s+of|somewhere\s+near)"
+                           r"|~|≈|≥|≤|>|<|\\approx|\\sim|\\geq?|\\leq?)\W{0,3}$", re.I)
+_BOUND_AFTER = re.compile(r"^\s*(?:[A-Za-z]+\s+)?(?:or\s+(?:more|less|fewer|so|greater|higher|lower|above|below|over|"
+                          r"under)\b|\+(?!\s*[\d(\\])|-?ish\b|and\s+(?:up|above|over|more)\b|at\s+(?:least|most)\b|"
+                          r"plus\b(?!\s*[\d(]))", re.I)
+# two different values joined by these, in the final answer, are alternatives (a hedge)
+_ALTERNATIVE = re.compile(r"\b(?:or|either|maybe|perhaps|possibly|probably|alternatively|otherwise|if|unless|"
+                          r"depending|whether|but|wait|actually)\b|\\pm|±|\\in\b|\\cup|\\vee", re.I)
+_LIST_SEPARATOR = re.compile(r"^\W*(?:[A-Za-z%]+\.?\W*)?(?:,|;|&|\band\b|\bto\b|\bthrough\b|\bthru\b|\buntil\b|"
+                             r"[-–—|/]|\.\.\.|…|\\[lc]?dots)(?:\W|\band\b)*$", re.I)
+_CONTINUES = re.compile(r"^\W*(?:or|maybe|perhaps|possibly|alternatively|otherwise|but|unless|either|if|though|"
+                        r"although|however|wait|actually|no\b)", re.I)
+_RETRACTION = re.compile(r"\b(?:wait|actually|correction|correcting|corrected|mistake|oops|sorry|re-?check|"
+                         r"double[- ]check|re-?calculate|re-?compute|re-?evaluate|let\s+me\s+re|(?:is|was)\s+wrong|"
+                         r"incorrect|instead)\b|\bno\b\s*[,.!]", re.I)
+_MARKER = re.compile(r"####|\\(?:boxed|fbox)\s*\{|\b(?:(?:final|correct|right)\s+answer\b(?:\s*(?:is\b|would\s+be\b|"
+                     r"will\s+be\b|should\s+be\b|=|:))?|answer\s*(?:is\b|would\s+be\b|will\s+be\b|should\s+be\b|"
+                     r"must\s+be\b|=|:))", re.I)
+_VARIABLE_ASSIGNMENT = re.compile(r"(?<![\w\\])[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?!=)|\b[A-Za-z]{2,}\s*=\s*(?!=)")
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!\betc)(?<!\bvs)(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bSt)(?<!\bapprox)"
+                            r"[.!?](?=\s|$)|\n")
+_NORMALISE = [(re.compile(p), r) for p, r in (
+    (r"(?s)<<[^<>]*>>", ""),  # GSM8K calculator annotations
+    (r"```\w*|`", " "), (r"\*\*|__", ""), (r"\\(?:left|right|big|Big)\b", ""),
+    (r"\\(?:text|mathrm|textbf|mathbf|operatorname)\s*\{([^{}]*)\}", r" \1 "),
+    (r"\{,\}", ","), (r"\\[,!]", ""), (r"\\[;: ]", " "),
+    (r"\\\$", "$"), (r"\\%", "%"), (r"\\[{}]", " "), (r"\\(?:dfrac|tfrac)", r"\\frac"),
+    (r"\^\s*\{?\\circ\}?|°", ""), (r"\s+percent\b", "%"), (r"\\\(|\\\)|\\\[|\\\]", " "),
+)]
+
+
+@dataclass
+class Candidate:
+    text: str
+    start: int
+    end: int
+    negated: bool = False
+    bound: str | None = None  # the qualifier that makes it a bound or an approximation
+
+
+@dataclass
+class Reading:
+    """What the answer commits to: `committed` (the text of its one value), or `problem` (a readable sentence)
+    of a `kind`: hedged | negated | question | conflict."""
+
+    region: str
+    candidates: list[Candidate] = field(default_factory=list)
+    committed: str | None = None
+    kind: str | None = None
+    problem: str | None = None
+
+
+def normalise(output: str) -> str:
+    """The output with scratch work (`<think>`), code fences, bold and LaTeX spacing taken out."""
+    text = output.rsplit("</think>", 1)[1] if "</think>" in output and output.rsplit("</think>", 1)[1].strip() \
+        else output
+    for pattern, repl in _NORMALISE:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def value_key(text: str) -> object:
+    """A key equal for two renderings of the same plain value (`15`, `$15.00`, `\\frac{30}{2}`); else the text."""
+    t = re.sub(r"(?<=\d),(?=\d{3})", "", text).replace("$", "").replace("−", "-")
+    t = re.sub(r"\s+", "", t).strip("()[]")
+    pct = t.endswith("%")
+    t = t.rstrip("%")
+    m = re.fullmatch(r"\\frac\{(-?\d+)\}\{(\d+)\}", t)
+    try:
+        value = Fraction(int(m.group(1)), int(m.group(2))) if m else Fraction(t)
+    except (ValueError, ZeroDivisionError):
+        return t + ("%" if pct else "")
+    return ("%", value) if pct else value
+
+
+def _sentence_end(text: str, start: int) -> int:
+    m = _SENTENCE_END.search(text, start)
+    return m.end() if m else len(text)
+
+
+def _box_end(text: str, start: int) -> int:
+    """Index just past the brace that closes the box opened before `start` (len(text) when unclosed)."""
+    depth = 1
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return i + 1
+    return len(text)
+
+
+def _with_continuation(text: str, end: int) -> int:
+    """Extend a clause over following sentences that go on hedging it ("15. Or maybe 16.")."""
+    for _ in range(3):
+        rest = text[end:]
+        sentence = rest.lstrip()
+        if not sentence or not _CONTINUES.match(sentence):
+            break
+        length = _sentence_end(sentence, 1)
+        if not re.search(r"\d", sentence[:length]):
+            break
+        end += len(rest) - len(sentence) + length
+    return end
+
+
+def _balanced(text: str) -> str:
+    while text.startswith(("(", "[")) and text.count("(") + text.count("[") > text.count(")") + text.count("]"):
+        text = text[1:].lstrip()
+    while text.endswith((")", "]")) and text.count(")") + text.count("]") > text.count("(") + text.count("["):
+        text = text[:-1].rstrip()
+    return text
+
+
+def candidates(clause: str) -> list[Candidate]:
+    """The numeric values a clause states, without the restated expressions that it follows with their value."""
+    found: list[Candidate] = []
+    previous_end = 0
+    for m in _EXPRESSION.finditer(clause):
+        text = m.group().strip()
+        if not re.search(r"\d|\\pi|π", text):
+            continue
+        after = clause[m.end():m.end() + 60]
+        if _EQUALS_AFTER_ANY.match(after) or (_HAS_OPERATOR.search(text) and _EQUALS_AFTER_ARITHMETIC.match(after)):
+            previous_end = m.end()
+            continue
+        before = clause[previous_end:m.start()]
+        bound = _BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after)
+        found.append(Candidate(_balanced(text), m.start(), m.end(),
+                               negated=bool(_NEGATION_BEFORE.search(before) or _NEGATION_AFTER.match(after)),
+                               bound=bound.group().strip() if bound else None))
+        previous_end = m.end()
+    return found
+
+
+def read_clause(clause: str, first: bool, gold_key: object = None) -> Reading:
+    """The one value `clause` commits to (`first`: the one nearest its marker; else the last), or the problem."""
+    clause = _VARIABLE_ASSIGNMENT.sub("", clause)
+    found = candidates(clause)
+    reading = Reading(region=clause.strip(), candidates=found)
+
+    def problem(kind: str, sentence: str) -> Reading:
+        reading.kind, reading.problem = kind, sentence
+        return reading
+
+    if not found:
+        return reading
+    if clause.rstrip().rstrip("*$ )").endswith("?"):
+        return problem("question", f"not committed: the final answer {clause.strip()!r} is a question")
+    negated = [c for c in found if c.negated]
+    if gold_key is not None and any(value_key(c.text) == gold_key for c in negated):
+        shown = next(c.text for c in negated if value_key(c.text) == gold_key)
+        return problem("negated", f"negated: the final answer says the value is not {shown}")
+    kept = [c for c in found if not c.negated]
+    if not kept:
+        return problem("negated", f"negated: the final answer only says what the value is not ({negated[-1].text})")
+    for a, b in zip(found, found[1:]):
+        if a.negated or b.negated or value_key(a.text) == value_key(b.text):
+            continue
+        between = clause[a.end:b.start]
+        if _ALTERNATIVE.search(between) or _LIST_SEPARATOR.match(between):
+            values = ", ".join(dict.fromkeys(c.text for c in kept))
+            return problem("hedged", f"hedged: the final answer names more than one value ({values})")
+    chosen = kept[0] if first else kept[-1]
+    if chosen.bound:
+        return problem("hedged", f"hedged: {chosen.bound!r} makes {chosen.text} a bound or an approximation, "
+                                 "not one value")
+    reading.committed = chosen.text
+    return reading
+
+
+@dataclass
+class _Marker:
+    start: int
+    clause: str
+    end: int
+
+
+def _markers(text: str) -> list[_Marker]:
+    """Each final-answer marker with the clause it introduces, cut where the next marker begins."""
+    found = list(_MARKER.finditer(text))
+    markers = []
+    for i, m in enumerate(found):
+        limit = found[i + 1].start() if i + 1 < len(found) else len(text)
+        if m.group().startswith("\\"):
+            close = _box_end(text, m.end())
+            end = min(_with_continuation(text, _sentence_end(text, close)), max(limit, close))
+            clause = text[m.end():close - 1] + " " + text[close:end]
+        elif m.group() == "####":
+            line_end = text.find("\n", m.end())
+            end = min(_with_continuation(text, len(text) if line_end < 0 else line_end), limit)
+            clause = text[m.end():end]
+        else:
+            end = min(_with_continuation(text, _sentence_end(text, m.end())), limit)
+            clause = text[m.end():end]
+        markers.append(_Marker(m.start(), clause, end))
+    return markers
+
+
+def _last_sentence_with_a_number(text: str) -> str:
+    ends = [0] + [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]
+    spans = [(a, b) for a, b in zip(ends, ends[1:]) if text[a:b].strip()]
+    for k in range(len(spans) - 1, -1, -1):
+        a, b = spans[k]
+        if candidates(text[a:b]):
+            while k > 0 and _CONTINUES.match(text[spans[k][0]:b]):
+                k -= 1
+            return text[spans[k][0]:b]
+    return ""
+
+
+def read_final_answer(output: str, gold_key: object = None) -> Reading:
+    """The committed final answer of `output` (see the module docstring). `gold_key` (value_key of the
+    reference) lets a negation of the reference be named as such."""
+    text = normalise(output)
+    markers = [(mk, read_clause(mk.clause, True, gold_key)) for mk in _markers(text)]
+    markers = [(mk, r) for mk, r in markers if r.candidates]
+    if not markers:
+        return read_clause(_last_sentence_with_a_number(text), False, gold_key)
+    final = markers[-1][1]
+    if final.problem:
+        return final
+    for (mk, earlier), (later, _) in zip(markers, markers[1:]):
+        if earlier.kind in ("negated", "question") or _RETRACTION.search(text[mk.start:later.start]):
+            continue  # it committed to nothing, or it was withdrawn
+        if earlier.kind == "hedged" or value_key(earlier.committed or "") != value_key(final.committed or ""):
+            final.kind, final.problem = "conflict", (f"conflicting final answers: {earlier.committed or earlier.region}"
+                                                     f" and then {final.committed}")
+            final.committed = None
+            return final
+    return final
+
+
+def answer_region(output: str) -> str:
+    """The text after the last final-answer marker (a box keeps its `\\boxed{`), else the whole output."""
+    text = normalise(output)
+    last = None
+    for last in _MARKER.finditer(text):
+        pass
+    if last is None:
+        return text
+    tail = text[last.start() if last.group().startswith("\\") else last.end():].strip()
+    return tail or text
