@@ -45,18 +45,19 @@ _NEGATION_AFTER = re.compile(r"^\W{0,3}\s*(?:is|was|would\s+be|are)\s+(?:not\b|w
                              r"|^\W{0,3}\s*(?:isn't|wasn't|is\s+n't)", re.I)
 _BOUND_BEFORE = re.compile(r"(?:\b(?:approximately|approx\.?|about|around|roughly|nearly|almost|close\s+to|"
                            r"at\s+least|at\s+most|more\s+than|less\s+than|fewer\s+than|greater\s+than|over|under|"
-                           r"up\s+to|no\s+more\s+than|no\s+less\s+than|upwards\s+of|somewhere\s+near)"
+                           r"up\s+to|no\s+more\s+than|no\s+less\s+than|upwards\s+of|somewhere\s+near|"
+                           r"(?:could|might|may)\s+be|maybe|perhaps|possibly|probably|likely|guess|estimated?)"
                            r"|~|≈|≥|≤|>|<|\\approx|\\sim|\\geq?|\\leq?)\W{0,3}$", re.I)
 _BOUND_AFTER = re.compile(r"^\s*(?:[A-Za-z]+\s+)?(?:or\s+(?:more|less|fewer|so|greater|higher|lower|above|below|over|"
                           r"under)\b|\+(?!\s*[\d(\\])|-?ish\b|and\s+(?:up|above|over|more)\b|at\s+(?:least|most)\b|"
-                          r"plus\b(?!\s*[\d(]))", re.I)
+                          r"plus\b(?!\s*[\d(])|\(?\s*(?:approx(?:imately|\.)?|roughly|about|or\s+so|estimated?)\b)", re.I)
 # two different values joined by these, in the final answer, are alternatives (a hedge)
 _ALTERNATIVE = re.compile(r"\b(?:or|either|maybe|perhaps|possibly|probably|alternatively|otherwise|if|unless|"
                           r"depending|whether|but|wait|actually)\b|\\pm|±|\\in\b|\\cup|\\vee", re.I)
 _LIST_SEPARATOR = re.compile(r"^\W*(?:[A-Za-z%]+\.?\W*)?(?:,|;|&|\band\b|\bto\b|\bthrough\b|\bthru\b|\buntil\b|"
                              r"[-–—|/]|\.\.\.|…|\\[lc]?dots)(?:\W|\band\b)*$", re.I)
 _CONTINUES = re.compile(r"^\W*(?:or|maybe|perhaps|possibly|alternatively|otherwise|but|unless|either|if|though|"
-                        r"although|however|wait|actually|no\b)", re.I)
+                        r"although|however|wait|actually|no\b|not\b|sorry|oops|correction|hmm)", re.I)
 _RETRACTION = re.compile(r"\b(?:wait|actually|correction|correcting|corrected|mistake|oops|sorry|re-?check|"
                          r"double[- ]check|re-?calculate|re-?compute|re-?evaluate|let\s+me\s+re|(?:is|was)\s+wrong|"
                          r"incorrect|instead)\b|\bno\b\s*[,.!]", re.I)
@@ -163,8 +164,8 @@ def candidates(clause: str) -> list[Candidate]:
     previous_end = 0
     for m in _EXPRESSION.finditer(clause):
         text = m.group().strip()
-        if not re.search(r"\d|\\pi|π", text):
-            continue
+        if not re.search(r"\d|\\pi|π", text) or re.search(r"[A-Za-z]\s*\^\s*\{?$", clause[:m.start()]):
+            continue  # no number, or the exponent of a unit (m^2)
         after = clause[m.end():m.end() + 60]
         if _EQUALS_AFTER_ANY.match(after) or (_HAS_OPERATOR.search(text) and _EQUALS_AFTER_ARITHMETIC.match(after)):
             previous_end = m.end()
@@ -235,8 +236,9 @@ def _markers(text: str) -> list[_Marker]:
             line_end = text.find("\n", m.end())
             end = min(_with_continuation(text, len(text) if line_end < 0 else line_end), limit)
             clause = text[m.end():end]
-        else:
-            end = min(_with_continuation(text, _sentence_end(text, m.end())), limit)
+        else:  # a phrase: its clause is the sentence that follows it, which may begin on the next line
+            begin = m.end() + len(text[m.end():]) - len(text[m.end():].lstrip(" \t\n:*"))
+            end = min(_with_continuation(text, _sentence_end(text, begin)), limit)
             clause = text[m.end():end]
         markers.append(_Marker(m.start(), clause, end))
     return markers

@@ -113,7 +113,7 @@ def unevaluated_arithmetic(expr: Any) -> bool:
         return False  # symbols, pi, a percentage
     if expr.is_rational is False:
         return False  # a radical: its simplest form is not judged here
-    return not (_lowest_terms_fraction(expr) or _power_of_ten(expr))
+    return not (_lowest_terms_fraction(expr) or _scientific(expr))
 
 
 def _lowest_terms_fraction(expr: Any) -> bool:
@@ -129,15 +129,15 @@ def _lowest_terms_fraction(expr: Any) -> bool:
     return denominator > 1 and sympy.gcd(numerator, denominator) == 1
 
 
-def _power_of_ten(expr: Any) -> bool:
+def _scientific(expr: Any) -> bool:
+    """a · 10^k with 1 <= |a| < 10: how a value is written in scientific notation (`3 \\cdot 10^5`)."""
     import sympy
 
-    def ten_to_k(e: Any) -> bool:
-        return isinstance(e, sympy.Pow) and e.base == 10 and isinstance(e.exp, sympy.Integer)
-
-    return ten_to_k(expr) or (isinstance(expr, sympy.Mul) and len(expr.args) == 2
-                              and any(ten_to_k(a) for a in expr.args)
-                              and any(isinstance(a, sympy.Number) for a in expr.args))
+    if not (isinstance(expr, sympy.Mul) and len(expr.args) == 2):
+        return False
+    powers = [a for a in expr.args if isinstance(a, sympy.Pow) and a.base == 10 and isinstance(a.exp, sympy.Integer)]
+    mantissas = [a for a in expr.args if isinstance(a, sympy.Number) and 1 <= abs(a) < 10]
+    return len(powers) == 1 and len(mantissas) == 1
 
 
 def _shown(parsed: list[Any]) -> str:
