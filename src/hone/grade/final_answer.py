@@ -58,7 +58,8 @@ _LIST_SEPARATOR = re.compile(r"^\W*(?:[A-Za-z%]+\.?\W*)?(?:,|;|&|\band\b|\bto\b|
                              r"[-–—|/]|\.\.\.|…|\\[lc]?dots)(?:\W|\band\b)*$", re.I)
 _CONTINUES = re.compile(r"^\W*(?:or|maybe|perhaps|possibly|alternatively|otherwise|but|unless|either|if|though|"
                         r"although|however|wait|actually|no\b|not\b|sorry|oops|correction|hmm)", re.I)
-_RETRACTION = re.compile(r"\b(?:wait|actually|correction|correcting|corrected|mistake|oops|sorry|re-?check|"
+# between two final answers, these withdraw the earlier one
+RETRACTION = re.compile(r"\b(?:wait|actually|rather|correction|correcting|corrected|mistake|oops|sorry|re-?check|"
                          r"double[- ]check|re-?calculate|re-?compute|re-?evaluate|let\s+me\s+re|(?:is|was)\s+wrong|"
                          r"incorrect|instead)\b|\bno\b\s*[,.!]", re.I)
 _MARKER = re.compile(r"####|\\(?:boxed|fbox)\s*\{|\b(?:(?:final|correct|right)\s+answer\b(?:\s*(?:is\b|would\s+be\b|"
@@ -268,7 +269,7 @@ def read_final_answer(output: str, gold_key: object = None) -> Reading:
     if final.problem:
         return final
     for (mk, earlier), (later, _) in zip(markers, markers[1:]):
-        if earlier.kind in ("negated", "question") or _RETRACTION.search(text[mk.start:later.start]):
+        if earlier.kind in ("negated", "question") or RETRACTION.search(text[mk.start:later.start]):
             continue  # it committed to nothing, or it was withdrawn
         if earlier.kind == "hedged" or value_key(earlier.committed or "") != value_key(final.committed or ""):
             final.kind, final.problem = "conflict", (f"conflicting final answers: {earlier.committed or earlier.region}"
