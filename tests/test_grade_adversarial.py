@@ -58,6 +58,11 @@ MATH = [  # (category, answer template, verdict)
     ("hedged", "The answer is {g}. Or maybe {w}.", "fail"),
     ("hedged", "The answer is {g} if we count her, {w} otherwise.", "fail"),
     ("hedged", "The answer is {g} ± 1", "fail"),
+    ("hedged", "The answer is {g} ({w} if you count the teacher).", "fail"),
+    ("hedged", "{w},\n{g}", "fail"),
+    ("hedged", "I think it is {g}, but I'm not sure.", "fail"),
+    ("hedged", "The answer is {g}, but {h} of them came later.", "pass"),
+    ("hedged", "The answer is {g}, because if {h} leave, {k} stay.", "pass"),
     ("hedged", "It is {g}", "pass"),
     ("hedged", "x = {g}", "pass"),
     ("hedged", "The answer is {g}, yes {g}.", "pass"),
@@ -119,6 +124,10 @@ CHOICE = [  # (category, answer template, verdict)
     ("several letters", "The answer is ({o}) or ({g})", "fail"),
     ("several letters", "{o}\nThe answer is {g}", "fail"),
     ("several letters", "{gt} or {ot}", "fail"),
+    ("several letters", "A. {opt_a}\nB. {opt_b}\nC. {opt_c}\nD. {opt_d}", "fail"),  # the options listed back
+    ("several letters", "{o} and {g}", "fail"),
+    ("several letters", "Answer: {g}\n\nExplanation: it is {gt}.", "pass"),
+    ("several letters", "{g} is correct.", "pass"),
     ("several letters", "The answer is {g}.", "pass"),
     ("several letters", "{o}... wait, actually the answer is {g}.", "pass"),
     ("several letters", "{g} ... so the answer is {g}", "pass"),
@@ -230,7 +239,8 @@ def choice_items(shared_data) -> list[Task]:
 def _fill_choice(template: str, task: Task) -> str:
     other = next(x for x in "ABCD" if x != task.reference)
     return template.format(g=task.reference, o=other, gt=task.options["ABCD".index(task.reference)],
-                           ot=task.options["ABCD".index(other)])
+                           ot=task.options["ABCD".index(other)],
+                           **{f"opt_{x.lower()}": text for x, text in zip("ABCD", task.options)})
 
 
 @pytest.mark.parametrize("category, template, expected", CHOICE, ids=[f"{c}:{t[:30]}" for c, t, _ in CHOICE])

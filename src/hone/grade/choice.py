@@ -30,11 +30,14 @@ CHOICE_GRADER_VERSION = "2"
 CHOICE_JUDGE = f"verifier:choice@{CHOICE_GRADER_VERSION}"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-_LETTER = r"[\(\[]?\s*(?-i:[A-Z])\s*[\)\]]?(?![A-Za-z])"
-_LETTER_LIST = re.compile(rf"{_LETTER}(?:\s*(?:,|/|&|;|\bor\b|\band\b|\s)\s*(?:(?:option|choice)\s+)?{_LETTER})*", re.I)
+_LETTER = r"[\(\[]?[ \t]*(?-i:[A-Z])[ \t]*[\)\]]?(?![A-Za-z])"
+_LETTER_LIST = re.compile(rf"{_LETTER}(?:[ \t]*(?:,|/|&|;|\bor\b|\band\b|[ \t])[ \t]*(?:(?:option|choice)[ \t]+)?{_LETTER})*",
+                          re.I)
 _PHRASE = re.compile(r"(?i)\b(?:answer\s*(?:is|would\s+be|should\s+be|must\s+be|:|=)?|"
                      r"(?:correct|right|final|best)\s+(?:option|choice)\s*(?:is|would\s+be|:|=)?|"
                      r"I\s*(?:would|'d|will|'ll)?\s*(?:choose|pick|select|go\s+with))\s*(?:option|choice)?\s*[:\-]?\s*")
+_CLAIMED = re.compile(r"(?<![A-Za-z])[\(\[]?((?-i:[A-Z]))[\)\]]?\s+is\s+(?:the\s+)?(?:correct|right|best|answer)\b", re.I)
+_OPTION_LINE = re.compile(r"(?m)^\W{0,3}([A-Z])[\).:]\s*(.*)$")
 _MENTION = re.compile(r"(?i)\b(?:option|choice)\s+")
 _LEADING = re.compile(r"^\W{0,3}((?-i:[A-Z]))(?:[ \t]*(?:$|\n)|[\)\].:,/]|\s+-|\s+(?:or|and|&)\s+[\(\[]?[A-Z](?![A-Za-z]))")
 _NEGATED_LETTER = re.compile(r"(?i)(?:\b(?:not|never|except|nor)\b|n't\b)\s+(?:(?:option|choice|answer)\s+)?[\(\[]?\s*"
@@ -47,24 +50,30 @@ def _normal(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def _statements(text: str, letters: str) -> tuple[list[tuple[int, list[str]]], str]:
-    """(position, letters named) for each answer statement, and how they were found."""
+def _statements(text: str, options: list[str]) -> tuple[list[tuple[int, list[str]]], str]:
+    """(position, letters named) for each answer statement, in order, and how they were found."""
+    letters = LETTERS[: len(options)]
+
     def named(start: int) -> list[str]:
         m = _LETTER_LIST.match(text, start)
         found = re.findall(r"(?<![A-Za-z])[A-Z](?![A-Za-z])", m.group()) if m else []
         return list(dict.fromkeys(x for x in found if x in letters))
 
-    said = [(m.start(), named(m.end())) for m in _PHRASE.finditer(text)]
-    said = [(at, ls) for at, ls in said if ls]
+    said = [(m.start(), ls) for m in _PHRASE.finditer(text) if (ls := named(m.end()))]
+    said += [(m.start(), [m.group(1)]) for m in _CLAIMED.finditer(text) if m.group(1) in letters]
     how = "answer phrase"
     lead = _LEADING.match(text)
     if lead and (ls := named(lead.start(1))):
         said.insert(0, (0, ls))
         how = how if len(said) > 1 else "leading letter"
+    for line in _OPTION_LINE.finditer(text):  # a line that is only an option ("B. Rome"), as a listing of them
+        letter, rest = line.group(1), _normal(line.group(2))
+        if line.start() and letter in letters and rest in ("", _normal(options[letters.index(letter)])):
+            said.append((line.start(), [letter]))
     if not said:
-        said = [(at, ls) for m in _MENTION.finditer(text) if (ls := named(m.end())) for at in [m.start()]]
+        said = [(m.start(), ls) for m in _MENTION.finditer(text) if (ls := named(m.end()))]
         how = "option named"
-    return said, how
+    return sorted(said), how
 
 
 def _negated(text: str, start: int, letters: str) -> set[str]:
@@ -75,7 +84,7 @@ def extract_choice(answer: str, options: list[str]) -> tuple[str | None, str]:
     """(letter or None, how it was found, or why no single option was) for `answer` to a task with `options`."""
     letters = LETTERS[: len(options)]
     text = normalise(answer).strip()
-    said, how = _statements(text, letters)
+    said, how = _statements(text, options)
     if said:
         final_at, final = said[-1]
         if len(final) > 1:

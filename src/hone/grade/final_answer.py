@@ -52,8 +52,13 @@ _BOUND_AFTER = re.compile(r"^\s*(?:[A-Za-z]+\s+)?(?:or\s+(?:more|less|fewer|so|g
                           r"under)\b|\+(?!\s*[\d(\\])|-?ish\b|and\s+(?:up|above|over|more)\b|at\s+(?:least|most)\b|"
                           r"plus\b(?!\s*[\d(])|\(?\s*(?:approx(?:imately|\.)?|roughly|about|or\s+so|estimated?)\b)", re.I)
 # two different values joined by these, in the final answer, are alternatives (a hedge)
-_ALTERNATIVE = re.compile(r"\b(?:or|either|maybe|perhaps|possibly|probably|alternatively|otherwise|if|unless|"
-                          r"depending|whether|but|wait|actually)\b|\\pm|±|\\in\b|\\cup|\\vee", re.I)
+_ALTERNATIVE = re.compile(r"\b(?:or|either|maybe|perhaps|possibly|probably|alternatively|otherwise|else|unless|"
+                          r"depending|whether|wait|actually|rather)\b|\bif\b[^,;]*[,;]|\\pm|±|\\in\b|\\cup|\\vee",
+                          re.I)
+_UNSURE = re.compile(r"\b(?:not\s+(?:sure|certain)|unsure|uncertain|no\s+idea|can't\s+be\s+sure|just\s+a\s+guess)\b",
+                     re.I)
+_CONDITION = re.compile(r"\b(?:if|unless|otherwise|depending|when)\b", re.I)
+_OPEN_LIST = re.compile(r"(?:[,;]|\b(?:or|and|either))\s*$", re.I)
 _LIST_SEPARATOR = re.compile(r"^\W*(?:[A-Za-z%]+\.?\W*)?(?:,|;|&|\band\b|\bto\b|\bthrough\b|\bthru\b|\buntil\b|"
                              r"[-–—|/]|\.\.\.|…|\\[lc]?dots)(?:\W|\band\b)*$", re.I)
 _CONTINUES = re.compile(r"^\W*(?:or|maybe|perhaps|possibly|alternatively|otherwise|but|unless|either|if|though|"
@@ -194,6 +199,8 @@ def read_clause(clause: str, first: bool, gold_key: object = None) -> Reading:
         return reading
     if clause.rstrip().rstrip("*$ )").endswith("?"):
         return problem("question", f"not committed: the final answer {clause.strip()!r} is a question")
+    if unsure := _UNSURE.search(clause):
+        return problem("hedged", f"hedged: the final answer says {unsure.group()!r}")
     negated = [c for c in found if c.negated]
     if gold_key is not None and any(value_key(c.text) == gold_key for c in negated):
         shown = next(c.text for c in negated if value_key(c.text) == gold_key)
@@ -205,7 +212,8 @@ def read_clause(clause: str, first: bool, gold_key: object = None) -> Reading:
         if a.negated or b.negated or value_key(a.text) == value_key(b.text):
             continue
         between = clause[a.end:b.start]
-        if _ALTERNATIVE.search(between) or _LIST_SEPARATOR.match(between):
+        condition = re.split(r"[,.;)\n]", clause[b.end:], maxsplit=1)[0]  # "15 (16 if you count her)"
+        if _ALTERNATIVE.search(between) or _LIST_SEPARATOR.match(between) or _CONDITION.search(condition):
             values = ", ".join(dict.fromkeys(c.text for c in kept))
             return problem("hedged", f"hedged: the final answer names more than one value ({values})")
     chosen = kept[0] if first else kept[-1]
@@ -251,7 +259,7 @@ def _last_sentence_with_a_number(text: str) -> str:
     for k in range(len(spans) - 1, -1, -1):
         a, b = spans[k]
         if candidates(text[a:b]):
-            while k > 0 and _CONTINUES.match(text[spans[k][0]:b]):
+            while k > 0 and (_CONTINUES.match(text[spans[k][0]:b]) or _OPEN_LIST.search(text[slice(*spans[k - 1])])):
                 k -= 1
             return text[spans[k][0]:b]
     return ""
