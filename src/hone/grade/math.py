@@ -88,12 +88,19 @@ _TO_PLAIN = [(re.compile(p), r) for p, r in ((r"(?<=\d),(?=\d{3})", ""), (r"\$",
                                              (r"\\div|÷", "/"), (r"−", "-"), (r"\*\*", "^"))]
 
 
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
 def _parse_value(text: str) -> list[Any]:
     """The committed value as math-verify objects: plain text as an expression (so `30/2` stays a division),
     LaTeX (`\\frac`, `\\sqrt`, `\\pi`) as math."""
     for pattern, repl in _TO_PLAIN:
         text = pattern.sub(repl, text)
     text = text.replace("π", "\\pi ").replace("√", "\\sqrt")
+    if _PLAIN_NUMBER.fullmatch(text):  # what math-verify makes of it, without its parser (most answers)
+        import sympy
+
+        return [sympy.Float(text) if "." in text else sympy.Integer(text), text]
     if "\\" in text or "{" in text:
         return _parse(f"${text.replace('%', chr(92) + '%')}$")
     return _parse(text)
