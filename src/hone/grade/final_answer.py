@@ -25,18 +25,23 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 _BRACE = r"\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\}"
-_NUMBER = (r"(?<![\w.])(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?!\.?\d)(?!(?:st|nd|rd|th)\b)"
+_NUMBER = (r"(?<![\w.])(?:\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d,]|\.\d)|\d+)(?:\.\d+)?"
+           r"(?!\.?\d)(?!(?:st|nd|rd|th)\b)"
            r"|(?<![\w.])\.\d+")
 _ATOM = (rf"\\[dt]?frac\s*{_BRACE}\s*{_BRACE}|\\sqrt(?:\[\d+\])?\s*{_BRACE}|\\pi\b|π|√\d+|\{{\s*-?\d+(?:\.\d+)?\s*\}}"
          rf"|{_NUMBER}")
 _TERM = rf"[(\[]*\s*[-−]?\s*(?:{_ATOM})(?:\s*%)?(?:\s*[)\]])*"
-_OPERATOR = r"(?<=%)\s*of\b\s*|\s*(?:\*\*|[+\-*/×÷·−^]|\\cdot|\\times|\\div)\s*|\s*(?=\\sqrt|\\pi|\\[dt]?frac)"
+_OPERATOR = r"(?<=%)\s*of\b\s*|\s*(?:\*\*|[+\-*/×÷·−–^]|\\cdot|\\times|\\div)\s*|\s*(?=\\sqrt|\\pi|\\[dt]?frac)"
 _EXPRESSION = re.compile(rf"{_TERM}(?:(?:{_OPERATOR}){_TERM})*")
-_HAS_OPERATOR = re.compile(r"\d\s*[-+*/×÷·−^]|[)}]\s*[-+*/×÷·−^]|\\cdot|\\times|\\div|\\frac|\\sqrt|%\s*of")
+_HAS_OPERATOR = re.compile(r"\d\s*[-+*/×÷·−–^]|[)}]\s*[-+*/×÷·−–^]|\\cdot|\\times|\\div|\\frac|\\sqrt|%\s*of")
 
 # after an expression: it is restated and followed by its value, so it is not the answer itself
 _EQUALS_AFTER_ANY = re.compile(r"^\s*,?\s*(?:(?:which|that|this|it)\s+)?(?:==?|equals?\b|is\s+equal\s+to\b|→|->|=>|⟹"
                                r"|\\Rightarrow|\\implies|\\to\b)", re.I)
+# a number with its units inside a calculation ("40 minutes + 100 minutes = 140 minutes") is a term of it
+_CHAIN_GOES_ON = re.compile(r"^\s*(?:(?:[A-Za-z]+(?:/[A-Za-z]+)?|[$€£%)\]])\s*){0,3}(?:[-+*/×÷·−–=]|\\cdot|\\times|\bx\b|"
+                            r"\bequals\b)\s*[$€£(]*\s*\d")
+_STATED = re.compile(r"(?:==?|\bequals?|\bis\s+equal\s+to)\s*[$€£]?\s*$", re.I)
 _EQUALS_AFTER_ARITHMETIC = re.compile(r"^\s*,?\s*(?:(?:which|that|this|it|and\s+this)\s+)?(?:is|are|gives|makes|"
                                       r"yields|comes\s+to|results\s+in|leaves|evaluates\s+to|works\s+out\s+to)\b",
                                       re.I)
@@ -60,9 +65,9 @@ _UNSURE = re.compile(r"\b(?:not\s+(?:sure|certain)|unsure|uncertain|no\s+idea|ca
 _CONDITION = re.compile(r"\b(?:if|unless|otherwise|depending|when)\b", re.I)
 _OPEN_LIST = re.compile(r"(?:[,;]|\b(?:or|and|either))\s*$", re.I)
 _LIST_SEPARATOR = re.compile(r"^\W*(?:[A-Za-z%]+\.?\W*)?(?:,|;|&|\band\b|\bto\b|\bthrough\b|\bthru\b|\buntil\b|"
-                             r"[-–—|/]|\.\.\.|…|\\[lc]?dots)(?:\W|\band\b)*$", re.I)
-_CONTINUES = re.compile(r"^\W*(?:or|maybe|perhaps|possibly|alternatively|otherwise|but|unless|either|if|though|"
-                        r"although|however|wait|actually|no\b|not\b|sorry|oops|correction|hmm)", re.I)
+                             r"[-–—|]|\.\.\.|…|\\[lc]?dots)(?:\W|\band\b)*$", re.I)
+_CONTINUES = re.compile(r"^\W*(?:(?:but|and|so)\s+)?(?:or|maybe|perhaps|possibly|alternatively|otherwise|either|"
+                        r"wait|actually|no|not|sorry|oops|correction|hmm)\b", re.I)
 # between two final answers, these withdraw the earlier one
 RETRACTION = re.compile(r"\b(?:wait|actually|rather|correction|correcting|corrected|mistake|oops|sorry|re-?check|"
                          r"double[- ]check|re-?calculate|re-?compute|re-?evaluate|let\s+me\s+re|(?:is|was)\s+wrong|"
@@ -70,7 +75,8 @@ RETRACTION = re.compile(r"\b(?:wait|actually|rather|correction|correcting|correc
 _MARKER = re.compile(r"####|\\(?:boxed|fbox)\s*\{|\b(?:(?:final|correct|right)\s+answer\b(?:\s*(?:is\b|would\s+be\b|"
                      r"will\s+be\b|should\s+be\b|=|:))?|answer\s*(?:is\b|would\s+be\b|will\s+be\b|should\s+be\b|"
                      r"must\s+be\b|=|:))", re.I)
-_VARIABLE_ASSIGNMENT = re.compile(r"(?<![\w\\])[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?!=)|\b[A-Za-z]{2,}\s*=\s*(?!=)")
+# `x = 15`, `total = 15`: the name is not part of the value (a unit after a number, `20 sheep = 260`, is kept)
+_VARIABLE_ASSIGNMENT = re.compile(r"(?<![\w\\])[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?!=)|(?<![\d%$/] )(?<![\d%$/])\b[A-Za-z]{2,}\s*=\s*(?!=)")
 _SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!\betc)(?<!\bvs)(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bSt)(?<!\bapprox)"
                             r"[.!?](?=\s|$)|\n")
 _NORMALISE = [(re.compile(p), r) for p, r in (
@@ -90,6 +96,8 @@ class Candidate:
     end: int
     negated: bool = False
     bound: str | None = None  # the qualifier that makes it a bound or an approximation
+    stated: bool = False  # it is the result of an equation (`... = 15`)
+    after_restatement: bool = False  # a restated expression stands between it and the value before it
 
 
 @dataclass
@@ -115,7 +123,7 @@ def normalise(output: str) -> str:
 
 def value_key(text: str) -> object:
     """A key equal for two renderings of the same plain value (`15`, `$15.00`, `\\frac{30}{2}`); else the text."""
-    t = re.sub(r"(?<=\d),(?=\d{3})", "", text).replace("$", "").replace("−", "-")
+    t = re.sub(r"(?<=\d)[, \u00a0\u202f](?=\d{3})", "", text).replace("$", "").replace("−", "-")
     t = re.sub(r"\s+", "", t).strip("()[]")
     pct = t.endswith("%")
     t = t.rstrip("%")
@@ -167,22 +175,33 @@ def _balanced(text: str) -> str:
 def candidates(clause: str) -> list[Candidate]:
     """The numeric values a clause states, without the restated expressions that it follows with their value."""
     found: list[Candidate] = []
-    previous_end = 0
+    previous_end, restated = 0, False
     for m in _EXPRESSION.finditer(clause):
         text = m.group().strip()
         if not re.search(r"\d|\\pi|π", text) or re.search(r"[A-Za-z]\s*\^\s*\{?$", clause[:m.start()]):
             continue  # no number, or the exponent of a unit (m^2)
         after = clause[m.end():m.end() + 60]
-        if _EQUALS_AFTER_ANY.match(after) or (_HAS_OPERATOR.search(text) and _EQUALS_AFTER_ARITHMETIC.match(after)):
-            previous_end = m.end()
+        if _EQUALS_AFTER_ANY.match(after) or _CHAIN_GOES_ON.match(after) or \
+                (_HAS_OPERATOR.search(text) and _EQUALS_AFTER_ARITHMETIC.match(after)):
+            previous_end, restated = m.end(), True
             continue
         before = clause[previous_end:m.start()]
         bound = _BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after)
         found.append(Candidate(_balanced(text), m.start(), m.end(),
                                negated=bool(_NEGATION_BEFORE.search(before) or _NEGATION_AFTER.match(after)),
-                               bound=bound.group().strip() if bound else None))
-        previous_end = m.end()
+                               bound=bound.group().strip() if bound else None, stated=bool(_STATED.search(before)),
+                               after_restatement=restated))
+        previous_end, restated = m.end(), False
     return found
+
+
+def _last_result(kept: list[Candidate]) -> Candidate:
+    """Without a marker: the last result of an equation (`9 + 6 = 15 liters of the 24`), unless an expression
+    follows it (the answer then ends on a restatement); else the last value."""
+    stated = [i for i, c in enumerate(kept) if c.stated]
+    if stated and not any(_HAS_OPERATOR.search(c.text) for c in kept[stated[-1] + 1:]):
+        return kept[stated[-1]]
+    return kept[-1]
 
 
 def read_clause(clause: str, first: bool, gold_key: object = None) -> Reading:
@@ -208,15 +227,15 @@ def read_clause(clause: str, first: bool, gold_key: object = None) -> Reading:
     kept = [c for c in found if not c.negated]
     if not kept:
         return problem("negated", f"negated: the final answer only says what the value is not ({negated[-1].text})")
-    for a, b in zip(found, found[1:]):
-        if a.negated or b.negated or value_key(a.text) == value_key(b.text):
-            continue
+    chosen = kept[0] if first else _last_result(kept)
+    at = found.index(chosen)
+    for a, b in zip(found[max(at - 1, 0):at + 1], found[at:at + 2]) if at else [(chosen, found[1])] if found[1:] else []:
+        if a is b or a.negated or b.negated or b.after_restatement or value_key(a.text) == value_key(b.text):
+            continue  # the chosen value and its neighbours: are they alternatives?
         between = clause[a.end:b.start]
         condition = re.split(r"[,.;)\n]", clause[b.end:], maxsplit=1)[0]  # "15 (16 if you count her)"
         if _ALTERNATIVE.search(between) or _LIST_SEPARATOR.match(between) or _CONDITION.search(condition):
-            values = ", ".join(dict.fromkeys(c.text for c in kept))
-            return problem("hedged", f"hedged: the final answer names more than one value ({values})")
-    chosen = kept[0] if first else kept[-1]
+            return problem("hedged", f"hedged: the final answer names more than one value ({a.text}, {b.text})")
     if chosen.bound:
         return problem("hedged", f"hedged: {chosen.bound!r} makes {chosen.text} a bound or an approximation, "
                                  "not one value")
