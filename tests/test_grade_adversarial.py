@@ -59,6 +59,7 @@ MATH = [  # (category, answer template, verdict)
     ("hedged", "The answer is {g} if we count her, {w} otherwise.", "fail"),
     ("hedged", "The answer is {g} ± 1", "fail"),
     ("hedged", "The answer is {g} ({w} if you count the teacher).", "fail"),
+    ("hedged", "The answer is {w} or {h} + {k} = {g}.", "fail"),
     ("hedged", "{w},\n{g}", "fail"),
     ("hedged", "I think it is {g}, but I'm not sure.", "fail"),
     ("hedged", "The answer is {g}, but {h} of them came later.", "pass"),
@@ -268,7 +269,8 @@ def _mutations(task: Task, rng: random.Random) -> list[str]:
            f"{a} + {b}", f"The answer is {a} * {b}.", f"({a} - {b})/2", f"{g}/1", f"{2 * g}/2",  # restatements
            f"{g} or {w}", f"The answer is {w} or {g}.", f"either {w}, {g}", f"\\{{{g}, {w}\\}}", f"{g}, {w}",  # hedges
            f"not {g}", f"The answer is not {g}.", f"{w} (not {g})",  # negations
-           f"The answer is {g}. \\boxed{{{w}}}", f"#### {g}\nAnswer: {w}", f"The answer is {w}.\n#### {g}"]
+           f"The answer is {g}. \\boxed{{{w}}}", f"#### {g}\nAnswer: {w}", f"The answer is {w}.\n#### {g}",
+           f"{w} or {g // 2} + {g - g // 2} = {g}"]
     step = _solution_step(task.meta["solution"])
     if step:
         out.append(step[0])
@@ -321,3 +323,14 @@ def test_hone_grade_on_real_items_through_the_cli(math_items, choice_items, tmp_
     for i, (_, output, expected) in enumerate(answers):
         assert verdicts[i]["verdict"] == expected, (output, verdicts[i]["reason"])
     assert "3 pass, 6 fail" in done.stdout
+
+
+def test_worked_solutions_without_a_marker_are_read_at_their_last_result(gsm8k):
+    """The GSM8K reference solutions with their `#### N` line and calculator annotations removed: honest worked
+    answers that end in a sentence. Measured: 985 of 1000 pass (grader v3: 904); the rest state the gold before
+    other numbers ("it took 15 hours to clean 45 rooms"), which no rule on the last sentence can tell apart."""
+    passed = 0
+    for task in gsm8k[:1000]:
+        worked = re.sub(r"<<[^<>]*>>", "", task.meta["solution"].rsplit("####", 1)[0]).strip()
+        passed += _grade(task, worked).verdict == "pass"
+    assert passed >= 975

@@ -31,15 +31,17 @@ CHOICE_JUDGE = f"verifier:choice@{CHOICE_GRADER_VERSION}"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 _LETTER = r"[\(\[]?[ \t]*(?-i:[A-Z])[ \t]*[\)\]]?(?![A-Za-z])"
-_LETTER_LIST = re.compile(rf"{_LETTER}(?:[ \t]*(?:,|/|&|;|\bor\b|\band\b|[ \t])[ \t]*(?:(?:option|choice)[ \t]+)?{_LETTER})*",
-                          re.I)
+_LETTER_LIST = re.compile(rf"{_LETTER}(?:[ \t]*(?:,|/|&|;|\bor\b|\band\b|[ \t])[ \t]*"
+                          rf"(?:(?:option|choice)[ \t]+)?{_LETTER})*", re.I)
 _PHRASE = re.compile(r"(?i)\b(?:answer\s*(?:is|would\s+be|should\s+be|must\s+be|:|=)?|"
                      r"(?:correct|right|final|best)\s+(?:option|choice)\s*(?:is|would\s+be|:|=)?|"
                      r"I\s*(?:would|'d|will|'ll)?\s*(?:choose|pick|select|go\s+with))\s*(?:option|choice)?\s*[:\-]?\s*")
-_CLAIMED = re.compile(r"(?<![A-Za-z])[\(\[]?((?-i:[A-Z]))[\)\]]?\s+is\s+(?:the\s+)?(?:correct|right|best|answer)\b", re.I)
+_CLAIMED = re.compile(r"(?<![A-Za-z])[\(\[]?((?-i:[A-Z]))[\)\]]?\s+is\s+(?:the\s+)?(?:correct|right|best|answer)\b",
+                      re.I)
 _OPTION_LINE = re.compile(r"(?m)^\W{0,3}([A-Z])[\).:]\s*(.*)$")
 _MENTION = re.compile(r"(?i)\b(?:option|choice)\s+")
-_LEADING = re.compile(r"^\W{0,3}((?-i:[A-Z]))(?:[ \t]*(?:$|\n)|[\)\].:,/]|\s+-|\s+(?:or|and|&)\s+[\(\[]?[A-Z](?![A-Za-z]))")
+_LEADING = re.compile(r"^\W{0,3}((?-i:[A-Z]))(?:[ \t]*(?:$|\n)|[\)\].:,/]|\s+-"
+                      r"|\s+(?:or|and|&)\s+[\(\[]?[A-Z](?![A-Za-z]))")
 _NEGATED_LETTER = re.compile(r"(?i)(?:\b(?:not|never|except|nor)\b|n't\b)\s+(?:(?:option|choice|answer)\s+)?[\(\[]?\s*"
                              r"(?-i:([A-Z]))\s*[\)\]]?(?![A-Za-z])|(?:\b(?:option|choice)\s+)?[\(\[]?(?<![A-Za-z])"
                              r"(?-i:([A-Z]))[\)\]]?\s+(?:is|was)\s+(?:wrong|incorrect|not\b)")

@@ -2,13 +2,16 @@
 
 The answer region is the clause after the last final-answer marker (`####`, `\\boxed{}`, "the answer is",
 "answer:", "final answer"), otherwise the last sentence that holds a number. In it, numeric candidates are
-found by a light tokeniser (numbers, LaTeX fractions and roots, joined by operators); a restated expression
-followed by its value (`11 + 6 - 2 = 15`, `..., which equals 15`) is an intermediate, not a candidate. The
-region does not commit when
+found by a light tokeniser (numbers, LaTeX fractions and roots, joined by operators). A restated expression
+followed by its value (`11 + 6 - 2 = 15`, `..., which equals 15`, `40 minutes + 20 minutes = 60 minutes`) is
+a calculation, not a candidate. After a marker the committed value is the first candidate; without one it is
+the last result of an equation (`9 + 6 = 15 liters of the 24`) unless an expression follows it, else the last
+candidate. The region does not commit when
 
-- it is hedged: two different values joined as alternatives, a list, a set or a range (`14 or 15`,
-  `13, 14 or 15`, `{14, 15}`, `between 14 and 16`, `1, 2, ..., 100`), or the value is a bound or an
-  approximation (`at least 15`, `about 15`, `15 or more`);
+- it is hedged: the committed value and a neighbouring different value are offered as alternatives, a list,
+  a set or a range (`14 or 15`, `13, 14 or 15`, `{14, 15}`, `between 14 and 16`, `1, 2, ..., 100`,
+  `15 (16 if ...)`), the value is a bound or an approximation (`at least 15`, `about 15`, `15 or more`,
+  `probably 15`), or the answer says it is not sure;
 - it negates the value (`not 15`, `16 (not 15)`, `15 is wrong`);
 - it is a question (`15?`, `The answer is 15, right?`);
 - an earlier final-answer marker gave another value and nothing between them retracts it
@@ -28,18 +31,21 @@ _BRACE = r"\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\}"
 _NUMBER = (r"(?<![\w.])(?:\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d,]|\.\d)|\d+)(?:\.\d+)?"
            r"(?!\.?\d)(?!(?:st|nd|rd|th)\b)"
            r"|(?<![\w.])\.\d+")
-_ATOM = (rf"\\[dt]?frac\s*{_BRACE}\s*{_BRACE}|\\sqrt(?:\[\d+\])?\s*{_BRACE}|\\pi\b|π|√\d+|\{{\s*-?\d+(?:\.\d+)?\s*\}}"
+_ATOM = (rf"\\[dt]?frac\s*{_BRACE}\s*{_BRACE}|\\sqrt(?:\[\d+\])?\s*{_BRACE}|\\pi\b|π|√\d+"
+         rf"|\{{\s*-?\d+(?:\.\d+)?\s*\}}"
          rf"|{_NUMBER}")
 _TERM = rf"[(\[]*\s*[-−]?\s*(?:{_ATOM})(?:\s*%)?(?:\s*[)\]])*"
 _OPERATOR = r"(?<=%)\s*of\b\s*|\s*(?:\*\*|[+\-*/×÷·−–^]|\\cdot|\\times|\\div)\s*|\s*(?=\\sqrt|\\pi|\\[dt]?frac)"
 _EXPRESSION = re.compile(rf"{_TERM}(?:(?:{_OPERATOR}){_TERM})*")
-_HAS_OPERATOR = re.compile(r"\d\s*[-+*/×÷·−–^]|[)}]\s*[-+*/×÷·−–^]|\\cdot|\\times|\\div|\\frac|\\sqrt|%\s*of")
+_HAS_OPERATOR = re.compile(r"[\d)}]\s*[-+*/×÷·−–^]|\\cdot|\\times|\\div|\\frac|\\sqrt|%\s*of")
 
 # after an expression: it is restated and followed by its value, so it is not the answer itself
-_EQUALS_AFTER_ANY = re.compile(r"^\s*,?\s*(?:(?:which|that|this|it)\s+)?(?:==?|equals?\b|is\s+equal\s+to\b|→|->|=>|⟹"
+_EQUALS_AFTER_ANY = re.compile(r"^\s*,?\s*(?:(?:which|that|this|it)\s+)?"
+                               r"(?:==?|equals?\b|is\s+equal\s+to\b|→|->|=>|⟹"
                                r"|\\Rightarrow|\\implies|\\to\b)", re.I)
 # a number with its units inside a calculation ("40 minutes + 100 minutes = 140 minutes") is a term of it
-_CHAIN_GOES_ON = re.compile(r"^\s*(?:(?:[A-Za-z]+(?:/[A-Za-z]+)?|[$€£%)\]])\s*){0,3}(?:[-+*/×÷·−–=]|\\cdot|\\times|\bx\b|"
+_CHAIN_GOES_ON = re.compile(r"^\s*(?:(?:[A-Za-z]+(?:/[A-Za-z]+)?|[$€£%)\]])\s*){0,3}"
+                            r"(?:[-+*/×÷·−–=]|\\cdot|\\times|\bx\b|"
                             r"\bequals\b)\s*[$€£(]*\s*\d")
 _STATED = re.compile(r"(?:==?|\bequals?|\bis\s+equal\s+to)\s*[$€£]?\s*$", re.I)
 _EQUALS_AFTER_ARITHMETIC = re.compile(r"^\s*,?\s*(?:(?:which|that|this|it|and\s+this)\s+)?(?:is|are|gives|makes|"
@@ -55,7 +61,8 @@ _BOUND_BEFORE = re.compile(r"(?:\b(?:approximately|approx\.?|about|around|roughl
                            r"|~|≈|≥|≤|>|<|\\approx|\\sim|\\geq?|\\leq?)\W{0,3}$", re.I)
 _BOUND_AFTER = re.compile(r"^\s*(?:[A-Za-z]+\s+)?(?:or\s+(?:more|less|fewer|so|greater|higher|lower|above|below|over|"
                           r"under)\b|\+(?!\s*[\d(\\])|-?ish\b|and\s+(?:up|above|over|more)\b|at\s+(?:least|most)\b|"
-                          r"plus\b(?!\s*[\d(])|\(?\s*(?:approx(?:imately|\.)?|roughly|about|or\s+so|estimated?)\b)", re.I)
+                          r"plus\b(?!\s*[\d(])|\(?\s*(?:approx(?:imately|\.)?|roughly|about|or\s+so|estimated?)\b)",
+                          re.I)
 # two different values joined by these, in the final answer, are alternatives (a hedge)
 _ALTERNATIVE = re.compile(r"\b(?:or|either|maybe|perhaps|possibly|probably|alternatively|otherwise|else|unless|"
                           r"depending|whether|wait|actually|rather)\b|\bif\b[^,;]*[,;]|\\pm|±|\\in\b|\\cup|\\vee",
@@ -76,7 +83,8 @@ _MARKER = re.compile(r"####|\\(?:boxed|fbox)\s*\{|\b(?:(?:final|correct|right)\s
                      r"will\s+be\b|should\s+be\b|=|:))?|answer\s*(?:is\b|would\s+be\b|will\s+be\b|should\s+be\b|"
                      r"must\s+be\b|=|:))", re.I)
 # `x = 15`, `total = 15`: the name is not part of the value (a unit after a number, `20 sheep = 260`, is kept)
-_VARIABLE_ASSIGNMENT = re.compile(r"(?<![\w\\])[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?!=)|(?<![\d%$/] )(?<![\d%$/])\b[A-Za-z]{2,}\s*=\s*(?!=)")
+_VARIABLE_ASSIGNMENT = re.compile(r"(?<![\w\\])[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?!=)"
+                                  r"|(?<![\d%$/] )(?<![\d%$/])\b[A-Za-z]{2,}\s*=\s*(?!=)")
 _SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!\betc)(?<!\bvs)(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bSt)(?<!\bapprox)"
                             r"[.!?](?=\s|$)|\n")
 _NORMALISE = [(re.compile(p), r) for p, r in (
@@ -229,12 +237,14 @@ def read_clause(clause: str, first: bool, gold_key: object = None) -> Reading:
         return problem("negated", f"negated: the final answer only says what the value is not ({negated[-1].text})")
     chosen = kept[0] if first else _last_result(kept)
     at = found.index(chosen)
-    for a, b in zip(found[max(at - 1, 0):at + 1], found[at:at + 2]) if at else [(chosen, found[1])] if found[1:] else []:
-        if a is b or a.negated or b.negated or b.after_restatement or value_key(a.text) == value_key(b.text):
+    neighbours = found[max(at - 1, 0):at + 2]
+    for a, b in zip(neighbours, neighbours[1:]):
+        if a is b or a.negated or b.negated or value_key(a.text) == value_key(b.text):
             continue  # the chosen value and its neighbours: are they alternatives?
         between = clause[a.end:b.start]
         condition = re.split(r"[,.;)\n]", clause[b.end:], maxsplit=1)[0]  # "15 (16 if you count her)"
-        if _ALTERNATIVE.search(between) or _LIST_SEPARATOR.match(between) or _CONDITION.search(condition):
+        listed = _LIST_SEPARATOR.match(between) and not b.after_restatement  # not "42 plates, so 86 + 42 = 128"
+        if _ALTERNATIVE.search(between) or listed or _CONDITION.search(condition):
             return problem("hedged", f"hedged: the final answer names more than one value ({a.text}, {b.text})")
     if chosen.bound:
         return problem("hedged", f"hedged: {chosen.bound!r} makes {chosen.text} a bound or an approximation, "

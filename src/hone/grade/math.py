@@ -84,8 +84,9 @@ def _is_number(expr: Any) -> bool:
     return isinstance(expr, sympy.Expr) and not expr.free_symbols and not isinstance(expr, sympy.Tuple)
 
 
-_TO_PLAIN = [(re.compile(p), r) for p, r in ((r"(?<=\d)[, \u00a0\u202f](?=\d{3})", ""), (r"\$", ""), (r"\\cdot|\\times|×|·", "*"),
-                                             (r"\\div|÷", "/"), (r"[−–]", "-"), (r"\*\*", "^"))]
+_TO_PLAIN = [(re.compile(p), r) for p, r in ((r"(?<=\d)[, \u00a0\u202f](?=\d{3})", ""), (r"\$", ""),
+                                             (r"\\cdot|\\times|×|·", "*"), (r"\\div|÷", "/"), (r"[−–]", "-"),
+                                             (r"\*\*", "^"))]
 
 
 _PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
