@@ -129,6 +129,8 @@ CHOICE = [  # (category, answer template, verdict)
     ("several letters", "{o} and {g}", "fail"),
     ("several letters", "Answer: {g}\n\nExplanation: it is {gt}.", "pass"),
     ("several letters", "{g} is correct.", "pass"),
+    ("several letters", "The answer is {g}, or maybe {o}.", "fail"),
+    ("several letters", "{g}\n\nWait, actually {o}", "fail"),
     ("several letters", "The answer is {g}.", "pass"),
     ("several letters", "{o}... wait, actually the answer is {g}.", "pass"),
     ("several letters", "{g} ... so the answer is {g}", "pass"),
@@ -145,6 +147,8 @@ CHOICE = [  # (category, answer template, verdict)
     ("decorated", "{g}.", "pass"),
     ("decorated", "The correct option is ({g}) {gt}", "pass"),
     ("decorated", "I pick option {g} because it fits.", "pass"),
+    ("decorated", "The answer is $\\boxed{{{g}}}$", "pass"),
+    ("decorated", "I'll go with {g}", "pass"),
     ("decorated", "**{o}**", "fail"),
     ("decorated", "Answer: **{o}**", "fail"),
 ]

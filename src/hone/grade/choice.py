@@ -39,6 +39,9 @@ _PHRASE = re.compile(r"(?i)\b(?:answer\s*(?:is|would\s+be|should\s+be|must\s+be|
 _CLAIMED = re.compile(r"(?<![A-Za-z])[\(\[]?((?-i:[A-Z]))[\)\]]?\s+is\s+(?:the\s+)?(?:correct|right|best|answer)\b",
                       re.I)
 _OPTION_LINE = re.compile(r"(?m)^\W{0,3}([A-Z])[\).:]\s*(.*)$")
+_HEDGED_LETTER = re.compile(r"(?i)\b(?:or|maybe|perhaps|possibly|alternatively|otherwise|actually|rather)\b\W*"
+                            r"(?:rather\s+)?(?:(?:option|choice)\s+)?[\(\[]?((?-i:[A-Z]))[\)\]]?(?![A-Za-z])")
+_UNWRAP = re.compile(r"\\(?:boxed|fbox|mathbf|mathrm)\s*\{\s*([^{}]*?)\s*\}")
 _MENTION = re.compile(r"(?i)\b(?:option|choice)\s+")
 _LEADING = re.compile(r"^\W{0,3}((?-i:[A-Z]))(?:[ \t]*(?:$|\n)|[\)\].:,/]|\s+-"
                       r"|\s+(?:or|and|&)\s+[\(\[]?[A-Z](?![A-Za-z]))")
@@ -85,7 +88,7 @@ def _negated(text: str, start: int, letters: str) -> set[str]:
 def extract_choice(answer: str, options: list[str]) -> tuple[str | None, str]:
     """(letter or None, how it was found, or why no single option was) for `answer` to a task with `options`."""
     letters = LETTERS[: len(options)]
-    text = normalise(answer).strip()
+    text = _UNWRAP.sub(r"\1", normalise(answer)).replace("$", "").strip()
     said, how = _statements(text, options)
     if said:
         final_at, final = said[-1]
@@ -98,6 +101,9 @@ def extract_choice(answer: str, options: list[str]) -> tuple[str | None, str]:
                 return None, f"conflicting answers: {', '.join(earlier)} and then {final[0]}"
         if final[0] in _negated(text, final_at, letters):
             return None, f"negated: the answer says it is not {final[0]}"
+        offered = {m.group(1) for m in _HEDGED_LETTER.finditer(text, final_at)} & set(letters) - {final[0]}
+        if offered - _negated(text, final_at, letters):
+            return None, f"hedged: the answer names several options ({', '.join([final[0], *sorted(offered)])})"
         return final[0], how
     said_text = _normal(text)
     hits = [(letters[i], m) for i, o in enumerate(options) if (option := _normal(o))

@@ -257,7 +257,6 @@ def read_clause(clause: str, first: bool, gold_key: object = None) -> Reading:
 class _Marker:
     start: int
     clause: str
-    end: int
 
 
 def _markers(text: str) -> list[_Marker]:
@@ -278,7 +277,7 @@ def _markers(text: str) -> list[_Marker]:
             begin = m.end() + len(text[m.end():]) - len(text[m.end():].lstrip(" \t\n:*"))
             end = min(_with_continuation(text, _sentence_end(text, begin)), limit)
             clause = text[m.end():end]
-        markers.append(_Marker(m.start(), clause, end))
+        markers.append(_Marker(m.start(), clause))
     return markers
 
 
