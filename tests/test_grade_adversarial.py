@@ -45,6 +45,8 @@ MATH = [  # (category, answer template, verdict)
     ("restated", "{h} + {k} = {g}", "pass"),
     ("restated", "The answer is ({g2} - 2 + 2)/2 = {g}.", "pass"),
     ("restated", "\\frac{{{g3}}}{{3}}", "pass"),  # a LaTeX fraction of two integers is a value
+    ("restated", "The answer is {g} = {h} + {k}.", "pass"),  # the value, then how it was made
+    ("restated", "The answer is {w} = {h} + {k}.", "fail"),
     # two or more values offered
     ("hedged", "It is {w} or {g}", "fail"),
     ("hedged", "The answer is {g} or {w}.", "fail"),
@@ -64,6 +66,8 @@ MATH = [  # (category, answer template, verdict)
     ("hedged", "I think it is {g}, but I'm not sure.", "fail"),
     ("hedged", "The answer is {g}, but {h} of them came later.", "pass"),
     ("hedged", "The answer is {g}, because if {h} leave, {k} stay.", "pass"),
+    ("hedged", "My final answer is {g}, but it could also be {w}.", "fail"),
+    ("hedged", "The answer is {g}; another possible answer is {w}.", "fail"),
     ("hedged", "It is {g}", "pass"),
     ("hedged", "x = {g}", "pass"),
     ("hedged", "The answer is {g}, yes {g}.", "pass"),

@@ -29,7 +29,7 @@ from fractions import Fraction
 
 _BRACE = r"\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\}"
 _NUMBER = (r"(?<![\w.])(?:\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d,]|\.\d)|\d+)(?:\.\d+)?"
-           r"(?!\.?\d)(?!(?:st|nd|rd|th)\b)"
+           r"(?!\.?\d)(?!(?:st|nd|rd|th)\b)(?![²³¹⁰-⁹])"
            r"|(?<![\w.])\.\d+")
 _ATOM = (rf"\\[dt]?frac\s*{_BRACE}\s*{_BRACE}|\\sqrt(?:\[\d+\])?\s*{_BRACE}|\\pi\b|π|√\d+"
          rf"|\{{\s*-?\d+(?:\.\d+)?\s*\}}"
@@ -47,6 +47,7 @@ _EQUALS_AFTER_ANY = re.compile(r"^\s*,?\s*(?:(?:which|that|this|it)\s+)?"
 _CHAIN_GOES_ON = re.compile(r"^\s*(?:(?:[A-Za-z]+(?:/[A-Za-z]+)?|[$€£%)\]])\s*){0,3}"
                             r"(?:[-+*/×÷·−–=]|\\cdot|\\times|\bx\b|"
                             r"\bequals\b)\s*[$€£(]*\s*\d")
+_EXPLAINED_BY = re.compile(r"\s*\(?\s*=\s*[$€£]?\s*")
 _STATED = re.compile(r"(?:==?|\bequals?|\bis\s+equal\s+to)\s*[$€£]?\s*$", re.I)
 _EQUALS_AFTER_ARITHMETIC = re.compile(r"^\s*,?\s*(?:(?:which|that|this|it|and\s+this)\s+)?(?:is|are|gives|makes|"
                                       r"yields|comes\s+to|results\s+in|leaves|evaluates\s+to|works\s+out\s+to)\b",
@@ -65,7 +66,8 @@ _BOUND_AFTER = re.compile(r"^\s*(?:[A-Za-z]+\s+)?(?:or\s+(?:more|less|fewer|so|g
                           re.I)
 # two different values joined by these, in the final answer, are alternatives (a hedge)
 _ALTERNATIVE = re.compile(r"\b(?:or|either|maybe|perhaps|possibly|probably|alternatively|otherwise|else|unless|"
-                          r"depending|whether|wait|actually|rather)\b|\bif\b[^,;]*[,;]|\\pm|±|\\in\b|\\cup|\\vee",
+                          r"depending|whether|wait|actually|rather|also|another|alternative\w*|possib\w*)\b"
+                          r"|\b(?:could|might|may)\s+(?:also\s+)?be\b|\bif\b[^,;]*[,;]|\\pm|±|\\in\b|\\cup|\\vee",
                           re.I)
 _UNSURE = re.compile(r"\b(?:not\s+(?:sure|certain)|unsure|uncertain|no\s+idea|can't\s+be\s+sure|just\s+a\s+guess)\b",
                      re.I)
@@ -184,12 +186,20 @@ def candidates(clause: str) -> list[Candidate]:
     """The numeric values a clause states, without the restated expressions that it follows with their value."""
     found: list[Candidate] = []
     previous_end, restated = 0, False
-    for m in _EXPRESSION.finditer(clause):
+    matches = [m for m in _EXPRESSION.finditer(clause) if re.search(r"\d|\\pi|π", m.group())
+               and not re.search(r"[A-Za-z]\s*\^\s*\{?$", clause[:m.start()])]  # not the exponent of a unit (m^2)
+    explanation = None
+    for m, following in zip(matches, [*matches[1:], None]):
+        if m is explanation:
+            previous_end = m.end()
+            continue
         text = m.group().strip()
-        if not re.search(r"\d|\\pi|π", text) or re.search(r"[A-Za-z]\s*\^\s*\{?$", clause[:m.start()]):
-            continue  # no number, or the exponent of a unit (m^2)
         after = clause[m.end():m.end() + 60]
-        if _EQUALS_AFTER_ANY.match(after) or _CHAIN_GOES_ON.match(after) or \
+        if following and not _HAS_OPERATOR.search(text) and _HAS_OPERATOR.search(following.group()) and \
+                _EXPLAINED_BY.fullmatch(clause[m.end():following.start()]) and \
+                not _EQUALS_AFTER_ANY.match(clause[following.end():following.end() + 60]):
+            explanation = following  # `15 = 3 \cdot 5`: the value, then how it was made
+        elif _EQUALS_AFTER_ANY.match(after) or _CHAIN_GOES_ON.match(after) or \
                 (_HAS_OPERATOR.search(text) and _EQUALS_AFTER_ARITHMETIC.match(after)):
             previous_end, restated = m.end(), True
             continue
