@@ -174,13 +174,14 @@ def grade_math(task: Task, generation: Generation) -> Verdict:
         evidence.seconds = round(time.perf_counter() - t0, 4)
         return Verdict(**base, verdict="fail", score=0.0, reason=reason, evidence=evidence)
 
-    if _is_number(gold[0]):
-        reading = read_final_answer(generation.output, _reference_key(task.reference or ""))
-        if reading.problem:
-            evidence.extracted = reading.region[:200]
-            return fail(reading.problem)
-        predicted = _parse_value(reading.committed) if reading.committed else []
-    else:
+    reading = read_final_answer(generation.output, _reference_key(task.reference or "")) \
+        if _is_number(gold[0]) else None
+    if reading and reading.problem:
+        evidence.extracted = reading.region[:200]
+        return fail(reading.problem)
+    if reading and reading.committed:
+        predicted = _parse_value(reading.committed)
+    else:  # a reference that is not one number, or an answer with no number in it (`\\infty`): as math-verify reads it
         predicted = _parse(answer_region(generation.output))
     evidence.extracted = _shown(predicted)
     if not predicted:
