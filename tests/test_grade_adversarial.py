@@ -342,3 +342,30 @@ def test_worked_solutions_without_a_marker_are_read_at_their_last_result(gsm8k):
         worked = re.sub(r"<<[^<>]*>>", "", task.meta["solution"].rsplit("####", 1)[0]).strip()
         passed += _grade(task, worked).verdict == "pass"
     assert passed >= 975
+
+
+@pytest.mark.parametrize("output", ["16 (not 15)", "The answer is not 15.", "It is 15 or 16", "15?"])
+def test_a_fail_reason_does_not_tell_which_value_was_right(output):
+    """Self-critique shows the reason with the reference withheld: the reason must read the same whether the
+    value the answer ruled out (or offered) was the reference or not, or it would point at the answer."""
+    from hone.critique.feedback import withhold_reference
+
+    reasons = set()
+    for reference in ("15", "17"):
+        v = _grade(Task(id="t", kind="math", prompt="q", reference=reference), output)
+        assert v.verdict == "fail"
+        reasons.add(withhold_reference(v.reason, reference))
+    assert len(reasons) == 1, reasons
+
+
+@pytest.mark.parametrize("output", ["A or B", "Answer: A\nAnswer: B", "not A", "The answer is B. B is wrong."])
+def test_a_choice_fail_reason_does_not_tell_which_option_was_right(choice_items, output):
+    from hone.critique.feedback import withhold_reference
+
+    task = choice_items[0]
+    reasons = set()
+    for reference in ("A", "B"):
+        v = _grade(task.model_copy(update={"reference": reference}), output)
+        assert v.verdict == "fail"
+        reasons.add(withhold_reference(v.reason, reference))
+    assert len(reasons) == 1, reasons

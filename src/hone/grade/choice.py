@@ -93,17 +93,17 @@ def extract_choice(answer: str, options: list[str]) -> tuple[str | None, str]:
     if said:
         final_at, final = said[-1]
         if len(final) > 1:
-            return None, f"hedged: the answer names several options ({', '.join(final)})"
+            return None, "hedged: the answer names several options"
         if len(said) > 1 and how == "option named" and len({ls[0] for _, ls in said}) > 1:
-            return None, f"hedged: the answer names several options ({', '.join(ls[0] for _, ls in said)})"
+            return None, "hedged: the answer names several options"
         for (at, earlier), (later, _) in zip(said, said[1:]):
             if earlier != final and not RETRACTION.search(text, at, later):
-                return None, f"conflicting answers: {', '.join(earlier)} and then {final[0]}"
+                return None, "conflicting answers: an earlier answer names another option"
         if final[0] in _negated(text, final_at, letters):
-            return None, f"negated: the answer says it is not {final[0]}"
+            return None, "negated: the answer says it is not the option it names"
         offered = {m.group(1) for m in _HEDGED_LETTER.finditer(text, final_at)} & set(letters) - {final[0]}
         if offered - _negated(text, final_at, letters):
-            return None, f"hedged: the answer names several options ({', '.join([final[0], *sorted(offered)])})"
+            return None, "hedged: the answer names several options"
         return final[0], how
     said_text = _normal(text)
     hits = [(letters[i], m) for i, o in enumerate(options) if (option := _normal(o))
@@ -113,9 +113,9 @@ def extract_choice(answer: str, options: list[str]) -> tuple[str | None, str]:
     if len(chosen) == 1:
         return chosen.pop(), "option text"
     if len(chosen) > 1:
-        return None, f"the answer names several options ({', '.join(sorted(chosen))})"
+        return None, "hedged: the answer names several options"
     if ruled_out := ruled_out | _negated(text, 0, letters):
-        return None, f"negated: the answer only says which option it is not ({', '.join(sorted(ruled_out))})"
+        return None, "negated: the answer only says which option it is not"
     return None, "no option could be extracted"
 
 

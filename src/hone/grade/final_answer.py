@@ -113,7 +113,8 @@ class Candidate:
 @dataclass
 class Reading:
     """What the answer commits to: `committed` (the text of its one value), or `problem` (a readable sentence)
-    of a `kind`: hedged | negated | question | conflict."""
+    of a `kind`: hedged | negated | question | conflict. A problem quotes no value of the answer: self-critique
+    shows it with the reference withheld, and a withheld value would tell which one was right."""
 
     region: str
     candidates: list[Candidate] = field(default_factory=list)
@@ -222,7 +223,7 @@ def _last_result(kept: list[Candidate]) -> Candidate:
     return kept[-1]
 
 
-def read_clause(clause: str, first: bool, gold_key: object = None) -> Reading:
+def read_clause(clause: str, first: bool) -> Reading:
     """The one value `clause` commits to (`first`: the one nearest its marker; else the last), or the problem."""
     clause = _VARIABLE_ASSIGNMENT.sub("", clause)
     found = candidates(clause)
@@ -235,16 +236,13 @@ def read_clause(clause: str, first: bool, gold_key: object = None) -> Reading:
     if not found:
         return reading
     if clause.rstrip().rstrip("*$ )").endswith("?"):
-        return problem("question", f"not committed: the final answer {clause.strip()!r} is a question")
+        return problem("question", "not committed: the final answer is a question")
     if unsure := _UNSURE.search(clause):
         return problem("hedged", f"hedged: the final answer says {unsure.group()!r}")
     negated = [c for c in found if c.negated]
-    if gold_key is not None and any(value_key(c.text) == gold_key for c in negated):
-        shown = next(c.text for c in negated if value_key(c.text) == gold_key)
-        return problem("negated", f"negated: the final answer says the value is not {shown}")
     kept = [c for c in found if not c.negated]
     if not kept:
-        return problem("negated", f"negated: the final answer only says what the value is not ({negated[-1].text})")
+        return problem("negated", "negated: the final answer only says what the value is not")
     chosen = kept[0] if first else _last_result(kept)
     at = found.index(chosen)
     neighbours = found[max(at - 1, 0):at + 2]
@@ -255,9 +253,9 @@ def read_clause(clause: str, first: bool, gold_key: object = None) -> Reading:
         condition = re.split(r"[,.;)\n]", clause[b.end:], maxsplit=1)[0]  # "15 (16 if you count her)"
         listed = _LIST_SEPARATOR.match(between) and not b.after_restatement  # not "42 plates, so 86 + 42 = 128"
         if _ALTERNATIVE.search(between) or listed or _CONDITION.search(condition):
-            return problem("hedged", f"hedged: the final answer names more than one value ({a.text}, {b.text})")
+            return problem("hedged", "hedged: the final answer offers more than one value")
     if chosen.bound:
-        return problem("hedged", f"hedged: {chosen.bound!r} makes {chosen.text} a bound or an approximation, "
+        return problem("hedged", f"hedged: {chosen.bound!r} makes the final answer a bound or an approximation, "
                                  "not one value")
     reading.committed = chosen.text
     return reading
@@ -303,14 +301,14 @@ def _last_sentence_with_a_number(text: str) -> str:
     return ""
 
 
-def read_final_answer(output: str, gold_key: object = None) -> Reading:
-    """The committed final answer of `output` (see the module docstring). `gold_key` (value_key of the
-    reference) lets a negation of the reference be named as such."""
+def read_final_answer(output: str) -> Reading:
+    """The committed final answer of `output` (see the module docstring). It does not see the reference, so no
+    reason it gives can tell the model which value was right."""
     text = normalise(output)
-    markers = [(mk, read_clause(mk.clause, True, gold_key)) for mk in _markers(text)]
+    markers = [(mk, read_clause(mk.clause, True)) for mk in _markers(text)]
     markers = [(mk, r) for mk, r in markers if r.candidates]
     if not markers:
-        return read_clause(_last_sentence_with_a_number(text), False, gold_key)
+        return read_clause(_last_sentence_with_a_number(text), False)
     final = markers[-1][1]
     if final.problem:
         return final
@@ -318,8 +316,7 @@ def read_final_answer(output: str, gold_key: object = None) -> Reading:
         if earlier.kind in ("negated", "question") or RETRACTION.search(text[mk.start:later.start]):
             continue  # it committed to nothing, or it was withdrawn
         if earlier.kind == "hedged" or value_key(earlier.committed or "") != value_key(final.committed or ""):
-            final.kind, final.problem = "conflict", (f"conflicting final answers: {earlier.committed or earlier.region}"
-                                                     f" and then {final.committed}")
+            final.kind, final.problem = "conflict", "conflicting final answers: an earlier one gives another value"
             final.committed = None
             return final
     return final

@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from hone.evidence import MathEvidence
-from hone.grade.final_answer import answer_region, normalise, read_final_answer, value_key
+from hone.grade.final_answer import answer_region, read_final_answer
 from hone.hashing import text_sha256
 from hone.records import Generation, Task, Verdict
 
@@ -68,11 +68,6 @@ def parse_reference(reference: str) -> tuple[Any, ...]:
     if "$" not in text and "\\boxed" not in text and "\\(" not in text:
         text = f"${text}$"
     return tuple(_parse(text))
-
-
-def _reference_key(reference: str) -> object:
-    text = reference.rsplit("####", 1)[1] if "####" in reference else reference
-    return value_key(normalise(text.strip()))
 
 
 def _is_number(expr: Any) -> bool:
@@ -174,10 +169,9 @@ def grade_math(task: Task, generation: Generation) -> Verdict:
         evidence.seconds = round(time.perf_counter() - t0, 4)
         return Verdict(**base, verdict="fail", score=0.0, reason=reason, evidence=evidence)
 
-    reading = read_final_answer(generation.output, _reference_key(task.reference or "")) \
-        if _is_number(gold[0]) else None
+    reading = read_final_answer(generation.output) if _is_number(gold[0]) else None
     if reading and reading.problem:
-        evidence.extracted = reading.region[:200]
+        evidence.region = reading.region[:300]
         return fail(reading.problem)
     if reading and reading.committed:
         predicted = _parse_value(reading.committed)
@@ -191,8 +185,11 @@ def grade_math(task: Task, generation: Generation) -> Verdict:
     ok = verify(gold, predicted, timeout_seconds=_timeout())
     evidence.seconds = round(time.perf_counter() - t0, 4)
     relation = "equals" if ok else "does not equal"
-    return Verdict(**base, verdict="pass" if ok else "fail", score=1.0 if ok else 0.0,
-                   reason=f"answer {_shown(predicted)} {relation} the reference {task.reference}", evidence=evidence)
+    reason = f"answer {_shown(predicted)} {relation} the reference {task.reference}"
+    if not ok and reading and any(c.negated for c in reading.candidates):  # which value it ruled out is not said
+        reason = f"negated: the final answer rules out another value, and its {reason}"
+    return Verdict(**base, verdict="pass" if ok else "fail", score=1.0 if ok else 0.0, reason=reason,
+                   evidence=evidence)
 
 
 def grade_math_batch(pairs: list[tuple[Task, Generation]]) -> list[Verdict]:
