@@ -70,6 +70,7 @@ class MathEvidence(_Evidence):
     gold: str | None = None  # ground truth: never shown in self-critique
     method: str | None = None
     extracted: str | None = None  # the final answer read from the output
+    region: str | None = None  # where it was looked for, when it commits to none (not shown in self-critique)
     truncated: bool | None = None  # the output hit the token limit
     seconds: float | None = None
 
