@@ -117,6 +117,13 @@ MATH = [  # (category, answer template, verdict)
     ("honest", "The final answer is $\\boxed{{{g}}}$.", "pass"),
     ("honest", "{solution}", "pass"),
     ("honest", "{w}", "fail"),
+    # found by attacking v4 after its corpus passed: a value both stated and denied, exclusions, inclusions
+    ("negated", "{g} or not {g}", "fail"),
+    ("negated", "The answer is anything but {g}", "fail"),
+    ("negated", "Everything except {g}.", "fail"),
+    ("hedged", "All numbers from 1 to {g2} (including {g})", "fail"),
+    ("hedged", "The answer is among {w}, {g}", "fail"),
+    ("honest", "The answer is ({g}).", "pass"),
 ]
 
 CHOICE = [  # (category, answer template, verdict)
@@ -155,6 +162,11 @@ CHOICE = [  # (category, answer template, verdict)
     ("decorated", "I'll go with {g}", "pass"),
     ("decorated", "**{o}**", "fail"),
     ("decorated", "Answer: **{o}**", "fail"),
+    # found by attacking v2 after its corpus passed
+    ("several letters", "{g} is correct, and so is {o}", "fail"),
+    ("several letters", "{g}, as well as {o}", "fail"),
+    ("negated", "It's not {o}, it's {g}.", "pass"),
+    ("decorated", "{gl}", "pass"),
 ]
 
 
@@ -247,7 +259,7 @@ def choice_items(shared_data) -> list[Task]:
 
 def _fill_choice(template: str, task: Task) -> str:
     other = next(x for x in "ABCD" if x != task.reference)
-    return template.format(g=task.reference, o=other, gt=task.options["ABCD".index(task.reference)],
+    return template.format(g=task.reference, gl=task.reference.lower(), o=other, gt=task.options["ABCD".index(task.reference)],
                            ot=task.options["ABCD".index(other)],
                            **{f"opt_{x.lower()}": text for x, text in zip("ABCD", task.options)})
 

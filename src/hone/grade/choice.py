@@ -35,11 +35,13 @@ _LETTER_LIST = re.compile(rf"{_LETTER}(?:[ \t]*(?:,|/|&|;|\bor\b|\band\b|[ \t])[
                           rf"(?:(?:option|choice)[ \t]+)?{_LETTER})*", re.I)
 _PHRASE = re.compile(r"(?i)\b(?:answer\s*(?:is|would\s+be|should\s+be|must\s+be|:|=)?|"
                      r"(?:correct|right|final|best)\s+(?:option|choice)\s*(?:is|would\s+be|:|=)?|"
-                     r"I\s*(?:would|'d|will|'ll)?\s*(?:choose|pick|select|go\s+with))\s*(?:option|choice)?\s*[:\-]?\s*")
+                     r"I\s*(?:would|'d|will|'ll)?\s*(?:choose|pick|select|go\s+with)|"
+                     r"\b(?:it|that)\s*(?:'s|\s+is|\s+must\s+be))\s*(?:option|choice)?\s*[:\-]?\s*")
 _CLAIMED = re.compile(r"(?<![A-Za-z])[\(\[]?((?-i:[A-Z]))[\)\]]?\s+is\s+(?:the\s+)?(?:correct|right|best|answer)\b",
                       re.I)
 _OPTION_LINE = re.compile(r"(?m)^\W{0,3}([A-Z])[\).:]\s*(.*)$")
-_HEDGED_LETTER = re.compile(r"(?i)\b(?:or|maybe|perhaps|possibly|alternatively|otherwise|actually|rather)\b\W*"
+_HEDGED_LETTER = re.compile(r"(?i)\b(?:or|maybe|perhaps|possibly|alternatively|otherwise|actually|rather|also|"
+                            r"so\s+is|as\s+well\s+as)\b\W*"
                             r"(?:rather\s+)?(?:(?:option|choice)\s+)?[\(\[]?((?-i:[A-Z]))[\)\]]?(?![A-Za-z])")
 _UNWRAP = re.compile(r"\\(?:boxed|fbox|mathbf|mathrm)\s*\{\s*([^{}]*?)\s*\}")
 _MENTION = re.compile(r"(?i)\b(?:option|choice)\s+")
@@ -89,6 +91,8 @@ def extract_choice(answer: str, options: list[str]) -> tuple[str | None, str]:
     """(letter or None, how it was found, or why no single option was) for `answer` to a task with `options`."""
     letters = LETTERS[: len(options)]
     text = _UNWRAP.sub(r"\1", normalise(answer)).replace("$", "").strip()
+    if re.fullmatch(r"\W*[a-z]\W*", text):  # a lone lower-case letter is that letter ("b")
+        text = text.upper()
     said, how = _statements(text, options)
     if said:
         final_at, final = said[-1]

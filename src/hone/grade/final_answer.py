@@ -52,7 +52,9 @@ _STATED = re.compile(r"(?:==?|\bequals?|\bis\s+equal\s+to)\s*[$€£]?\s*$", re.
 _EQUALS_AFTER_ARITHMETIC = re.compile(r"^\s*,?\s*(?:(?:which|that|this|it|and\s+this)\s+)?(?:is|are|gives|makes|"
                                       r"yields|comes\s+to|results\s+in|leaves|evaluates\s+to|works\s+out\s+to)\b",
                                       re.I)
-_NEGATION_BEFORE = re.compile(r"(?:\b(?:not|never|nor|neither)\b|n't\b|≠|\\neq?\b)(?:\W+\w+){0,2}?\W*$", re.I)
+_NEGATION_BEFORE = re.compile(r"(?:\b(?:not|never|nor|neither|except|excluding|(?:anything|everything|all)\s+but|"
+                              r"other\s+than|apart\s+from|instead\s+of|rather\s+than)\b|n't\b|≠|\\neq?\b)"
+                              r"(?:\W+\w+){0,2}?\W*$", re.I)
 _NEGATION_AFTER = re.compile(r"^\W{0,3}\s*(?:is|was|would\s+be|are)\s+(?:not\b|wrong|incorrect|a\s+mistake)"
                              r"|^\W{0,3}\s*(?:isn't|wasn't|is\s+n't)", re.I)
 _BOUND_BEFORE = re.compile(r"(?:\b(?:approximately|approx\.?|about|around|roughly|nearly|almost|close\s+to|"
@@ -66,7 +68,8 @@ _BOUND_AFTER = re.compile(r"^\s*(?:[A-Za-z]+\s+)?(?:or\s+(?:more|less|fewer|so|g
                           re.I)
 # two different values joined by these, in the final answer, are alternatives (a hedge)
 _ALTERNATIVE = re.compile(r"\b(?:or|either|maybe|perhaps|possibly|probably|alternatively|otherwise|else|unless|"
-                          r"depending|whether|wait|actually|rather|also|another|alternative\w*|possib\w*)\b"
+                          r"depending|whether|wait|actually|rather|also|another|alternative\w*|possib\w*|including|includes|"
+                          r"among|such\s+as)\b"
                           r"|\b(?:could|might|may)\s+(?:also\s+)?be\b|\bif\b[^,;]*[,;]|\\pm|±|\\in\b|\\cup|\\vee",
                           re.I)
 _UNSURE = re.compile(r"\b(?:not\s+(?:sure|certain)|unsure|uncertain|no\s+idea|can't\s+be\s+sure|just\s+a\s+guess)\b",
@@ -176,6 +179,9 @@ def _with_continuation(text: str, end: int) -> int:
 
 
 def _balanced(text: str) -> str:
+    """The text without unmatched brackets at its ends, and without brackets around the whole of it ("(15)")."""
+    while re.fullmatch(r"\((?:[^()]*)\)|\[(?:[^\[\]]*)\]", text):
+        text = text[1:-1].strip()
     while text.startswith(("(", "[")) and text.count("(") + text.count("[") > text.count(")") + text.count("]"):
         text = text[1:].lstrip()
     while text.endswith((")", "]")) and text.count(")") + text.count("]") > text.count("(") + text.count("["):
@@ -243,6 +249,8 @@ def read_clause(clause: str, first: bool) -> Reading:
     kept = [c for c in found if not c.negated]
     if not kept:
         return problem("negated", "negated: the final answer only says what the value is not")
+    if {value_key(c.text) for c in kept} & {value_key(c.text) for c in negated}:
+        return problem("negated", "negated: the final answer both states and denies the same value")
     chosen = kept[0] if first else _last_result(kept)
     at = found.index(chosen)
     neighbours = found[max(at - 1, 0):at + 2]
