@@ -26,7 +26,7 @@ ENGINES: dict[str, str] = {
 }
 
 DEFAULT_SERVER_COMMAND = ("vllm serve {model} --host {host} --port {port} --seed {seed} --dtype {dtype} "
-                          "--tensor-parallel-size {tensor_parallel_size} "
+                          "--tensor-parallel-size {tensor_parallel_size} --data-parallel-size {data_parallel_size} "
                           "--gpu-memory-utilization {gpu_memory_utilization}")
 
 
@@ -42,11 +42,13 @@ class GenerateConfig(BaseModel):
     seed: int = Field(0, description="engine seed (vllm, server); sampling seeds come from the stage")
     # vllm (in-process) and the default server command
     tensor_parallel_size: int = Field(1, ge=1)
+    data_parallel_size: int = Field(1, ge=1, description="model replicas (each of tensor_parallel_size GPUs); "
+                                    "vLLM balances the requests over them")
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
     max_model_len: int | None = Field(None, ge=16)
     # server: Hone starts it for each model, waits for /v1/models, stops its process group afterwards
     server_command: str = Field(DEFAULT_SERVER_COMMAND, description="placeholders: {model} {host} {port} {seed} "
-                                "{tensor_parallel_size} {gpu_memory_utilization} {dtype}")
+                                "{tensor_parallel_size} {data_parallel_size} {gpu_memory_utilization} {dtype}")
     port: int | None = Field(None, ge=1, le=65535, description="None: a free port")
     startup_timeout: float = Field(900.0, gt=0, description="seconds to wait for /v1/models")
     concurrency: int = Field(32, ge=1, description="requests in flight (server, openai)")
