@@ -87,13 +87,27 @@ class _Wrapper(BaseModel):
     generate: GenerateConfig
 
 
+def engine_dtype(config: GenerateConfig) -> str:
+    """The dtype the engine computes in: hf resolves its default here (bf16 on a GPU, fp32 on CPU), vLLM and a
+    server command decide themselves from the model's config ("auto")."""
+    if config.dtype or config.backend != "hf":
+        return config.dtype or "auto"
+    from hone.models.loading import default_device, default_dtype
+
+    return default_dtype(config.device or default_device())
+
+
 def model_ref(config: GenerateConfig, model: str | os.PathLike) -> dict[str, Any]:
-    """What a stage's generations depend on; the engine is named unless it is the default in-process one."""
+    """What a stage's generations depend on besides its sampling parameters: the model, the engine and how it
+    computes (dtype; tensor parallel size; the server command), so answers of different engines never mix. Not
+    which data-parallel replica answered: replicas hold the same weights."""
     if config.backend == "openai":
-        return {"served_model": config.served_model or str(model), "base_url": config.base_url}
-    ref: dict[str, Any] = {"model": model}
+        return {"engine": "openai", "served_model": config.served_model or str(model), "base_url": config.base_url}
+    ref: dict[str, Any] = {"model": model, "engine": config.backend, "dtype": engine_dtype(config)}
     if config.backend != "hf":
-        ref["engine"] = config.backend
+        ref["tensor_parallel_size"] = config.tensor_parallel_size
+    if config.backend == "server":
+        ref["server_command"] = config.server_command
     return ref
 
 
