@@ -55,6 +55,8 @@ def test_config_section_from_a_loop_file_and_flags_override(tmp_path):
     assert model_ref(served, "m") == {"model": "m", "engine": "server", "dtype": "auto", "tensor_parallel_size": 1,
                                       "server_command": served.server_command}
     assert model_ref(served, "m") == model_ref(served.model_copy(update={"data_parallel_size": 1}), "m")
+    with pytest.raises(ValueError, match="data_parallel_size needs backend vllm or server"):
+        GenerateConfig(data_parallel_size=2)
 
 
 def test_server_command_placeholders_are_quoted_and_checked():

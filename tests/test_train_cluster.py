@@ -140,7 +140,8 @@ def test_placement_from_the_config_and_from_slurm():
     cfg = TrainConfig(launcher="accelerate", num_processes=16)
     assert placement(cfg, {}).num_machines == 1
     srun = placement(cfg, SLURM)  # the batch script, on the first node: srun starts every node
-    assert srun.srun and srun.machine_rank is None and srun.main_ip == "gpu07"
+    assert srun.srun and srun.machine_rank is None and srun.main_ip == "gpu07" and srun.main_port is None
+    assert placement(cfg, {k: v for k, v in SLURM.items() if k != "SLURMD_NODENAME"}).main_port == 29500
     step = placement(cfg, {**SLURM, "SLURM_STEP_ID": "0", "SLURM_NODEID": "1"})  # started by srun on node 2
     assert step.srun is None and step.machine_rank == 1 and step.main_port == 29500
     with pytest.raises(HoneError, match="not on the allocation's first node"):

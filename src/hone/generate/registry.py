@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hone.errors import HoneError
 
@@ -56,6 +56,13 @@ class GenerateConfig(BaseModel):
     # openai: a server somebody else runs
     base_url: str | None = None
     served_model: str | None = Field(None, description="openai: the model name the server knows")
+
+    @model_validator(mode="after")
+    def _replicas_need_vllm(self) -> "GenerateConfig":
+        if self.data_parallel_size > 1 and self.backend not in ("vllm", "server"):
+            raise ValueError(f"data_parallel_size needs backend vllm or server (backend {self.backend} runs one "
+                             "model)")
+        return self
 
     def override(self, **flags: Any) -> "GenerateConfig":
         """This config with the flags that were given (not None) replacing its values; errors name the flag."""

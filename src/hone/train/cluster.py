@@ -27,7 +27,7 @@ class Placement:
     num_machines: int
     machine_rank: int | None = 0
     main_ip: str = "127.0.0.1"
-    main_port: int | None = None  # None: a free port here (one machine)
+    main_port: int | None = None  # None: a free port here (one machine, or srun from the rendezvous host)
     srun: tuple[str, ...] | None = None
 
     @property
@@ -96,7 +96,9 @@ def placement(config: Any, env: Mapping[str, str]) -> Placement:
                             "(run it from the batch script, or set train.main_process_ip)")
         srun = ("srun", f"--nodes={machines}", f"--ntasks={machines}", "--ntasks-per-node=1",
                 "--kill-on-bad-exit=1")
-        return Placement(machines, None, main_ip, config.main_process_port, srun)
+        # A free port found here is free on the rendezvous host only if this is that host.
+        port = config.main_process_port or (None if here == main_ip else DEFAULT_PORT)
+        return Placement(machines, None, main_ip, port, srun)
     rank = config.machine_rank if config.machine_rank is not None else (
         _int(env, "SLURM_NODEID") if in_step else None)
     if rank is None:
