@@ -49,9 +49,14 @@ def test_config_section_from_a_loop_file_and_flags_override(tmp_path):
     bad.write_text("generate:\n  backend: tgi\n")
     with pytest.raises(HoneError, match=r"bad.yaml:2: key `generate.backend`"):
         load_generate_config(bad)
-    # The default in-process engine keeps the manifests of earlier runs valid; any other engine is named.
-    assert model_ref(GenerateConfig(), "m") == {"model": "m"}
-    assert model_ref(GenerateConfig(backend="server"), "m") == {"model": "m", "engine": "server"}
+    # Every engine is named with how it computes, so answers of different engines (or dtypes) never mix.
+    assert model_ref(GenerateConfig(device="cpu"), "m") == {"model": "m", "engine": "hf", "dtype": "float32"}
+    served = GenerateConfig(backend="server", data_parallel_size=8)
+    assert model_ref(served, "m") == {"model": "m", "engine": "server", "dtype": "auto", "tensor_parallel_size": 1,
+                                      "server_command": served.server_command}
+    assert model_ref(served, "m") == model_ref(served.model_copy(update={"data_parallel_size": 1}), "m")
+    with pytest.raises(ValueError, match="data_parallel_size needs backend vllm or server"):
+        GenerateConfig(data_parallel_size=2)
 
 
 def test_server_command_placeholders_are_quoted_and_checked():

@@ -26,6 +26,13 @@ from hone.records import Generation, Task, Verdict, read_records, write_records
 HONE = [sys.executable, "-m", "hone.cli"]
 
 
+def hf_ref(model: Path) -> dict:
+    """What `hone generate` records for the default engine."""
+    from hone.generate.registry import GenerateConfig, model_ref
+
+    return model_ref(GenerateConfig(), model)
+
+
 def _tasks(path: Path, n: int = 8) -> Path:
     write_records(path, [Task(id=f"t{i}", kind="math", prompt=f"What is {i} + {i}?", reference=str(2 * i))
                          for i in range(n)])
@@ -54,7 +61,7 @@ def _kill_at_temperature(generator, tiny_model_dir, tmp_path) -> tuple[Path, Pat
     tasks, out = _tasks(tmp_path / "t.jsonl"), tmp_path / "g.jsonl"
     hot = GenParams(max_new_tokens=6, temperature=0.7, batch_size=2)
     with pytest.raises(KeyboardInterrupt):
-        run_generate(GenerateStageConfig(params=hot, model_ref={"model": tiny_model_dir}),
+        run_generate(GenerateStageConfig(params=hot, model_ref=hf_ref(tiny_model_dir)),
                      lambda: _KilledAfter(generator, 3), tasks, out)
     partial = out.with_name(out.name + ".partial")
     assert len(partial.read_text().splitlines()) == 3
@@ -67,10 +74,10 @@ def test_killed_generation_resumed_with_another_temperature_is_refused_then_rest
     before = partial.read_text()
     greedy = GenParams(max_new_tokens=6, temperature=0.0, batch_size=2)
     with pytest.raises(HoneError, match=r"`params.temperature` was 0.7 then and is 0.0 now\); pass --restart"):
-        run_generate(GenerateStageConfig(params=greedy, model_ref={"model": tiny_model_dir}), lambda: generator,
+        run_generate(GenerateStageConfig(params=greedy, model_ref=hf_ref(tiny_model_dir)), lambda: generator,
                      tasks, out)
     assert partial.read_text() == before and not out.exists()
-    records = run_generate(GenerateStageConfig(params=greedy, model_ref={"model": tiny_model_dir}, restart=True),
+    records = run_generate(GenerateStageConfig(params=greedy, model_ref=hf_ref(tiny_model_dir), restart=True),
                            lambda: generator, tasks, out).generations
     assert len(records) == 8 and {g.params["temperature"] for g in records} == {0.0}
     manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
@@ -84,7 +91,23 @@ def test_killed_generation_resumed_with_another_model_is_refused(generator, tiny
     other = build_tiny_model(tmp_path / "other", seed=1)
     hot = GenParams(max_new_tokens=6, temperature=0.7, batch_size=2)
     with pytest.raises(HoneError, match=r"input `model` has other content .*--restart"):
-        run_generate(GenerateStageConfig(params=hot, model_ref={"model": other}), lambda: generator, tasks, out)
+        run_generate(GenerateStageConfig(params=hot, model_ref=hf_ref(other)), lambda: generator, tasks, out)
+    assert len(partial.read_text().splitlines()) == 3
+
+
+def test_killed_generation_resumed_with_another_engine_or_batch_size_is_refused(generator, tiny_model_dir,
+                                                                                 tmp_path):
+    from hone.generate.registry import GenerateConfig, model_ref
+
+    tasks, out, partial = _kill_at_temperature(generator, tiny_model_dir, tmp_path)
+    hot = GenParams(max_new_tokens=6, temperature=0.7, batch_size=2)
+    served = model_ref(GenerateConfig(backend="server", data_parallel_size=4), tiny_model_dir)
+    with pytest.raises(HoneError, match=r"`dtype` was \"float32\" then and is \"auto\" now\); pass --restart"):
+        run_generate(GenerateStageConfig(params=hot, model_ref=served), lambda: generator, tasks, out)
+    wider = hot.model_copy(update={"batch_size": 4})
+    with pytest.raises(HoneError, match=r"`params.batch_size` was 2 then and is 4 now"):
+        run_generate(GenerateStageConfig(params=wider, model_ref=hf_ref(tiny_model_dir)), lambda: generator,
+                     tasks, out)
     assert len(partial.read_text().splitlines()) == 3
 
 

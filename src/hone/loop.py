@@ -252,7 +252,7 @@ def _bench(config: LoopConfig, models: _Models, model: Path, out_dir: Path, rest
     specs = [f"{name}={path}" for name, path in config.heldout.items()]
     label = out_dir.parent.name.replace("-", " ")
     return run_bench(bench, model, specs, out_dir, generator=models.lazy(model, out_dir.parent),
-                     progress=lambda stage: stage_bar(f"{label} · {stage}"))
+                     engine_ref=models.ref(model), progress=lambda stage: stage_bar(f"{label} · {stage}"))
 
 
 def _win_tie_loss(first: BenchResult, now: BenchResult) -> dict[str, dict[str, dict[str, int]]]:

@@ -20,6 +20,7 @@ from hone.bench.suites import Suite, check_suite, contamination, load_suite
 from hone.bench.summary import accuracy_block, by_category, ground_truth_comparison
 from hone.errors import HoneError
 from hone.generate.base import GenParams, Generator
+from hone.generate.registry import GenerateConfig, model_ref
 from hone.generate.run import GenerateStageConfig, run_generate
 from hone.grade.gap import ScorerGap, scorer_gap
 from hone.grade.run import GradeConfig, run_grade
@@ -144,14 +145,16 @@ def run_bench(
     train_data: list[str | os.PathLike] | str | os.PathLike | None = None,
     judge: Judge | None = None,
     generator: Generator | None = None,
+    engine_ref: dict[str, Any] | None = None,
     progress: ProgressFor | None = None,
 ) -> BenchResult:
     """Benchmark a model on task suites; write bench.json, bench.md, failures.jsonl; return them typed.
 
     `task_paths` entries are PATH or NAME=PATH. `reference` is another model's Generation JSONL on the same
     tasks (win/tie/loss). `train_data` files are checked for n-gram overlap with every suite. `generator`
-    replaces loading `model_dir` with transformers (e.g. an OpenAI-compatible server). `judge` decides open
-    tasks against the reference (`Judge.compare`); without it they are reported as not compared.
+    replaces loading `model_dir` with transformers (e.g. an OpenAI-compatible server); `engine_ref` says what its
+    answers depend on (`hone.generate.registry.model_ref`), so answers of different engines never mix. `judge`
+    decides open tasks against the reference (`Judge.compare`); without it they are reported as not compared.
     """
     params, choice_scoring, workers, sandbox = config.params, config.choice_scoring, config.workers, config.sandbox
     restart, overwrite = config.restart, config.overwrite
@@ -207,8 +210,8 @@ def run_bench(
         try:
             generated = run_generate(GenerateStageConfig(
                 params=params, restart=restart, overwrite=overwrite,
-                model_ref={"model": model_dir, **scoring} if generator is None else
-                {"model": model_dir, "generator": getattr(generator, "name", "custom")}),
+                model_ref={**model_ref(GenerateConfig(), model_dir), **scoring} if generator is None else
+                engine_ref or {"model": model_dir, "generator": getattr(generator, "name", "custom")}),
                 make_generator, suite.path, sdir / "generations.jsonl", progress=factory)
             gens, gen_skipped = generated.generations, generated.skipped
         finally:

@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
                            batch_size=batch_size)
         config = BenchConfig(params=params, choice_scoring=choice_scoring, workers=workers, sandbox=sandbox,
                              restart=restart, overwrite=overwrite)
-        from hone.generate.registry import Engine, GenerateConfig, load_generate_config
+        from hone.generate.registry import Engine, GenerateConfig, load_generate_config, model_ref
 
         engine = load_generate_config(engine_config).override(backend=backend, server_command=server_command)
         if engine.backend == "openai":
@@ -68,7 +68,8 @@ def register(app: typer.Typer) -> None:
             # The default engine is loaded inside run_bench, and only if some suite still needs generating.
             result = run_bench(config, model, tasks, out, reference=reference, train_data=train_data or None,
                                judge=pairwise_judge, progress=stage_bar,
-                               generator=None if engine == GenerateConfig() else make())
+                               generator=None if engine == GenerateConfig() else make(),
+                               engine_ref=model_ref(engine, model))
         typer.echo(result.outputs["markdown"].read_text(encoding="utf-8"))
         contamination = result.report.contamination
         flagged = contamination.flagged() if contamination else 0

@@ -35,9 +35,17 @@ def register(app: typer.Typer) -> None:
                                                     "fake-nf4 (the same round trip in plain torch)."),
         allow_quantized_base: bool = typer.Option(None, "--allow-quantized-base",
                                                   help="Required with --quantize-base: QLoRA on purpose."),
-        launcher: str = typer.Option(None, help="inline | accelerate (Hone runs `accelerate launch` itself)."),
-        num_processes: int = typer.Option(None, help="--launcher accelerate: worker processes (one per GPU)."),
+        launcher: str = typer.Option(None, help="inline | accelerate | torchrun (Hone runs the launcher itself)."),
+        num_processes: int = typer.Option(None, help="--launcher: worker processes on all machines (one per GPU)."),
         accelerate_config: Path = typer.Option(None, help="--launcher accelerate: config file (FSDP, DeepSpeed)."),
+        num_machines: int = typer.Option(None, help="--launcher: machines (default: SLURM_NNODES under Slurm, "
+                                                    "else 1)."),
+        machine_rank: int = typer.Option(None, help="This machine's rank, 0 at --main-process-ip (default: "
+                                                    "SLURM_NODEID in an srun step; under sbatch Hone uses srun)."),
+        main_process_ip: str = typer.Option(None, help="Rendezvous host (default: the Slurm allocation's first "
+                                                       "node)."),
+        main_process_port: int = typer.Option(None, help="Rendezvous port (default: free port, or 29500 for a "
+                                                         "machine started by hand)."),
         restart: bool = RESTART,
     ) -> None:
         """Train with TRL through the chat contract; resume from the last checkpoint; write lineage.json."""
@@ -53,7 +61,8 @@ def register(app: typer.Typer) -> None:
                  "lora_r": lora_r, "lora_alpha": lora_alpha, "seed": seed, "save_steps": save_steps,
                  "packing": packing, "beta": beta, "report_to": report_to, "quantize_base": quantize_base,
                  "allow_quantized_base": allow_quantized_base, "launcher": launcher, "num_processes": num_processes,
-                 "accelerate_config": accelerate_config, "restart": restart}
+                 "accelerate_config": accelerate_config, "num_machines": num_machines, "machine_rank": machine_rank,
+                 "main_process_ip": main_process_ip, "main_process_port": main_process_port, "restart": restart}
         cfg = train_settings(objective, config, flags)
         factory = line_progress() if inside_launch() else stage_bar(f"train ({objective})")
         with contextlib.closing(factory):

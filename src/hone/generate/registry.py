@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hone.errors import HoneError
 
@@ -26,7 +26,7 @@ ENGINES: dict[str, str] = {
 }
 
 DEFAULT_SERVER_COMMAND = ("vllm serve {model} --host {host} --port {port} --seed {seed} --dtype {dtype} "
-                          "--tensor-parallel-size {tensor_parallel_size} "
+                          "--tensor-parallel-size {tensor_parallel_size} --data-parallel-size {data_parallel_size} "
                           "--gpu-memory-utilization {gpu_memory_utilization}")
 
 
@@ -42,11 +42,13 @@ class GenerateConfig(BaseModel):
     seed: int = Field(0, description="engine seed (vllm, server); sampling seeds come from the stage")
     # vllm (in-process) and the default server command
     tensor_parallel_size: int = Field(1, ge=1)
+    data_parallel_size: int = Field(1, ge=1, description="model replicas (each of tensor_parallel_size GPUs); "
+                                    "vLLM balances the requests over them")
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
     max_model_len: int | None = Field(None, ge=16)
     # server: Hone starts it for each model, waits for /v1/models, stops its process group afterwards
     server_command: str = Field(DEFAULT_SERVER_COMMAND, description="placeholders: {model} {host} {port} {seed} "
-                                "{tensor_parallel_size} {gpu_memory_utilization} {dtype}")
+                                "{tensor_parallel_size} {data_parallel_size} {gpu_memory_utilization} {dtype}")
     port: int | None = Field(None, ge=1, le=65535, description="None: a free port")
     startup_timeout: float = Field(900.0, gt=0, description="seconds to wait for /v1/models")
     concurrency: int = Field(32, ge=1, description="requests in flight (server, openai)")
@@ -54,6 +56,13 @@ class GenerateConfig(BaseModel):
     # openai: a server somebody else runs
     base_url: str | None = None
     served_model: str | None = Field(None, description="openai: the model name the server knows")
+
+    @model_validator(mode="after")
+    def _replicas_need_vllm(self) -> "GenerateConfig":
+        if self.data_parallel_size > 1 and self.backend not in ("vllm", "server"):
+            raise ValueError(f"data_parallel_size needs backend vllm or server (backend {self.backend} runs one "
+                             "model)")
+        return self
 
     def override(self, **flags: Any) -> "GenerateConfig":
         """This config with the flags that were given (not None) replacing its values; errors name the flag."""
@@ -85,13 +94,27 @@ class _Wrapper(BaseModel):
     generate: GenerateConfig
 
 
+def engine_dtype(config: GenerateConfig) -> str:
+    """The dtype the engine computes in: hf resolves its default here (bf16 on a GPU, fp32 on CPU), vLLM and a
+    server command decide themselves from the model's config ("auto")."""
+    if config.dtype or config.backend != "hf":
+        return config.dtype or "auto"
+    from hone.models.loading import default_device, default_dtype
+
+    return default_dtype(config.device or default_device())
+
+
 def model_ref(config: GenerateConfig, model: str | os.PathLike) -> dict[str, Any]:
-    """What a stage's generations depend on; the engine is named unless it is the default in-process one."""
+    """What a stage's generations depend on besides its sampling parameters: the model, the engine and how it
+    computes (dtype; tensor parallel size; the server command), so answers of different engines never mix. Not
+    which data-parallel replica answered: replicas hold the same weights."""
     if config.backend == "openai":
-        return {"served_model": config.served_model or str(model), "base_url": config.base_url}
-    ref: dict[str, Any] = {"model": model}
+        return {"engine": "openai", "served_model": config.served_model or str(model), "base_url": config.base_url}
+    ref: dict[str, Any] = {"model": model, "engine": config.backend, "dtype": engine_dtype(config)}
     if config.backend != "hf":
-        ref["engine"] = config.backend
+        ref["tensor_parallel_size"] = config.tensor_parallel_size
+    if config.backend == "server":
+        ref["server_command"] = config.server_command
     return ref
 
 

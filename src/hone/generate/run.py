@@ -19,12 +19,16 @@ def requests_for(tasks: list[Task], n: int) -> list[Request]:
     return [Request(id=t.id, sample=s, messages=t.chat()) for t in tasks for s in range(n)]
 
 
+_MODEL_KEYS = ("model", "served_model")  # the model_ref values that may be a model folder on disk
+
+
 class GenerateStageConfig(StageConfig):
     """The generate stage's settings: how to sample, and which model the generations depend on.
 
     (The engine's own settings are `hone.generate.registry.GenerateConfig`; the engine is passed in as the
-    generator factory.) `model_ref` names the model: values that are paths (a model folder) are hashed as inputs,
-    the others (a server's model name, its URL, the engine) are part of the fingerprint."""
+    generator factory.) `model_ref` (`hone.generate.registry.model_ref`) names the model and the engine: a model
+    folder is hashed as an input, the rest (a server's model name, its URL, the engine, its dtype) is part of the
+    fingerprint, with every sampling parameter, batch size included (hf's batches are padded)."""
 
     params: GenParams = GenParams()
     model_ref: dict[str, str | None] = Field(default_factory=dict)
@@ -35,11 +39,12 @@ class GenerateStageConfig(StageConfig):
         return {k: None if v is None else str(v) for k, v in value.items()}
 
     def model_inputs(self) -> dict[str, str]:
-        return {k: v for k, v in self.model_ref.items() if v and os.path.exists(v)}
+        return {k: v for k, v in self.model_ref.items() if k in _MODEL_KEYS and v and os.path.exists(v)}
 
     def fingerprint(self) -> dict:
-        return {"params": self.params.model_dump(exclude={"batch_size"}),
-                **{k: v for k, v in self.model_ref.items() if v and not os.path.exists(v)}}
+        inputs = self.model_inputs()
+        return {"params": self.params.model_dump(),
+                **{k: v for k, v in self.model_ref.items() if v and k not in inputs}}
 
 
 class GenerateResult(StageResult):

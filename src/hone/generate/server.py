@@ -36,7 +36,7 @@ def free_port() -> int:
 def server_args(command: str, model: str, port: int, config: Any) -> list[str]:
     """`command` with its placeholders filled (each value shell-quoted), split into argv."""
     values = {"model": model, "host": HOST, "port": port, "seed": config.seed, "dtype": config.dtype or "auto",
-              "tensor_parallel_size": config.tensor_parallel_size,
+              "tensor_parallel_size": config.tensor_parallel_size, "data_parallel_size": config.data_parallel_size,
               "gpu_memory_utilization": config.gpu_memory_utilization}
     try:
         text = command.format(**{k: shlex.quote(str(v)) for k, v in values.items()})

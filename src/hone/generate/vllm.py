@@ -49,6 +49,8 @@ class VLLMGenerator:
                                       enable_prefix_caching=True)
         if config.max_model_len:
             kwargs["max_model_len"] = config.max_model_len
+        if config.data_parallel_size > 1:  # one engine core per replica; vLLM spreads the requests over them
+            kwargs["data_parallel_size"] = config.data_parallel_size
         return cls(vllm.LLM(**kwargs), tok, name=path)
 
     def close(self) -> None:

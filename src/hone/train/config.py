@@ -47,10 +47,17 @@ class TrainConfig(StageConfig):
         description="QLoRA: nf4 = a bitsandbytes 4-bit base; fake-nf4 = the same round trip in plain torch (CI)")
     quant_group_size: int = Field(64, ge=2)
     trust_remote_code: bool = False
-    launcher: Literal["inline", "accelerate"] = Field(
-        "inline", description="accelerate: train in `accelerate launch` worker processes (hone.train.launch)")
-    num_processes: int = Field(1, ge=1, description="accelerate: worker processes (one per GPU)")
+    launcher: Literal["inline", "accelerate", "torchrun"] = Field(
+        "inline", description="accelerate | torchrun: train in launched worker processes (hone.train.launch)")
+    num_processes: int = Field(1, ge=1, description="worker processes on all machines together (one per GPU)")
     accelerate_config: Path | None = Field(None, description="accelerate: a config file (FSDP, DeepSpeed, ...)")
+    # Several machines (hone.train.cluster): None = from Slurm's environment inside an allocation.
+    num_machines: int | None = Field(None, ge=1, description="None: SLURM_NNODES in a Slurm allocation, else 1")
+    machine_rank: int | None = Field(None, ge=0, description="None: SLURM_NODEID in an srun step; under sbatch "
+                                     "Hone starts every node itself with srun")
+    main_process_ip: str | None = Field(None, description="None: the allocation's first node under Slurm")
+    main_process_port: int | None = Field(None, ge=1, le=65535, description="None: a free port (one machine, "
+                                          "or srun from the first node), else 29500")
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
@@ -61,8 +68,12 @@ class TrainConfig(StageConfig):
             raise ValueError("a quantized base can only be trained with method: lora")
         if self.quantize_base == "nf4" and self.quant_group_size != 64:
             raise ValueError("quantize_base nf4 quantizes in blocks of 64 (bitsandbytes); set quant_group_size: 64")
-        if self.launcher == "inline" and (self.num_processes > 1 or self.accelerate_config):
-            raise ValueError("num_processes and accelerate_config need launcher: accelerate")
+        if self.launcher == "inline" and (self.num_processes > 1 or self.accelerate_config or
+                                          (self.num_machines or 1) > 1):
+            raise ValueError("num_processes, num_machines and accelerate_config need launcher: accelerate "
+                             "(or torchrun)")
+        if self.launcher == "torchrun" and self.accelerate_config:
+            raise ValueError("accelerate_config needs launcher: accelerate (torchrun runs DDP)")
         if self.packing and self.max_length is None:
             raise ValueError("packing needs max_length")
         return self

@@ -1,10 +1,13 @@
-"""`train.launcher: accelerate`: a training stage run by `accelerate launch` in worker processes.
+"""`train.launcher: accelerate | torchrun`: a training stage run by a launcher in worker processes.
 
 The caller (the loop, or `hone train`) writes the settings to a YAML file, runs
-`accelerate launch --num_processes N [--config_file F] -m hone.cli train ...` in its own process group, streams
-the main rank's progress into its own progress bar and every line into a log, and stops the whole group if it
-is interrupted. The workers train exactly as `hone train` does (hone.train.stage): a killed run resumes from its
-last complete checkpoint when launched again, and the result only looks finished once lineage.json is written.
+`accelerate launch --num_processes N [--config_file F] -m hone.cli train ...` (or `torchrun`) in its own process
+group, streams the main rank's progress into its own progress bar and every line into a log, and stops the whole
+group if it is interrupted. Over several machines (hone.train.cluster) the launchers meet at a c10d rendezvous;
+in a Slurm batch script the command is prefixed with `srun`, which starts it once on every node. The workers
+train exactly as `hone train` does (hone.train.stage): a killed run resumes from its last complete checkpoint
+(in the run folder, on the filesystem every machine shares) when launched again, and the result only looks
+finished once lineage.json is written.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hone import procgroup
 from hone.atomic import write_text_atomic
 from hone.errors import HoneError
 from hone.train.callbacks import ProgressFactory
+from hone.train.cluster import Placement, placement
 from hone.models.lineage import LINEAGE_FILE
 
 LAUNCHED_ENV = "HONE_LAUNCHED"  # set for the workers: train here, and report progress as lines
@@ -60,40 +64,70 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_command(config: Any, objective: str, data: Path, base: Path, out: Path, settings: Path) -> list[str]:
-    """argv of `accelerate launch ... -m hone.cli train ...` for these settings."""
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(config.num_processes),
-           "--main_process_port", str(_free_port())]
+def _accelerate_args(config: Any, place: Placement, port: int) -> list[str]:
+    cmd = ["-m", "accelerate.commands.launch", "--num_processes", str(config.num_processes),
+           "--num_machines", str(place.num_machines), "--main_process_port", str(port)]
     if config.accelerate_config:
         if not Path(config.accelerate_config).is_file():
             raise HoneError(f"train.accelerate_config: no such file {config.accelerate_config}")
         cmd += ["--config_file", str(config.accelerate_config)]
     else:
         # DDP over every process (NCCL on GPUs, gloo on CPU); the Trainer sets bf16 itself from the settings.
-        cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        cmd += ["--mixed_precision", "no", "--dynamo_backend", "no"]
         if config.num_processes > 1:
             cmd.append("--multi_gpu")
-    return cmd + ["-m", "hone.cli", "train", "--objective", objective, "--base", str(base), "--data", str(data),
-                  "-o", str(out), "--config", str(settings)]
+    if place.multi:
+        # c10d numbers the nodes as they join: under srun every node runs this same command (machine rank 0).
+        cmd += ["--machine_rank", str(place.machine_rank or 0), "--main_process_ip", place.main_ip,
+                "--rdzv_backend", "c10d"]
+        if place.machine_rank is not None:
+            cmd += ["--rdzv_conf", f"is_host={int(place.machine_rank == 0)}"]
+    return cmd
+
+
+def _torchrun_args(config: Any, place: Placement, port: int) -> list[str]:
+    cmd = ["-m", "torch.distributed.run", "--nnodes", str(place.num_machines),
+           "--nproc-per-node", str(config.num_processes // place.num_machines)]
+    if not place.multi:
+        return cmd + ["--master-port", str(port)]
+    cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"{place.main_ip}:{port}"]
+    if place.machine_rank is not None:
+        cmd += ["--rdzv-conf", f"is_host={int(place.machine_rank == 0)}"]
+    return cmd
+
+
+def launch_command(config: Any, objective: str, data: Path, base: Path, out: Path, settings: Path,
+                   place: Placement) -> list[str]:
+    """argv of `[srun ...] accelerate launch ... -m hone.cli train ...` (or torchrun) for these settings."""
+    port = place.main_port or _free_port()
+    launcher = _torchrun_args if config.launcher == "torchrun" else _accelerate_args
+    return [*(place.srun or ()), sys.executable, *launcher(config, place, port),
+            "-m", "hone.cli", "train", "--objective", objective, "--base", str(base), "--data", str(data),
+            "-o", str(out), "--config", str(settings)]
+
+
+# Where this machine sits is not a training setting: every machine hands its workers the same settings file.
+_PLACEMENT = {"restart", "overwrite", "machine_rank", "main_process_ip", "main_process_port"}
 
 
 def _settings_file(config: Any, out: Path) -> Path:
     path = out.with_name(out.name + ".launch.yaml")
-    write_text_atomic(path, yaml.safe_dump(json.loads(config.model_dump_json(exclude={"restart", "overwrite"})),
-                                         sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(json.loads(config.model_dump_json(exclude=_PLACEMENT)), sort_keys=False))
     return path
 
 
 def run_launched(config: Any, objective: str, data: str | os.PathLike, base: str | os.PathLike,
                  out: str | os.PathLike, progress: ProgressFactory | None,
                  log_path: str | os.PathLike | None = None) -> Path:
-    """Train under `accelerate launch`; return `out` once its lineage is written. Output goes to `log_path`
-    (default: `<out>.train.log`)."""
+    """Train under the launcher; return `out` once its lineage is written. Output goes to `log_path` (default:
+    `<out>.train.log`, `<out>.train.machineN.log` for a machine of rank N > 0 started by hand)."""
     out, data, base = Path(out), Path(data), Path(base)
     out.parent.mkdir(parents=True, exist_ok=True)
-    log = Path(log_path) if log_path else out.with_name(out.name + ".train.log")
+    place = placement(config, os.environ)
+    rank = f".machine{place.machine_rank}" if place.machine_rank else ""  # machines may share the run folder
+    log = Path(log_path) if log_path else out.with_name(f"{out.name}.train{rank}.log")
     cmd = launch_command(config, objective, data.resolve(), base.resolve(), out.resolve(),
-                         _settings_file(config, out).resolve())
+                         _settings_file(config, out).resolve(), place)
     env = {**os.environ, LAUNCHED_ENV: "1", "PYTHONUNBUFFERED": "1"}
     advance = None
     shown = 0
@@ -122,8 +156,8 @@ def run_launched(config: Any, objective: str, data: str | os.PathLike, base: str
             procgroup.stop(proc)
             raise
     if code != 0:
-        raise HoneError(f"training under accelerate launch failed (exit {code})"
+        raise HoneError(f"training under {config.launcher} failed (exit {code})"
                         f"{': ' + error_line[len('error: '):] if error_line else ''}; log: {log}")
     if not (out / LINEAGE_FILE).exists():
-        raise HoneError(f"{out}: accelerate launch ended without a finished model (no {LINEAGE_FILE}); log: {log}")
+        raise HoneError(f"{out}: {config.launcher} ended without a finished model (no {LINEAGE_FILE}); log: {log}")
     return out

@@ -2,8 +2,9 @@
 
 A run is identified by its fingerprint (settings that change what is learned, base weights hash, data hash).
 The output folder holds the result once `lineage.json` is written, last; `checkpoints/` holds the resume
-points of an unfinished run, with the fingerprint they belong to. Runs unchanged under `accelerate launch`
-(DDP, FSDP, DeepSpeed): only the main process writes Hone's files.
+points of an unfinished run, with the fingerprint they belong to. Runs unchanged under `accelerate launch` or
+`torchrun` (DDP, FSDP, DeepSpeed; one machine or several sharing the output folder): only the process of global
+rank 0 writes Hone's files.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ CHECKPOINTS = "checkpoints"
 RUN_FILE = "run.json"
 # Settings that change how a run is kept, not what it learns: they may differ on resume.
 _BOOKKEEPING = {"save_steps", "save_total_limit", "keep_checkpoints", "report_to", "logging_steps", "launcher",
-                "accelerate_config", "restart", "overwrite"}
+                "accelerate_config", "num_machines", "machine_rank", "main_process_ip", "main_process_port",
+                "restart", "overwrite"}
 
 Rows = tuple[list[dict[str, Any]], dict[str, Any]]
 # (model, common TrainingArguments keywords, rows, tokenizer, LoRA config or None) -> a transformers Trainer
@@ -228,7 +230,7 @@ def run_training(config: TrainConfig, data_path: str | os.PathLike, base_dir: st
         raise HoneError(f"{data}: no row keeps an answer token within max_length={config.max_length}")
     from hone.train.launch import inside_launch, run_launched
 
-    if config.launcher == "accelerate" and not inside_launch():
+    if config.launcher != "inline" and not inside_launch():
         return TrainResult.read(run_launched(config, objective, data, base, out, progress), skipped=False)
     device, dtype, checkpointing = _hardware(config)
 
