@@ -39,6 +39,8 @@ class TrainReport(BaseModel):
     training: TrainingFigures
     versions: dict[str, str]
     created: str
+    # online RL: reward functions, grader versions, the reward curve (hone.train.rewards, hone.train.stage)
+    rewards: dict[str, Any] | None = None
 
     def summary(self) -> str:
         """"12 steps, loss 2.301 -> 0.412, 5120 tokens/s": what a person wants to see after training."""

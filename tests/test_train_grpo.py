@@ -1,0 +1,174 @@
+"""GRPO (`hone train --objective grpo`): Hone's verifier is the reward, the prompts are the chat contract's, the
+random-reward control, lineage, and resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import ValidationError
+from safetensors.torch import load_file
+from train_support import one_torch_thread, write_jsonl  # noqa: F401 - a fixture
+
+from hone.chat import encode, render_prompt
+from hone.errors import HoneError
+from hone.records import Task, write_records
+from hone.train.config import TrainConfig
+from hone.train.grpo import GRPOTrainConfig, grpo_rows, run_grpo
+
+FAST = dict(method="lora", lora_r=8, lora_alpha=16, learning_rate=1e-2, num_generations=8, per_device_batch_size=16,
+            max_completion_length=6, logging_steps=1)
+
+
+def sum_tasks() -> list[Task]:
+    return [Task(id=f"sum-{a}-{b}", kind="math", prompt=f"What is {a} + {b}?", reference=str(a + b))
+            for a in range(5) for b in range(5)]
+
+
+@pytest.fixture(scope="module")
+def answering_model(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model after a short SFT on one-digit sums: it answers with a digit and stops, right some of the
+    time, so a group's rewards vary."""
+    from hone.train.sft import run_train
+
+    out = tmp_path_factory.mktemp("answering")
+    rng = random.Random(0)
+    pairs = [(rng.randint(0, 4), rng.randint(0, 4)) for _ in range(400)]
+    data = write_jsonl(out / "sums.jsonl", [{"prompt": f"What is {a} + {b}?", "completion": str(a + b)}
+                                            for a, b in pairs])
+    cfg = TrainConfig(method="full", learning_rate=1e-3, per_device_batch_size=16, max_steps=50)
+    return run_train(cfg, data, tiny_model_dir, out / "model").folder
+
+
+@pytest.fixture
+def tasks_file(tmp_path) -> Path:
+    path = tmp_path / "tasks.jsonl"
+    write_records(path, sum_tasks())
+    return path
+
+
+def test_rows_carry_their_task_and_open_or_long_prompts_are_left_out(tiny_tokenizer):
+    tasks = sum_tasks()[:3] + [Task(id="essay", kind="open", prompt="Write a poem."),
+                               Task(id="long", kind="math", prompt="one two three " * 60, reference="1")]
+    rows, stats = grpo_rows(tiny_tokenizer, tasks, GRPOTrainConfig(max_length=100, max_completion_length=20))
+    assert stats == {"examples": 3, "open_dropped": 1, "too_long_dropped": 1}
+    assert rows[0]["prompt"] == [{"role": "user", "content": "What is 0 + 0?"}]
+    assert Task.model_validate_json(rows[0]["task"]) == tasks[0]
+
+    with pytest.raises(ValidationError, match="multiple of num_generations"):
+        GRPOTrainConfig(num_generations=8, per_device_batch_size=12)
+    with pytest.raises(ValidationError, match="random_reward_p"):
+        GRPOTrainConfig(reward="random")
+    with pytest.raises(ValidationError, match="random_reward_p"):
+        GRPOTrainConfig(random_reward_p=0.3)
+
+
+def test_verifier_rewards_train_the_model_from_the_chat_contract_prompts(answering_model, tasks_file, tmp_path,
+                                                                          monkeypatch):
+    import hone.grade
+    from trl import GRPOTrainer
+
+    from hone.models.loading import load_tokenizer
+
+    graded: list[tuple[list, list]] = []
+    real_verify_many = hone.grade.verify_many
+
+    def counting_verify_many(items, **kwargs):
+        verdicts = real_verify_many(items, **kwargs)
+        graded.append((items, verdicts))
+        return verdicts
+
+    prompts_generated: list[list[int]] = []
+    real_generate = GRPOTrainer._generate_single_turn
+
+    def spying_generate(self, prompt_ids, *args, **kwargs):
+        prompts_generated.extend(list(ids) for ids in prompt_ids)
+        return real_generate(self, prompt_ids, *args, **kwargs)
+
+    monkeypatch.setattr(hone.grade, "verify_many", counting_verify_many)
+    monkeypatch.setattr(GRPOTrainer, "_generate_single_turn", spying_generate)
+    cfg = GRPOTrainConfig(**FAST, max_steps=4)
+    t0 = time.perf_counter()
+    result = run_grpo(cfg, tasks_file, answering_model, tmp_path / "grpo")
+    seconds = time.perf_counter() - t0
+
+    tokenizer = load_tokenizer(answering_model)
+    rendered = {tuple(encode(tokenizer, render_prompt(tokenizer, t.chat()))) for t in sum_tasks()}
+    assert prompts_generated and {tuple(p) for p in prompts_generated} <= rendered
+
+    # One verifier call per step, on every answer of the step; the logged reward is the verifier's mean score.
+    log = [row for row in json.loads((result.folder / "train_log.json").read_text()) if "reward" in row]
+    assert len(graded) == len(log) == 4
+    for (items, verdicts), row in zip(graded, log):
+        assert len(items) == cfg.per_device_batch_size
+        assert all(g.model == "policy" and g.id == t.id for t, g in items)
+        assert row["reward"] == pytest.approx(sum(v.score for v in verdicts) / len(verdicts))
+    assert any(0 < sum(v.score for v in verdicts) < len(verdicts) for _, verdicts in graded)
+
+    adapter = load_file(result.folder / "adapter_model.safetensors")
+    assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)  # LoRA B starts at zero
+
+    report = result.report
+    assert report.objective == "grpo" and result.counts == {"rows": 25, "steps": 4}
+    from hone.grade import grader_versions
+
+    assert report.rewards["functions"] == [{"name": "verifier", "sandbox": "strict"}]
+    assert report.rewards["graders"] == grader_versions()
+    assert report.rewards["first_reward"] == log[0]["reward"] and report.rewards["final_reward"] == log[-1]["reward"]
+    assert report.config["num_generations"] == 8 and report.data["open_dropped"] == 0
+    print(f"GRPO on the tiny model: {4 / seconds:.2f} steps/s ({seconds:.1f} s for 4 steps of 16 answers)")
+
+
+def test_random_reward_control_moves_the_model_only_when_its_rewards_vary(answering_model, tasks_file, tmp_path,
+                                                                          monkeypatch):
+    import hone.grade
+
+    def no_verifier(*args, **kwargs):
+        raise AssertionError("the random-reward control must not call the verifier")
+
+    monkeypatch.setattr(hone.grade, "verify_many", no_verifier)
+    lora_b = {}
+    for p in (0.0, 0.5):
+        cfg = GRPOTrainConfig(**FAST, max_steps=2, reward="random", random_reward_p=p)
+        result = run_grpo(cfg, tasks_file, answering_model, tmp_path / f"random-{p}")
+        assert result.report.rewards["functions"] == [{"name": "random_reward", "p": p, "seed": 0}]
+        weights = load_file(result.folder / "adapter_model.safetensors")
+        lora_b[p] = max(v.abs().max().item() for k, v in weights.items() if "lora_B" in k)
+    assert lora_b[0.0] == 0.0 and lora_b[0.5] > 0.0  # all-zero rewards: no group varies, no gradient
+
+
+def test_a_run_killed_mid_training_resumes_from_its_checkpoint(answering_model, tasks_file, tmp_path):
+    import yaml
+
+    settings = {**FAST, "max_steps": 12, "save_steps": 2, "save_total_limit": 1}
+    config = tmp_path / "grpo.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "hone.cli", "train", "--objective", "grpo",
+                             "--base", str(answering_model), "--data", str(tasks_file), "-o", str(out),
+                             "--config", str(config)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list((out / "checkpoints").glob("checkpoint-*/trainer_state.json")):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"training ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "lineage.json").exists()
+
+    with pytest.raises(HoneError, match="checkpoints of a run with other inputs or settings.*num_generations"):
+        run_grpo(GRPOTrainConfig(**{**settings, "num_generations": 4}), tasks_file, answering_model, out)
+    result = run_grpo(GRPOTrainConfig(**settings), tasks_file, answering_model, out)
+    assert result.report.training.steps == 12 and result.report.training.resumed_from.startswith("checkpoint-")
+    log = json.loads((out / "train_log.json").read_text())
+    assert [row["step"] for row in log if "reward" in row][-1] == 12
