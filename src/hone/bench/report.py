@@ -68,6 +68,7 @@ class SuiteReport(_Part):
     warnings: list[str]
     reference_accuracy: Accuracy | None = None
     comparison: Comparison | None = None
+    stop_rate: float | None = None  # share of generated answers that ended their turn (the gate's stop-rate guard)
 
 
 class SuiteContamination(_Part):
