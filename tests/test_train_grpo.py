@@ -124,6 +124,7 @@ def test_verifier_rewards_train_the_model_from_the_chat_contract_prompts(answeri
     assert report.rewards["graders"] == grader_versions()
     assert report.rewards["first_reward"] == log[0]["reward"] and report.rewards["final_reward"] == log[-1]["reward"]
     assert report.config["num_generations"] == 8 and report.data["open_dropped"] == 0
+    assert report.summary().startswith(f"4 steps, reward {log[0]['reward']:.3f} -> {log[-1]['reward']:.3f}")
     print(f"GRPO on the tiny model: {4 / seconds:.2f} steps/s ({seconds:.1f} s for 4 steps of 16 answers)")
 
 
