@@ -71,6 +71,37 @@ def test_rows_carry_their_task_and_open_or_long_prompts_are_left_out(tiny_tokeni
         GRPOTrainConfig(random_reward_p=0.3)
 
 
+def test_the_verifier_reward_scores_what_bench_would_record_and_the_random_reward_is_seeded(tiny_tokenizer):
+    from hone.train.rewards import RandomReward, VerifierReward
+
+    code = Task(id="add", kind="code", prompt="Write add(a, b).", tests="assert add(1, 2) == 3\n",
+                meta={"test_style": "asserts"})
+    choice = Task(id="pick", kind="choice", prompt="Pick one.\nA. a\nB. b", options=["a", "b"], reference="B")
+    essay = Task(id="essay", kind="open", prompt="Write a poem.")
+    seven = sum_tasks()[7]  # 1 + 2
+    eot = tiny_tokenizer.convert_tokens_to_ids("<|eot_id|>")
+    answers = [(seven, "3", True), (seven, "4", True), (seven, "3", False),
+               (code, "```python\ndef add(a, b):\n    return a + b\n```", True),
+               (code, "```python\ndef add(a, b):\n    return a - b\n```", True),
+               (choice, "B", True), (essay, "Roses.", True)]
+    ids = [tiny_tokenizer(text, add_special_tokens=False)["input_ids"] + ([eot, 7, 7] if stop else [])
+           for _, text, stop in answers]
+    reward = VerifierReward(tiny_tokenizer, workers=2)
+    scores = reward(prompts=[t.chat() for t, _, _ in answers], completions=[None] * len(answers), completion_ids=ids,
+                    task=[t.model_dump_json() for t, _, _ in answers])
+    assert scores == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, None] and reward.calls == 1
+    graded = [g for _, g in reward.last]
+    assert [g.output for g in graded[:3]] == ["3", "4", "3"]  # cut at the end of turn, as bench records it
+    assert [g.finish_reason for g in graded[:3]] == ["stop", "stop", "length"]
+
+    rows = [sum_tasks()[i % 25].model_dump_json() for i in range(400)]
+    draw = RandomReward(0.25, seed=3)
+    first = draw(prompts=[], completions=[], completion_ids=[], task=rows)
+    assert first == draw(prompts=[], completions=[], completion_ids=[], task=rows)
+    assert set(first) == {0.0, 1.0} and 0.18 < sum(first) / len(first) < 0.32
+    assert first != RandomReward(0.25, seed=4)(prompts=[], completions=[], completion_ids=[], task=rows)
+
+
 def test_verifier_rewards_train_the_model_from_the_chat_contract_prompts(answering_model, tasks_file, tmp_path,
                                                                           monkeypatch):
     import hone.grade
