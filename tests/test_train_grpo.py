@@ -204,3 +204,24 @@ def test_a_run_killed_mid_training_resumes_from_its_checkpoint(answering_model, 
     assert result.report.training.steps == 12 and result.report.training.resumed_from.startswith("checkpoint-")
     log = json.loads((out / "train_log.json").read_text())
     assert [row["step"] for row in log if "reward" in row][-1] == 12
+
+
+def test_progress_shows_the_reward_the_groups_without_variance_and_kl():
+    from transformers import TrainerControl, TrainerState
+
+    from hone.train.callbacks import ProgressBar
+
+    notes: list[str] = []
+
+    def factory(todo: int, done: int):
+        def advance(n: int = 1) -> None:
+            pass
+
+        advance.note = notes.append
+        return advance
+
+    bar, state = ProgressBar(factory), TrainerState(max_steps=4)
+    bar.on_step_begin(None, state, TrainerControl())
+    bar.on_log(None, state, TrainerControl(), logs={"loss": 0.01, "reward": 0.375, "frac_reward_zero_std": 0.5,
+                                                    "kl": 0.0021, "num_tokens": 100.0})
+    assert notes == ["reward 0.375, 50% groups without variance, KL 0.0021"]
