@@ -13,16 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from pydantic import ValidationError
-from safetensors.torch import load_file
 from train_support import one_torch_thread, write_jsonl  # noqa: F401 - a fixture
 
 from hone.chat import encode, render_prompt
 from hone.errors import HoneError
 from hone.records import Task, write_records
 from hone.train.config import TrainConfig
-from hone.train.grpo import GRPOTrainConfig, grpo_rows, run_grpo
+from hone.train.grpo import GRPOTrainConfig, grpo_rows, nothing_learned, run_grpo
 
 FAST = dict(method="lora", lora_r=8, lora_alpha=16, learning_rate=1e-2, num_generations=8, per_device_batch_size=16,
             max_completion_length=6, logging_steps=1)
@@ -144,8 +142,7 @@ def test_verifier_rewards_train_the_model_from_the_chat_contract_prompts(answeri
         assert row["reward"] == pytest.approx(sum(v.score for v in verdicts) / len(verdicts))
     assert any(0 < sum(v.score for v in verdicts) < len(verdicts) for _, verdicts in graded)
 
-    adapter = load_file(result.folder / "adapter_model.safetensors")
-    assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)  # LoRA B starts at zero
+    assert not nothing_learned(result)  # LoRA B starts at zero; varying rewards moved it
 
     report = result.report
     assert report.objective == "grpo" and result.counts == {"rows": 25, "steps": 4}
@@ -167,14 +164,13 @@ def test_random_reward_control_moves_the_model_only_when_its_rewards_vary(answer
         raise AssertionError("the random-reward control must not call the verifier")
 
     monkeypatch.setattr(hone.grade, "verify_many", no_verifier)
-    lora_b = {}
+    learned = {}
     for p in (0.0, 0.5):
         cfg = GRPOTrainConfig(**FAST, max_steps=2, reward="random", random_reward_p=p)
         result = run_grpo(cfg, tasks_file, answering_model, tmp_path / f"random-{p}")
         assert result.report.rewards["functions"] == [{"name": "random_reward", "p": p, "seed": 0}]
-        weights = load_file(result.folder / "adapter_model.safetensors")
-        lora_b[p] = max(v.abs().max().item() for k, v in weights.items() if "lora_B" in k)
-    assert lora_b[0.0] == 0.0 and lora_b[0.5] > 0.0  # all-zero rewards: no group varies, no gradient
+        learned[p] = not nothing_learned(result)
+    assert learned == {0.0: False, 0.5: True}  # all-zero rewards: no group varies, no gradient
 
 
 def test_a_run_killed_mid_training_resumes_from_its_checkpoint(answering_model, tasks_file, tmp_path):

@@ -124,3 +124,14 @@ def run_grpo(config: GRPOTrainConfig, tasks_path: str | os.PathLike, base_dir: s
 
     return run_training(config, tasks_path, base_dir, out_dir, progress, objective="grpo", load_rows=load_rows,
                         make_trainer=make_trainer, rewards=reward_lineage(reward_functions(config, None)))
+
+
+def nothing_learned(result: TrainResult) -> bool:
+    """True when a LoRA run's every update is zero: GRPO never saw a group whose rewards varied (all right or all
+    wrong), so there is nothing to merge (the merge refuses a zero update) and the model stays as it was."""
+    if result.report.kind != "adapter":
+        return False
+    from safetensors.torch import load_file
+
+    weights = load_file(result.folder / "adapter_model.safetensors")
+    return not any(bool(t.any()) for name, t in weights.items() if "lora_B" in name)
