@@ -53,13 +53,18 @@ def tasks_file(tmp_path) -> Path:
     return path
 
 
-def test_rows_carry_their_task_and_open_or_long_prompts_are_left_out(tiny_tokenizer):
+def test_rows_carry_their_task_and_open_or_long_prompts_are_left_out(tiny_tokenizer, tiny_model_dir, tmp_path):
     tasks = sum_tasks()[:3] + [Task(id="essay", kind="open", prompt="Write a poem."),
                                Task(id="long", kind="math", prompt="one two three " * 60, reference="1")]
     rows, stats = grpo_rows(tiny_tokenizer, tasks, GRPOTrainConfig(max_length=100, max_completion_length=20))
     assert stats == {"examples": 3, "open_dropped": 1, "too_long_dropped": 1}
     assert rows[0]["prompt"] == [{"role": "user", "content": "What is 0 + 0?"}]
     assert Task.model_validate_json(rows[0]["task"]) == tasks[0]
+
+    only_open = tmp_path / "open.jsonl"
+    write_records(only_open, tasks[3:4])
+    with pytest.raises(HoneError, match=r"open.jsonl: no task to train on: 1 open \(no verifier"):
+        run_grpo(GRPOTrainConfig(), only_open, tiny_model_dir, tmp_path / "out")
 
     with pytest.raises(ValidationError, match="multiple of num_generations"):
         GRPOTrainConfig(num_generations=8, per_device_batch_size=12)

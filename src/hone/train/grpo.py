@@ -117,7 +117,13 @@ def run_grpo(config: GRPOTrainConfig, tasks_path: str | os.PathLike, base_dir: s
     from hone.train.stage import run_training
 
     def load_rows(tokenizer):
-        return grpo_rows(tokenizer, read_records(tasks_path, Task), config)
+        rows, stats = grpo_rows(tokenizer, read_records(tasks_path, Task), config)
+        if not rows:
+            raise HoneError(f"{tasks_path}: no task to train on: {stats['open_dropped']} open (no verifier to reward "
+                            f"them), {stats['too_long_dropped']} with prompts that leave fewer than "
+                            f"max_completion_length={config.max_completion_length} tokens within "
+                            f"max_length={config.max_length}")
+        return rows, stats
 
     def make_trainer(model, common, rows, tokenizer, lora):
         return _grpo_trainer(model, common, rows, tokenizer, lora, config, reward_functions(config, tokenizer))
