@@ -180,8 +180,9 @@ def _finalize(trainer: Any, out: Path, lineage: dict[str, Any]) -> None:
     write_lineage(out, lineage)
 
 
-def reward_curve(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """The logged reward means, first and last, and how many groups had no reward variance (no gradient)."""
+def _reward_curve(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first and last logged reward means, and the mean share of groups whose rewards did not vary (those give
+    no gradient)."""
     rows = [r for r in history if r.get("reward") is not None]
     zero = [r["frac_reward_zero_std"] for r in rows if r.get("frac_reward_zero_std") is not None]
     return {"first_reward": rows[0]["reward"] if rows else None, "final_reward": rows[-1]["reward"] if rows else None,
@@ -304,7 +305,7 @@ def run_training(config: TrainConfig, data_path: str | os.PathLike, base_dir: st
             "versions": package_versions(),
         }
         if rewards is not None:
-            lineage["rewards"] = {**rewards, **reward_curve(history)}
+            lineage["rewards"] = {**rewards, **_reward_curve(history)}
         _finalize(trainer, out, lineage)
         if not config.keep_checkpoints and ckpt_dir.exists():
             shutil.rmtree(ckpt_dir)
