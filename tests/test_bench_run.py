@@ -101,6 +101,8 @@ def test_bench_end_to_end_with_a_reference(tiny_model_dir, suites, tmp_path):
     acc = arith["accuracy"]
     assert acc["pass"] == sum(v.verdict == "pass" for v in ours) and acc["answers"] == 6
     assert acc["accuracy"] == pytest.approx(acc["pass"] / 6) and acc["ci95"][0] <= acc["accuracy"] <= acc["ci95"][1]
+    ours_generated = read_records(out / "arith" / "generations.jsonl", Generation)
+    assert arith["stop_rate"] == sum(g.finish_reason == "stop" for g in ours_generated) / 6
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     n_failed = sum(v.verdict != "pass" for s in ("arith", "humaneval")
                    for v in read_records(out / s / "verdicts.jsonl", Verdict))

@@ -7,7 +7,7 @@ answers are cut at EOS / end-of-turn. A tokenizer without a chat template is an 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from hone.errors import HoneError
 
@@ -92,6 +92,19 @@ def cut_at_stop(tokenizer: Any, token_ids: Sequence[int]) -> tuple[list[int], bo
         if t in stops:
             return list(token_ids[:i]), True
     return list(token_ids), False
+
+
+class Answer(NamedTuple):
+    text: str
+    tokens: int  # generated tokens up to and including the stop token
+    stopped: bool  # the model ended its turn (False: it ran into the token limit)
+
+
+def decode_answer(tokenizer: Any, token_ids: Sequence[int]) -> Answer:
+    """The answer in generated ids, cut at the first stop token, special tokens dropped, trimmed: what an engine
+    records and a grader reads."""
+    kept, stopped = cut_at_stop(tokenizer, token_ids)
+    return Answer(tokenizer.decode(kept, skip_special_tokens=True).strip(), len(kept) + stopped, stopped)
 
 
 def extract_answer(tokenizer: Any, text: str) -> str:

@@ -71,6 +71,7 @@ class SuiteReport(_Part):
     reference_accuracy: Accuracy | None = None
     comparison: Comparison | None = None
     scorer_gap: ScorerGap | None = None  # verifier vs the strict second reading, where that reading applies
+    stop_rate: float | None = None  # share of generated answers that ended their turn (the gate's stop-rate guard)
 
 
 class SuiteContamination(_Part):

@@ -17,7 +17,7 @@ from hone.atomic import write_text_atomic
 from hone.bench import markdown
 from hone.bench.report import BenchReport
 from hone.bench.suites import Suite, check_suite, contamination, load_suite
-from hone.bench.summary import accuracy_block, by_category, ground_truth_comparison
+from hone.bench.summary import accuracy_block, by_category, ground_truth_comparison, stop_rate
 from hone.errors import HoneError
 from hone.generate.base import GenParams, Generator
 from hone.generate.registry import GenerateConfig, model_ref
@@ -57,6 +57,10 @@ class BenchResult(StageResult):
         return {name: {"accuracy": s.accuracy.accuracy, "ci": s.accuracy.ci95, "n": s.accuracy.graded_tasks,
                        "correct": s.accuracy.passed, "errors": s.accuracy.error}
                 for name, s in self.report.suites.items()}
+
+    def stop_rates(self) -> dict[str, float | None]:
+        """Per suite: the share of answers that ended their turn (what the gate's stop-rate guard compares)."""
+        return {name: s.stop_rate for name, s in self.report.suites.items()}
 
 
 def _suites(task_paths: list[str]) -> list[Suite]:
@@ -230,6 +234,7 @@ def run_bench(
             "accuracy": accuracy_block([t for t in suite.tasks if t.kind != "open"], verdicts),
             "categories": by_category(suite.tasks, verdicts, suite.name),
             "open_tasks": sum(t.kind == "open" for t in suite.tasks), "warnings": suite.warnings,
+            "stop_rate": stop_rate(gens),
         }
         gap = scorer_gap({t.id: t for t in suite.tasks}, gens, verdicts)
         if gap.answers:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any, Iterable
 
 from hone.bench.stats import paired_compare, pass_at_k, wilson_interval
-from hone.records import Task, Verdict
+from hone.records import Generation, Task, Verdict
 
 PASS_AT = (1, 5, 10, 20, 50, 100)
 
@@ -52,6 +52,14 @@ def accuracy_block(tasks: list[Task], verdicts: list[Verdict]) -> dict[str, Any]
             for k in PASS_AT if k <= n_min
         }
     return block
+
+
+def stop_rate(generations: list[Generation]) -> float | None:
+    """Share of generated answers that ended their turn; None when no answer says (loglik scoring, errors, records
+    of other tools)."""
+    ended = [g.finish_reason == "stop" for g in generations
+             if g.finish_reason in ("stop", "length") and "loglik" not in g.params]
+    return sum(ended) / len(ended) if ended else None
 
 
 def by_category(tasks: list[Task], verdicts: list[Verdict], default: str) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""`hone train`: supervised fine-tuning or DPO (LoRA or full) from a YAML config and/or flags."""
+"""`hone train`: supervised fine-tuning, DPO or GRPO (LoRA or full) from a YAML config and/or flags."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ def register(app: typer.Typer) -> None:
     def train(
         base: Path = typer.Option(..., help="Full-precision base model folder (safetensors)."),
         data: Path = typer.Option(..., help="sft: `messages` or `prompt`+`completion` JSONL; dpo: PreferencePair "
-                                            "JSONL."),
+                                            "JSONL; grpo: Task JSONL (the training prompts)."),
         out: Path = typer.Option(..., "-o", "--out", help="Folder for the adapter (or model) and lineage.json."),
-        objective: str = typer.Option("sft", help="sft | dpo"),
+        objective: str = typer.Option("sft", help="sft | dpo | grpo (online RL, Hone's verifiers as the reward)"),
         config: Path = typer.Option(None, help="YAML file of training settings (flags override it)."),
         method: str = typer.Option(None, help="lora | full"),
         max_steps: int = typer.Option(None, help="Optimizer steps (overrides --epochs)."),
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(None),
         save_steps: int = typer.Option(None, help="Checkpoint every N steps (resume point after a crash)."),
         packing: bool = typer.Option(None, "--packing/--no-packing", help="sft only."),
-        beta: float = typer.Option(None, help="dpo only: strength of the pull towards the reference model."),
+        beta: float = typer.Option(None, help="dpo, grpo: strength of the pull towards the reference model."),
         report_to: str = typer.Option(None, help="none | tensorboard | wandb"),
         quantize_base: str = typer.Option(None, help="QLoRA: train LoRA on a 4-bit base, nf4 (bitsandbytes) or "
                                                     "fake-nf4 (the same round trip in plain torch)."),

@@ -6,7 +6,7 @@ import time
 import zlib
 from typing import Any, Iterator, Sequence
 
-from hone.chat import cut_at_stop, stop_token_ids
+from hone.chat import decode_answer, stop_token_ids
 from hone.generate.base import GenParams, Progress, Request
 from hone.generate.fit import fit_prompts
 from hone.records import Generation
@@ -109,11 +109,10 @@ class HFGenerator:
         seconds = (time.perf_counter() - t0) / len(batch)
         records = []
         for (req, _), ids in zip(batch, out[:, width:].tolist()):
-            kept, stopped = cut_at_stop(tok, ids)
+            answer = decode_answer(tok, ids)
             records.append(Generation(
-                id=req.id, sample=req.sample, model=self.name,
-                output=tok.decode(kept, skip_special_tokens=True).strip(),
-                finish_reason="stop" if stopped else "length", tokens=len(kept) + (1 if stopped else 0),
+                id=req.id, sample=req.sample, model=self.name, output=answer.text,
+                finish_reason="stop" if answer.stopped else "length", tokens=answer.tokens,
                 seconds=round(seconds, 4), params=params.model_dump(exclude={"batch_size"})))
         return records
 

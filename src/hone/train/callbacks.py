@@ -59,7 +59,8 @@ class DiskGuard(TrainerCallback):
 
 
 class ProgressBar(TrainerCallback):
-    """Drives a Hone `progress_factory(todo, done)` with optimizer steps; shows the loss and tokens/s as logged."""
+    """Drives a Hone `progress_factory(todo, done)` with optimizer steps; shows the loss (online RL: the reward
+    mean, the share of groups whose answers all scored the same, KL) and tokens/s as logged."""
 
     def __init__(self, factory: ProgressFactory):
         self.factory = factory
@@ -82,6 +83,12 @@ class ProgressBar(TrainerCallback):
         if note is None or not logs or "loss" not in logs:
             return control
         text = f"loss {logs['loss']:.4g}"
+        if logs.get("reward") is not None:  # online RL (TRL's GRPO metrics)
+            text = f"reward {logs['reward']:.3f}"
+            if logs.get("frac_reward_zero_std") is not None:
+                text += f", {100 * logs['frac_reward_zero_std']:.0f}% groups without variance"
+            if logs.get("kl") is not None:
+                text += f", KL {logs['kl']:.3g}"
         if "num_tokens" in logs:  # TRL counts the tokens trained on so far
             now = (time.monotonic(), float(logs["num_tokens"]))
             if self._tokens is not None and now[0] > self._tokens[0]:

@@ -39,12 +39,17 @@ class TrainReport(BaseModel):
     training: TrainingFigures
     versions: dict[str, str]
     created: str
+    # online RL: reward functions, grader versions, the reward curve (hone.train.rewards, hone.train.stage)
+    rewards: dict[str, Any] | None = None
 
     def summary(self) -> str:
-        """"12 steps, loss 2.301 -> 0.412, 5120 tokens/s": what a person wants to see after training."""
+        """"12 steps, loss 2.301 -> 0.412, 5120 tokens/s" (GRPO: the reward instead of the loss): what a person
+        wants to see after training."""
         t = self.training
         speed = f", {t.tokens / t.runtime_s:.0f} tokens/s" if t.tokens and t.runtime_s else ""
         loss = f", loss {t.first_loss:.3f} -> {t.final_loss:.3f}" if t.first_loss is not None else ""
+        if self.rewards and self.rewards.get("first_reward") is not None:  # online RL: the reward says more
+            loss = f", reward {self.rewards['first_reward']:.3f} -> {self.rewards['final_reward']:.3f}"
         return f"{t.steps} steps{loss}{speed}"
 
 

@@ -36,15 +36,19 @@ Rows = tuple[list[dict[str, Any]], dict[str, Any]]
 MakeTrainer = Callable[[Any, dict[str, Any], list[dict[str, Any]], Any, Any], Any]
 
 
-def _fingerprint(objective: str, config: TrainConfig, base_hash: str, data_hash: str) -> dict[str, Any]:
-    return {"objective": objective, "config": config.model_dump(exclude=_BOOKKEEPING), "base_sha256": base_hash,
-            "data_sha256": data_hash}
+def _fingerprint(objective: str, config: TrainConfig, base_hash: str, data_hash: str,
+                 rewards: dict[str, Any] | None) -> dict[str, Any]:
+    fingerprint = {"objective": objective, "config": config.model_dump(exclude=_BOOKKEEPING),
+                   "base_sha256": base_hash, "data_sha256": data_hash}
+    if rewards is not None:  # online RL: what the answers were scored with (reward functions, grader versions)
+        fingerprint["rewards"] = rewards
+    return fingerprint
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> str:
     ca, cb = a.get("config") or {}, b.get("config") or {}
     keys = [k for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k)]
-    keys += [k for k in ("objective", "base_sha256", "data_sha256") if a.get(k) != b.get(k)]
+    keys += [k for k in ("objective", "base_sha256", "data_sha256", "rewards") if a.get(k) != b.get(k)]
     return ", ".join(keys) or "nothing"
 
 
@@ -178,6 +182,15 @@ def _finalize(trainer: Any, out: Path, lineage: dict[str, Any]) -> None:
     write_lineage(out, lineage)
 
 
+def _reward_curve(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first and last logged reward means, and the mean share of groups whose rewards did not vary (those give
+    no gradient)."""
+    rows = [r for r in history if r.get("reward") is not None]
+    zero = [r["frac_reward_zero_std"] for r in rows if r.get("frac_reward_zero_std") is not None]
+    return {"first_reward": rows[0]["reward"] if rows else None, "final_reward": rows[-1]["reward"] if rows else None,
+            "mean_frac_reward_zero_std": sum(zero) / len(zero) if zero else None}
+
+
 @contextlib.contextmanager
 def _library_deprecations_hidden() -> Iterator[None]:
     """PEFT and TRL call transformers APIs that transformers 5 deprecates; the user can do nothing about it."""
@@ -188,10 +201,12 @@ def _library_deprecations_hidden() -> Iterator[None]:
 
 def run_training(config: TrainConfig, data_path: str | os.PathLike, base_dir: str | os.PathLike,
                  out_dir: str | os.PathLike, progress: ProgressFactory | None, *, objective: str,
-                 load_rows: Callable[[Any], Rows], make_trainer: MakeTrainer) -> TrainResult:
+                 load_rows: Callable[[Any], Rows], make_trainer: MakeTrainer,
+                 rewards: dict[str, Any] | None = None) -> TrainResult:
     """Skip a finished identical run, refuse a folder of another run (`config.restart` discards it instead),
     resume from the last complete checkpoint, train, and write the result with its lineage. `load_rows(tokenizer)`
-    and `make_trainer` are the objective."""
+    and `make_trainer` are the objective; `rewards` describes an online-RL objective's reward functions (it joins
+    the fingerprint, and the lineage with the reward curve)."""
     from hone.hashing import file_sha256
     from hone.models.loading import inspect_model_dir, load_tokenizer, weights_sha256
     from hone.runs import package_versions
@@ -205,7 +220,7 @@ def run_training(config: TrainConfig, data_path: str | os.PathLike, base_dir: st
         raise HoneError(f"{out}: the output folder must not be the base folder or inside it")
     tokenizer = load_tokenizer(base, trust_remote_code=config.trust_remote_code, padding_side="right")
     rows, stats = load_rows(tokenizer)  # bad data fails here, before any hashing or loading
-    fingerprint = _fingerprint(objective, config, weights_sha256(base), file_sha256(data))
+    fingerprint = _fingerprint(objective, config, weights_sha256(base), file_sha256(data), rewards)
 
     done = read_lineage(out) if (out / LINEAGE_FILE).exists() else None
     if done is not None:
@@ -291,6 +306,8 @@ def run_training(config: TrainConfig, data_path: str | os.PathLike, base_dir: st
                          "resumed_from": resume.name if resume else None},
             "versions": package_versions(),
         }
+        if rewards is not None:
+            lineage["rewards"] = {**rewards, **_reward_curve(history)}
         _finalize(trainer, out, lineage)
         if not config.keep_checkpoints and ckpt_dir.exists():
             shutil.rmtree(ckpt_dir)

@@ -1,0 +1,221 @@
+"""Which improvement method helps a model, per minute of compute: RFT, GRPO, self-critique and their controls.
+
+From one imported base (SmolLM2-135M-Instruct from `hone demo --model smollm2`'s cache, or the tiny model with
+--smoke) and, per seed, the same training prompts and held-out items (sums and differences of two-digit numbers,
+`hone.synthetic.add_sub_splits`), every arm improves the base and its final model is benchmarked by the same
+function on the same items:
+
+- `rft`: the verified loop (sample, keep what the verifier passed, LoRA, merge, gate), `hone loop`;
+- `unverified`: the same loop training on its own samples unverified (RFT's control);
+- `critique`: the loop with `improve: critique` (the model critiques and rewrites its failures, the verifier
+  re-checks, verified rewrites become data);
+- `grpo`: `hone train --objective grpo` on the training prompts with the verifier as the reward, merged with proof
+  and gated against the base like a loop round;
+- `random-reward`: GRPO with a Bernoulli reward at the base's pass rate (its held-out greedy accuracy), blind to
+  the answer (GRPO's control).
+
+The loop arms run `--rounds` rounds; each GRPO arm gets the wall time the `rft` arm took (its step count is set
+from a short timed calibration run), so every arm has about the same budget. Per method and seed it prints the
+held-out accuracy with its 95% CI, the paired uplift over the base, the paired difference against the arm's
+control, the guard suite's change (`--guard`, e.g. the MMLU sample, scored by log-likelihood), the stop rate, the
+wall time and the tokens (loops: answer tokens sampled on the training prompts; GRPO: its rollouts' prompt and
+answer tokens, TRL's count). Writes `<out>/methods.json`. No scorer gap: Hone has no second grader yet.
+
+    .venv/bin/python benchmarks/methods.py --seeds 0 1 2 -o benchmarks/out/methods \\
+        --guard ../shared/data/mmlu_sample.jsonl                      # SmolLM2, ~2.5 h per seed on 2 cores
+    .venv/bin/python benchmarks/methods.py --smoke -o /tmp/methods    # the tiny model, every arm, minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hone.bench.stats import paired_compare, wilson_interval
+from hone.records import iter_jsonl, write_records
+
+ARMS = ("rft", "unverified", "critique", "grpo", "random-reward")
+CONTROL_OF = {"rft": "unverified", "critique": "unverified", "grpo": "random-reward"}
+SUITE = "add-sub"
+CALIBRATION_STEPS = 3
+
+
+class Size:
+    def __init__(self, train: int, heldout: int, rounds: int, samples: int, lora_steps: int, grpo_batch: int,
+                 max_new_tokens: int):
+        self.train, self.heldout, self.rounds, self.samples = train, heldout, rounds, samples
+        self.lora_steps, self.grpo_batch, self.max_new_tokens = lora_steps, grpo_batch, max_new_tokens
+
+
+SIZES = {
+    # The SmolLM2 demo's settings (hone/demo_smollm2.py): 200 fresh prompts a round, 4 samples, 30 LoRA steps.
+    "full": Size(train=200, heldout=400, rounds=2, samples=4, lora_steps=30, grpo_batch=16, max_new_tokens=16),
+    "smoke": Size(train=8, heldout=8, rounds=1, samples=2, lora_steps=2, grpo_batch=8, max_new_tokens=8),
+}
+
+
+def base_model(out: Path, smoke: bool) -> Path:
+    """The SmolLM2 base imported once (the demo's cache and importer), or the tiny model for a smoke run."""
+    if smoke:
+        from hone.models.tiny import build_tiny_model
+
+        model = out / "base" / "model"
+        return model if (model / "config.json").exists() else build_tiny_model(model, seed=0)
+    from hone.demo_smollm2 import cache_dir, fetch_smollm2, import_base
+
+    return import_base(out, fetch_smollm2(cache_dir(), print), print)[0]
+
+
+def bench(model: Path, suites: dict[str, Path], out: Path, size: Size) -> dict[str, Any]:
+    """Held-out correctness and stop rate per suite; a choice suite (the guard) scored by log-likelihood."""
+    from hone.bench.run import BenchConfig, run_bench
+    from hone.generate.base import GenParams
+
+    config = BenchConfig(params=GenParams(max_new_tokens=size.max_new_tokens, batch_size=200),
+                         choice_scoring="loglik")
+    result = run_bench(config, model, [f"{name}={path}" for name, path in suites.items()], out)
+    return {"correct": result.correct, "stop_rates": result.stop_rates()}
+
+
+def loop_arm(arm: str, base: Path, data: dict[str, Path], size: Size, seed: int, out: Path) -> dict[str, Any]:
+    config = {
+        "base_model": str(base.resolve()), "train_tasks": str(data["train"].resolve()),
+        "heldout": {SUITE: str(data["heldout"].resolve())}, "rounds": size.rounds, "judge": "verifier",
+        "improve": "critique" if arm == "critique" else "resample",
+        "control": "unverified" if arm == "unverified" else "none", "seed": seed, "device": "cpu",
+        "sample": {"n": size.samples, "temperature": 0.7, "max_new_tokens": size.max_new_tokens, "batch_size": 200,
+                   "resample_unsolved": 0, "prompts_per_round": size.train // size.rounds},
+        "critique": {"max_new_tokens": 4 * size.max_new_tokens},
+        "train": {"method": "lora", "lora_r": 16, "lora_alpha": 32, "learning_rate": 5e-4,
+                  "max_steps": size.lora_steps, "per_device_batch_size": 8, "seed": seed, "max_length": 256},
+        "bench": {"max_new_tokens": size.max_new_tokens, "batch_size": 200},
+        "gate": {"tolerance": 0.01},
+    }
+    path = out / f"{arm}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "hone.cli", "loop", "--config", str(path), "-o", str(out / arm)],
+                   check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - t0
+    summary = json.loads((out / arm / "summary.json").read_text())
+    tokens = sum(int(obj.get("tokens", 0)) for f in (out / arm).glob("round-*/samples.jsonl")
+                 for _, obj in iter_jsonl(f))
+    return {"model": Path(summary["final_model"]), "seconds": seconds, "tokens": tokens,
+            "promoted": sum(bool(r["promoted"]) for r in summary["rounds"][1:])}
+
+
+def grpo_settings(size: Size, seed: int, **more: Any) -> dict[str, Any]:
+    return {"method": "lora", "lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-5, "num_generations": 8,
+            "per_device_batch_size": size.grpo_batch, "max_completion_length": size.max_new_tokens,
+            "temperature": 0.7, "beta": 0.001, "seed": seed, "max_length": 256, "logging_steps": 5, **more}
+
+
+def grpo_arm(arm: str, base: Path, data: dict[str, Path], size: Size, seed: int, out: Path, budget_s: float,
+             p_base: float, base_bench: dict[str, Any], suites: dict[str, Path]) -> dict[str, Any]:
+    """GRPO for about `budget_s` seconds (steps from a timed calibration run), merged with proof, benchmarked and
+    gated against the base like a loop round."""
+    from hone.gate import decide
+    from hone.merge.merge import MergeConfig, run_merge
+    from hone.train.grpo import GRPOTrainConfig, nothing_learned, run_grpo
+
+    reward = {"reward": "random", "random_reward_p": p_base} if arm == "random-reward" else {}
+    t0 = time.perf_counter()
+    calibration = run_grpo(GRPOTrainConfig(**grpo_settings(size, seed, max_steps=CALIBRATION_STEPS, **reward)),
+                           data["train"], base, out / arm / "calibration")
+    chosen = out / arm / "steps.json"  # a re-run resumes the same run instead of re-timing it
+    if not chosen.exists():
+        per_step = calibration.report.training.runtime_s / CALIBRATION_STEPS
+        chosen.write_text(json.dumps({"steps": max(1, int((budget_s - (time.perf_counter() - t0)) / per_step))}))
+    steps = json.loads(chosen.read_text())["steps"]
+    trained = run_grpo(GRPOTrainConfig(**grpo_settings(size, seed, max_steps=steps, **reward)), data["train"], base,
+                       out / arm / "adapter")
+    promoted, model = False, base
+    if not nothing_learned(trained):  # no group's rewards ever varied: the adapter is zero, the base stays
+        merged = run_merge(MergeConfig(), base, trained.outputs["adapter"], out / arm / "model").outputs["model"]
+        candidate = bench(merged, suites, out / arm / "bench", size)
+        promoted = decide(base_bench["correct"], candidate["correct"], 0.01, trained={SUITE},
+                          stop_rates=(base_bench["stop_rates"], candidate["stop_rates"]),
+                          stop_tolerance=0.05)["promoted"]
+        model = merged if promoted else base
+    tokens = int(calibration.report.training.tokens or 0) + int(trained.report.training.tokens or 0)
+    return {"model": model, "seconds": time.perf_counter() - t0, "tokens": tokens, "promoted": int(promoted),
+            "steps": steps,
+            "reward": [trained.report.rewards["first_reward"], trained.report.rewards["final_reward"]]}
+
+
+def run_seed(seed: int, base: Path, out: Path, size: Size, guard: Path | None) -> dict[str, Any]:
+    from hone.synthetic import add_sub_splits
+
+    splits = add_sub_splits(seed, size.train, size.heldout)
+    data = {"train": out / "data" / "train_tasks.jsonl", "heldout": out / "data" / "heldout.jsonl"}
+    write_records(data["train"], splits["train"])
+    write_records(data["heldout"], splits["heldout"])
+    suites = {SUITE: data["heldout"], **({"guard": guard} if guard else {})}
+    base_bench = bench(base, suites, out / "base-bench", size)
+    p_base = sum(base_bench["correct"][SUITE].values()) / len(base_bench["correct"][SUITE])
+    arms: dict[str, dict[str, Any]] = {}
+    for arm in ("rft", "unverified", "critique"):
+        arms[arm] = loop_arm(arm, base, data, size, seed, out)
+    for arm in ("grpo", "random-reward"):
+        arms[arm] = grpo_arm(arm, base, data, size, seed, out, arms["rft"]["seconds"], p_base, base_bench, suites)
+    for arm, a in arms.items():
+        a.update(bench(a["model"], suites, out / arm / "final-bench", size))
+    rows = {}
+    for arm, a in arms.items():
+        correct = a["correct"][SUITE]
+        passed = sum(correct.values())
+        row = {"accuracy": passed / len(correct), "ci95": list(wilson_interval(passed, len(correct))),
+               "uplift": paired_compare(base_bench["correct"][SUITE], correct),
+               "stop_rate": a["stop_rates"][SUITE], "seconds": round(a["seconds"], 1), "tokens": a["tokens"],
+               "promoted": a["promoted"], **({"steps": a["steps"], "reward": a["reward"]} if "steps" in a else {})}
+        if arm in CONTROL_OF:
+            row["vs_control"] = paired_compare(arms[CONTROL_OF[arm]]["correct"][SUITE], correct)
+        if guard:
+            row["guard"] = paired_compare(base_bench["correct"]["guard"], a["correct"]["guard"])
+        rows[arm] = row
+    return {"seed": seed, "base": {"accuracy": p_base, "stop_rate": base_bench["stop_rates"][SUITE]}, "arms": rows}
+
+
+def _ci(c: dict[str, Any]) -> str:
+    return f"{100 * c['difference']:+.1f} [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}]"
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    print("\n| method | seed | held-out acc | uplift vs base (pts, 95% CI) | vs its control | guard change | "
+          "stop rate | promoted | wall s | tokens |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| base | {r['seed']} | {100 * r['base']['accuracy']:.1f}% | | | | "
+              f"{100 * (r['base']['stop_rate'] or 0):.0f}% | | | |")
+        for arm, row in r["arms"].items():
+            print(f"| {arm} | {r['seed']} | {100 * row['accuracy']:.1f}% [{100 * row['ci95'][0]:.1f}, "
+                  f"{100 * row['ci95'][1]:.1f}] | {_ci(row['uplift'])} | "
+                  f"{_ci(row['vs_control']) + ' vs ' + CONTROL_OF[arm] if 'vs_control' in row else ''} | "
+                  f"{_ci(row['guard']) if 'guard' in row else ''} | {100 * (row['stop_rate'] or 0):.0f}% | "
+                  f"{row['promoted']} | {row['seconds']:.0f} | {row['tokens']} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-o", "--out", type=Path, default=Path("benchmarks/out/methods"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--guard", type=Path, help="a held-out choice suite that must not regress (MMLU sample)")
+    parser.add_argument("--smoke", action="store_true", help="the tiny model and a few items: shows it runs")
+    args = parser.parse_args()
+    size = SIZES["smoke" if args.smoke else "full"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = base_model(args.out, args.smoke)
+    results = [run_seed(seed, base, args.out / f"seed-{seed}", size, args.guard) for seed in args.seeds]
+    (args.out / "methods.json").write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+
+
+if __name__ == "__main__":
+    main()

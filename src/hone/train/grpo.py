@@ -1,0 +1,143 @@
+"""Online RL (GRPO) through TRL's GRPOTrainer, with Hone's verifiers as the reward; the same guarantees as SFT.
+
+Data: Task JSONL, the training prompts (the loop's `train_tasks`). Each task becomes one row,
+`{"prompt": task.chat(), "task": <the Task record as JSON>}`; the reward functions (hone.train.rewards) read the
+task back from its column. Open tasks are left out and counted (no verifier; the LLM judge is not a reward yet),
+as are prompts too long to leave `max_completion_length` tokens within `max_length`.
+
+The chat contract holds inside training: the trainer generates from `hone.chat.encode(render_prompt(...))` (the
+token ids bench generates from, not TRL's own rendering), stops at the tokens Hone's engines stop at, and the
+reward grades the answer text bench would record from the same tokens. `per_device_batch_size` counts
+completions: each optimizer step sees per_device_batch_size * gradient_accumulation_steps / num_generations
+prompts, each sampled num_generations times. A group whose answers all get the same reward gives no gradient
+(TRL's `frac_reward_zero_std`); a model that almost never passes needs larger groups.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from hone.chat import encode, render_prompt, stop_token_ids
+from hone.errors import HoneError
+from hone.records import Task, read_records
+from hone.train.callbacks import ProgressFactory
+from hone.train.config import TrainConfig
+from hone.train.result import TrainResult
+from hone.train.rewards import TASK_COLUMN, RandomReward, VerifierReward, reward_lineage
+
+
+class GRPOTrainConfig(TrainConfig):
+    """TrainConfig plus GRPO's own settings. `reward: random` is the control arm: a Bernoulli reward with
+    probability `random_reward_p` (set it to the base's pass rate on these prompts), blind to the answer."""
+
+    learning_rate: float = Field(1e-5, gt=0)
+    num_generations: int = Field(8, ge=2, description="answers sampled per prompt (the group)")
+    beta: float = Field(0.001, ge=0.0, description="KL penalty towards the base (0: no reference model)")
+    max_completion_length: int = Field(256, ge=1)
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    mask_truncated_completions: bool = Field(
+        True, description="answers that hit max_completion_length without ending their turn teach nothing")
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = "dapo"
+    reward: Literal["verifier", "random"] = "verifier"
+    random_reward_p: float | None = Field(None, ge=0.0, le=1.0)
+    grade_workers: int | None = Field(None, ge=1, description="code answers graded in parallel (None: CPU count)")
+    sandbox: Literal["strict", "weak"] = "strict"
+
+    @model_validator(mode="after")
+    def _check_grpo(self) -> "GRPOTrainConfig":
+        if self.packing:
+            raise ValueError("packing does not apply to GRPO (the trainer builds its batches from its own samples)")
+        completions = self.per_device_batch_size * self.gradient_accumulation_steps * self.num_processes
+        if completions % self.num_generations:
+            raise ValueError(f"per_device_batch_size * gradient_accumulation_steps * num_processes ({completions}) "
+                             f"must be a multiple of num_generations ({self.num_generations}): a step holds whole "
+                             "groups")
+        if (self.reward == "random") != (self.random_reward_p is not None):
+            raise ValueError("random_reward_p is the random-reward control's probability: set it with reward: random "
+                             "(to the base's pass rate on these prompts), and only then")
+        return self
+
+
+def grpo_rows(tokenizer: Any, tasks: list[Task], config: GRPOTrainConfig) -> tuple[list[dict[str, Any]],
+                                                                                    dict[str, int]]:
+    """One row per task a reward can score and whose prompt leaves room for an answer; the others counted."""
+    rows, open_dropped, too_long = [], 0, 0
+    room = None if config.max_length is None else config.max_length - config.max_completion_length
+    for task in tasks:
+        if task.kind == "open" and config.reward == "verifier":
+            open_dropped += 1
+            continue
+        if room is not None and len(encode(tokenizer, render_prompt(tokenizer, task.chat()))) > room:
+            too_long += 1
+            continue
+        rows.append({"prompt": task.chat(), TASK_COLUMN: task.model_dump_json()})
+    return rows, {"examples": len(rows), "open_dropped": open_dropped, "too_long_dropped": too_long}
+
+
+def reward_functions(config: GRPOTrainConfig, tokenizer: Any) -> list[Any]:
+    if config.reward == "random":
+        return [RandomReward(config.random_reward_p or 0.0, config.seed)]
+    return [VerifierReward(tokenizer, workers=config.grade_workers, sandbox=config.sandbox)]
+
+
+def _grpo_trainer(model: Any, common: dict[str, Any], rows: list[dict[str, Any]], tokenizer: Any, lora: Any,
+                  config: GRPOTrainConfig, rewards: list[Any]):
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    if not callable(getattr(GRPOTrainer, "_tokenize_prompts", None)):
+        raise HoneError("this TRL version's GRPOTrainer has no _tokenize_prompts; Hone cannot render its prompts "
+                        "through the chat contract (use trl 1.16)")
+
+    class ChatContractGRPOTrainer(GRPOTrainer):
+        def _tokenize_prompts(self, prompts: list):
+            return [encode(tokenizer, render_prompt(tokenizer, p)) for p in prompts], None, {}
+
+    common = {k: v for k, v in common.items() if k != "dataset_num_proc"}
+    args = GRPOConfig(
+        **common, num_generations=config.num_generations, beta=config.beta,
+        max_completion_length=config.max_completion_length, temperature=config.temperature, top_p=config.top_p,
+        mask_truncated_completions=config.mask_truncated_completions, scale_rewards=config.scale_rewards,
+        loss_type=config.loss_type, shuffle_dataset=True, log_completions=False)
+    model.generation_config.eos_token_id = stop_token_ids(tokenizer)  # stop where Hone's engines stop
+    return ChatContractGRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
+                                   processing_class=tokenizer, peft_config=lora)
+
+
+def run_grpo(config: GRPOTrainConfig, tasks_path: str | os.PathLike, base_dir: str | os.PathLike,
+             out_dir: str | os.PathLike, *, progress: ProgressFactory | None = None) -> TrainResult:
+    """GRPO on the Task JSONL `tasks_path` from the model in `base_dir`; adapter (or model) and lineage in
+    `out_dir`. Skips, resumes and refuses exactly like `run_train`; the lineage's `rewards` names the reward
+    functions and grader versions, and the reward curve."""
+    from hone.train.stage import run_training
+
+    def load_rows(tokenizer):
+        rows, stats = grpo_rows(tokenizer, read_records(tasks_path, Task), config)
+        if not rows:
+            raise HoneError(f"{tasks_path}: no task to train on: {stats['open_dropped']} open (no verifier to reward "
+                            f"them), {stats['too_long_dropped']} with prompts that leave fewer than "
+                            f"max_completion_length={config.max_completion_length} tokens within "
+                            f"max_length={config.max_length}")
+        return rows, stats
+
+    def make_trainer(model, common, rows, tokenizer, lora):
+        return _grpo_trainer(model, common, rows, tokenizer, lora, config, reward_functions(config, tokenizer))
+
+    return run_training(config, tasks_path, base_dir, out_dir, progress, objective="grpo", load_rows=load_rows,
+                        make_trainer=make_trainer, rewards=reward_lineage(reward_functions(config, None)))
+
+
+def nothing_learned(result: TrainResult) -> bool:
+    """True when a LoRA run's every update is zero: GRPO never saw a group whose rewards varied (all right or all
+    wrong), so there is nothing to merge (the merge refuses a zero update) and the model stays as it was."""
+    if result.report.kind != "adapter":
+        return False
+    from safetensors.torch import load_file
+
+    weights = load_file(result.folder / "adapter_model.safetensors")
+    return not any(bool(t.any()) for name, t in weights.items() if "lora_B" in name)
