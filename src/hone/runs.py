@@ -56,6 +56,14 @@ def manifest_for(output: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".manifest.json")
 
 
+def read_manifest(output: str | os.PathLike) -> dict[str, Any] | None:
+    """The manifest of the stage that writes `output` (None: none yet, or being replaced this very moment)."""
+    try:
+        return json.loads(manifest_for(output).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
@@ -93,11 +101,9 @@ class Stage:
         return self._input_hashes
 
     def manifest(self) -> dict[str, Any] | None:
-        if not self.manifest_path.exists():
-            return None
         try:
             return json.loads(self.manifest_path.read_text())
-        except json.JSONDecodeError:
+        except (OSError, json.JSONDecodeError):
             return None
 
     def is_done(self) -> bool:

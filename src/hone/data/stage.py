@@ -20,7 +20,7 @@ from hone.errors import HoneError
 from hone.records import (Critique, Generation, PreferencePair, SFTExample, Task, Verdict, read_records,
                           read_tasks, write_records)
 from hone.runs import Stage, manifest_for
-from hone.stage_contract import StageConfig, StageResult
+from hone.stage_contract import ProgressFactory, StageConfig, StageResult
 
 Kind = Literal["sft", "dpo", "bootstrap", "unverified"]
 
@@ -115,9 +115,9 @@ def _build(kind: Kind, tasks: dict, critiques_path, generations_path, verdicts_p
 def run_data(config: DataStageConfig, tasks_path: str | os.PathLike, out_path: str | os.PathLike, *,
              critiques_path: str | os.PathLike | None = None, generations_path: str | os.PathLike | None = None,
              verdicts_path: str | os.PathLike | None = None, bench_paths: Sequence[str | os.PathLike] = (),
-             replay_path: str | os.PathLike | None = None) -> DataResult:
+             replay_path: str | os.PathLike | None = None, progress: ProgressFactory | None = None) -> DataResult:
     """Build `config.kind` rows, guard them (dedup, decontamination against `bench_paths`, replay share), write
-    them; the report goes into the manifest."""
+    them; the report goes into the manifest. `progress` counts the built rows through the guards."""
     if config.replay_share and replay_path is None:
         raise HoneError("a replay share needs a replay file (--replay, SFTExample JSONL)")
     out = Path(out_path)
@@ -136,9 +136,12 @@ def run_data(config: DataStageConfig, tasks_path: str | os.PathLike, out_path: s
     stage.start([out], restart=config.restart, overwrite=config.overwrite)
     rows, not_built = _build(kind, tasks, critiques_path, generations_path, verdicts_path, config.round,
                              config.max_per_task, config.seed)
+    advance = progress(len(rows), 0) if progress else None
     index = BenchIndex(suites, config.ngram) if suites else None
     final, mixed = mix(rows, index=index, replay=replay, replay_share=config.replay_share, seed=config.seed)
     write_records(out, final)
+    if advance:
+        advance(len(rows))
     report = DataReport(kind=kind, not_built=dict(not_built), **mixed.to_dict(),
                         sources=dict(Counter(getattr(r, "source", "dpo") for r in final)))
     stage.finish({"rows": out}, report.model_dump())
