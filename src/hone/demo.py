@@ -120,21 +120,30 @@ def _write_data(out: Path, size: DemoSize, seed: int) -> dict[str, Path]:
     return paths
 
 
-def _arm_config(base: Path, paths: dict[str, Path], size: DemoSize, seed: int, control: str) -> dict[str, Any]:
+def arm_config(base: Path, train: Path, heldout: dict[str, Path], rounds: int, seed: int, control: str, *,
+               max_new_tokens: int, batch_size: int, sample: dict[str, Any], lora: dict[str, Any]) -> dict[str, Any]:
+    """One demo arm's loop config: verifier-judged resampling from `base`, trained on verified answers (control
+    "none") or on its own unverified ones ("unverified"). A demo gives its model's lengths, batch, sampling (n,
+    passes, prompts per round) and LoRA steps; the rest is the same for every demo."""
     return {
-        "base_model": str(base.resolve()), "train_tasks": str(paths["train"].resolve()),
-        "heldout": {"arithmetic": str(paths["heldout"].resolve())}, "rounds": size.rounds,
+        "base_model": str(base.resolve()), "train_tasks": str(train.resolve()),
+        "heldout": {name: str(path.resolve()) for name, path in heldout.items()}, "rounds": rounds,
         "judge": "verifier", "improve": "resample", "control": control, "seed": seed, "device": "cpu",
-        "sample": {"n": size.samples, "temperature": 0.7, "max_new_tokens": 12, "batch_size": 256,
-                   "resample_unsolved": 1, "prompts_per_round": size.train},
+        "sample": {"temperature": 0.7, "max_new_tokens": max_new_tokens, "batch_size": batch_size, **sample},
         "data": {"max_per_task": 1},
-        "train": {"method": "lora", "lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-3,
-                  "max_steps": size.lora_steps, "per_device_batch_size": 32, "seed": seed, "logging_steps": 50,
-                  "max_length": 128},
-        "bench": {"max_new_tokens": 12, "batch_size": 256},
+        "train": {"method": "lora", "lora_r": 16, "lora_alpha": 32, "seed": seed, "max_length": 128, **lora},
+        "bench": {"max_new_tokens": max_new_tokens, "batch_size": batch_size},
         # A 1-point drop refuses a round: on 2,000 paired items a difference is known to about +-1.5 points.
         "gate": {"tolerance": 0.01},
     }
+
+
+def _arm_config(base: Path, paths: dict[str, Path], size: DemoSize, seed: int, control: str) -> dict[str, Any]:
+    return arm_config(base, paths["train"], {"arithmetic": paths["heldout"]}, size.rounds, seed, control,
+                      max_new_tokens=12, batch_size=256,
+                      sample={"n": size.samples, "resample_unsolved": 1, "prompts_per_round": size.train},
+                      lora={"learning_rate": 1e-3, "max_steps": size.lora_steps, "per_device_batch_size": 32,
+                            "logging_steps": 50})
 
 
 ARMS = {

@@ -22,7 +22,7 @@ from hone.bench.report import BenchReport, SuiteFigures
 from hone.bench.run import BENCH_FILE, FAILURES_FILE, suite_outputs
 from hone.critique.summary import CritiqueSummary
 from hone.data.stage import DataReport
-from hone.errors import HoneError
+from hone.errors import HoneError, dotted, problem
 from hone.gate import GateDecision, Uplift
 from hone.sample.run import SampleReport, pass_outputs
 
@@ -229,5 +229,5 @@ def read_run(run_dir: str | os.PathLike) -> tuple[dict[str, LoopSummary], dict[s
             return demo.arms, {arm: run_dir / arm for arm in demo.arms}, demo
         return {"loop": LoopSummary.model_validate(raw)}, {"loop": run_dir}, None
     except ValidationError as e:
-        first = e.errors()[0]
-        raise HoneError(f"{path}: `{'.'.join(map(str, first['loc']))}`: {first['msg']}") from None
+        loc, msg = problem(e)
+        raise HoneError(f"{path}: `{dotted(loc)}`: {msg}") from None

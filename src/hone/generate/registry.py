@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hone.errors import HoneError
+from hone.errors import HoneError, option, problem
 
 Backend = Literal["hf", "vllm", "server", "openai"]
 
@@ -63,9 +63,8 @@ class GenerateConfig(BaseModel):
         try:
             return GenerateConfig.model_validate({**self.model_dump(), **given})
         except ValidationError as e:
-            first = e.errors()[0]
-            key = ".".join(str(x) for x in first.get("loc", ())) or "generate"
-            raise HoneError(f"--{key.replace('_', '-')}: {first.get('msg')}") from None
+            loc, msg = problem(e)
+            raise HoneError(f"{option(loc)}: {msg}") from None
 
 
 def load_generate_config(path: str | os.PathLike | None) -> GenerateConfig:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hone.errors import HoneError
+from hone.errors import HoneError, dotted, problem
 from hone.stage_contract import StageResult
 
 
@@ -65,9 +65,8 @@ class TrainResult(StageResult):
         try:
             report = TrainReport.model_validate(read_lineage(out))
         except ValidationError as e:
-            first = e.errors()[0]
-            key = ".".join(str(x) for x in first.get("loc", ()))
-            raise HoneError(f"{out / LINEAGE_FILE}: `{key}`: {first.get('msg')}") from None
+            loc, msg = problem(e)
+            raise HoneError(f"{out / LINEAGE_FILE}: `{dotted(loc)}`: {msg}") from None
         return cls(outputs={report.kind: out}, counts={"rows": int(report.data.get("examples", 0)),
                                                         "steps": report.training.steps},
                    skipped=skipped, report=report)
