@@ -219,7 +219,7 @@ def test_version_and_umask(tmp_path, shared_data):
 def test_verify_merge_writes_its_own_report_and_never_touches_the_merge(tiny_model_dir, tmp_path):
     from test_merge import peft_adapter
 
-    from hone.merge.merge import REPORT_FILE, MergeConfig, run_merge
+    from hone.merge.run import REPORT_FILE, MergeConfig, run_merge
 
     good = peft_adapter(tiny_model_dir, tmp_path / "good", r=4, lora_alpha=8, target_modules=["q_proj"])
     merged = tmp_path / "merged"

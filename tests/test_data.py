@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from hone.data.build import build_bootstrap, build_dpo, build_sft, build_sft_from_samples
-from hone.data.stage import DataStageConfig, run_data
+from hone.data.run import DataStageConfig, run_data
 from hone.data.mix import BenchIndex, decontaminate, dedup, mix
 from hone.errors import HoneError
 from hone.hashing import text_sha256

@@ -78,7 +78,7 @@ def test_control_arm_trains_on_unverified_samples_and_verified_arm_only_on_passe
 
 
 def test_the_control_arms_data_is_a_stage_with_a_manifest(demo_run):
-    from hone.data.stage import DataStageConfig, run_data
+    from hone.data.run import DataStageConfig, run_data
 
     rd = demo_run / "control" / "round-1"
     manifest = json.loads((rd / "sft.jsonl.manifest.json").read_text())

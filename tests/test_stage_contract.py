@@ -8,8 +8,8 @@ from typing import Callable
 
 import pytest
 
-from hone.critique.critique import CritiqueResult, CritiqueStageConfig, run_critique
-from hone.data.stage import DataResult, DataStageConfig, run_data
+from hone.critique.run import CritiqueResult, CritiqueStageConfig, run_critique
+from hone.data.run import DataResult, DataStageConfig, run_data
 from hone.generate.base import GenParams
 from hone.generate.run import GenerateResult, GenerateStageConfig, run_generate
 from hone.grade.run import GradeConfig, GradeResult, run_grade

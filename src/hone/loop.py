@@ -158,7 +158,7 @@ def _round(config: LoopConfig, layout: RoundLayout, engines: EnginePool, current
 
 def _merge(config: LoopConfig, model: Path, adapter: Path, layout: RoundLayout, say: Say, restart: bool) -> Path:
     """The adapter merged into exactly the model it was trained on, and verified against adapter-on-base."""
-    from hone.merge.merge import MergeConfig, run_merge
+    from hone.merge.run import MergeConfig, run_merge
 
     # QLoRA (train.quantize_base) merges into the dequantized weights the adapter saw, with the same proof.
     with stage_bar(f"round {layout.round} · merge + verify") as bar:

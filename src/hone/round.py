@@ -21,7 +21,7 @@ from hone.atomic import write_text_atomic
 from hone.bench.report import BenchReport, SuiteFigures
 from hone.bench.run import BENCH_FILE, FAILURES_FILE, suite_outputs
 from hone.critique.summary import CritiqueSummary
-from hone.data.stage import DataReport
+from hone.data.run import DataReport
 from hone.errors import HoneError, dotted, problem
 from hone.gate import GateDecision, Uplift
 from hone.sample.run import SampleReport, pass_outputs

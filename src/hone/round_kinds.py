@@ -114,7 +114,7 @@ def _sample(ctx: RoundContext) -> SampleReport:
 
 
 def _critique(ctx: RoundContext):
-    from hone.critique.critique import CritiqueStageConfig, rejudge_with, run_critique
+    from hone.critique.run import CritiqueStageConfig, rejudge_with, run_critique
     from hone.generate.base import GenParams
 
     c, cc, r, lay = ctx.config, ctx.config.critique, ctx.layout.round, ctx.layout
@@ -134,7 +134,7 @@ def _critique(ctx: RoundContext):
 
 
 def _data(ctx: RoundContext, critiques: Path | None) -> dict:
-    from hone.data.stage import DataStageConfig, run_data
+    from hone.data.run import DataStageConfig, run_data
 
     c, r, lay = ctx.config, ctx.layout.round, ctx.layout
     guards = DataStageConfig(kind="sft", replay_share=c.data.replay_share, ngram=c.data.ngram, round=r,

@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
             restart: bool = RESTART,
             overwrite: bool = OVERWRITE,
         ) -> None:
-            from hone.data.stage import DataStageConfig, run_data
+            from hone.data.run import DataStageConfig, run_data
             from hone.progress import stage_bar
 
             config = DataStageConfig(kind=kind, replay_share=replay_share, ngram=ngram, round=round,

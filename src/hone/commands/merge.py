@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = OVERWRITE,
     ) -> None:
         """Merge ADAPTER into BASE shard by shard; refuse the wrong base; verify before the result appears."""
-        from hone.merge.merge import MergeConfig, run_merge
+        from hone.merge.run import MergeConfig, run_merge
         from hone.merge.verify import read_probes
 
         config = MergeConfig(force=force, dequantized_base=dequantized_base, verify=verify, restart=restart,

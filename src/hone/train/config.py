@@ -1,4 +1,4 @@
-"""`TrainConfig`: every training setting (a YAML mapping or CLI flags), shared by SFT, DPO, the training stage,
+"""`TrainConfig`: every training setting (a YAML mapping or CLI flags), shared by SFT, DPO, the trainer they share (hone.train.trainer),
 the launcher and the loop; its own module so none of them imports another to reach it."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The caller (the loop, or `hone train`) writes the settings to a YAML file, runs
 `accelerate launch --num_processes N [--config_file F] -m hone.cli train ...` in its own process group, streams
 the main rank's progress into its own progress bar and every line into a log, and stops the whole group if it
-is interrupted. The workers train exactly as `hone train` does (hone.train.stage): a killed run resumes from its
+is interrupted. The workers train exactly as `hone train` does (hone.train.trainer): a killed run resumes from its
 last complete checkpoint when launched again, and the result only looks finished once lineage.json is written.
 """
 
