@@ -82,7 +82,8 @@ def uplift(first: Correct, now: Correct) -> dict[str, Uplift]:
     return out
 
 
-def win_tie_loss(first: Correct, now: Correct, categories: dict[str, dict[str, str]]) -> dict[str, dict[str, dict[str, int]]]:
+def win_tie_loss(first: Correct, now: Correct,
+                 categories: dict[str, dict[str, str]]) -> dict[str, dict[str, dict[str, int]]]:
     """Per suite and category: items `now` gets right and `first` did not (win), the reverse (loss), else tie."""
     out: dict[str, dict[str, dict[str, int]]] = {}
     for suite, before in first.items():

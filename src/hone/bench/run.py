@@ -112,9 +112,9 @@ def _reference_for(suite: Suite, reference: list[Generation], out: Path) -> Path
 
 def _pairwise(judge: Judge, suite: Suite, ours: list[Generation], theirs: list[Generation],
               path: Path, answers: tuple[Path, Path], restart: bool) -> tuple[list[Verdict], bool, int]:
-    """Judge open tasks pairwise through the judge driver, resumably; return (verdicts, skipped, unfinished). A judge that
-    raises or answers anything but win / tie / loss becomes an `error` verdict (hone.judge.driver); one a re-run may
-    fix (an API error, the budget reached) is written but not final, and the benchmark then ends unfinished."""
+    """Judge open tasks pairwise through the judge driver, resumably; return (verdicts, skipped, unfinished). A
+    judge that raises or answers anything but win / tie / loss becomes an `error` verdict (hone.judge.driver); one a
+    re-run may fix (an API error, the budget reached) is written but not final: the benchmark then ends unfinished."""
     from hone.judge.base import is_retryable
     from hone.judge.driver import compare_all
 

@@ -41,7 +41,8 @@ def _arm_section(arm: str, summary: LoopSummary) -> list[str]:
         if r.data:
             bits.append(f"training rows: {r.data.rows} ({r.data.source})")
         if r.train_prompts:
-            bits.append(f"training prompts solved by the current model: {r.train_prompts.solved}/{r.train_prompts.tasks}")
+            t = r.train_prompts
+            bits.append(f"training prompts solved by the current model: {t.solved}/{t.tasks}")
         c = r.critique
         if c:
             bits.append(f"{c.mode}: {c.accepted}/{c.attempts} rewrites accepted "
