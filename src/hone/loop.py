@@ -40,15 +40,16 @@ def check_sandbox(config: LoopConfig, say: Say) -> None:
 
 
 def check_heldout_is_separate(config: LoopConfig) -> None:
-    """Held-out suites must share no id and no prompt with the training tasks (the uplift would be a lie)."""
-    train = read_tasks(config.train_tasks)
-    ids = {t.id for t in train}
-    prompts = {json.dumps(t.chat(), sort_keys=True) for t in train}
-    for name, path in config.heldout.items():
-        for t in read_tasks(path):
-            if t.id in ids or json.dumps(t.chat(), sort_keys=True) in prompts:
-                raise HoneError(f"{path}: held-out suite {name!r} item {t.id!r} is also a training task; "
-                                "an uplift measured on it would not be held out")
+    """No training task may overlap a held-out suite (an id, a prompt, a shared n-gram: hone.overlap), or the
+    uplift measured on it would be a lie."""
+    from hone.overlap import OverlapIndex, item_texts
+
+    index = OverlapIndex({name: read_tasks(path) for name, path in config.heldout.items()}, config.data.ngram)
+    for t in read_tasks(config.train_tasks):
+        if (hit := index.hit(item_texts(t), t.id)) is not None:
+            name, item = hit
+            raise HoneError(f"{config.heldout[name]}: held-out suite {name!r} item {item!r} is also a training task "
+                            f"({t.id!r}); an uplift measured on it would not be held out")
 
 
 def _config_json(config: LoopConfig) -> dict[str, Any]:

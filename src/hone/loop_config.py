@@ -12,6 +12,7 @@ from hone.errors import HoneError
 from hone.generate.registry import GenerateConfig
 from hone.judge.config import JudgeConfig
 from hone.judge.spec import JudgeSpec
+from hone.overlap import NGRAM
 from hone.train.config import TrainConfig
 
 
@@ -44,7 +45,7 @@ class DataConfig(_Section):
     max_per_task: int | None = Field(1, ge=1, description="verified samples kept per prompt (None: all distinct)")
     replay: Path | None = Field(None, description="SFTExample JSONL of the original training set")
     replay_share: float = Field(0.0, ge=0.0, lt=1.0)
-    ngram: int = Field(8, ge=2, description="n-gram size of the overlap check against held-out suites")
+    ngram: int = Field(NGRAM, ge=2, description="n-gram size of the overlap check against held-out suites")
     dpo: bool = False
 
 

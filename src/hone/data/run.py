@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict
 
 from hone.bench.suites import parse_spec
 from hone.data import build
-from hone.data.mix import DEFAULT_NGRAM, BenchIndex, Row, mix
+from hone.data.mix import Row, mix
 from hone.errors import HoneError
+from hone.overlap import NGRAM, OverlapIndex
 from hone.records import (Critique, Generation, PreferencePair, SFTExample, Task, Verdict, read_records,
                           read_tasks, write_records)
 from hone.runs import Stage, manifest_for
@@ -31,7 +32,7 @@ class DataStageConfig(StageConfig):
 
     kind: Kind
     replay_share: float = 0.0
-    ngram: int = DEFAULT_NGRAM
+    ngram: int = NGRAM
     round: int | None = None
     max_per_task: int | None = None
     seed: int = 0
@@ -137,7 +138,7 @@ def run_data(config: DataStageConfig, tasks_path: str | os.PathLike, out_path: s
     rows, not_built = _build(kind, tasks, critiques_path, generations_path, verdicts_path, config.round,
                              config.max_per_task, config.seed)
     advance = progress(len(rows), 0) if progress else None
-    index = BenchIndex(suites, config.ngram) if suites else None
+    index = OverlapIndex(suites, config.ngram) if suites else None
     final, mixed = mix(rows, index=index, replay=replay, replay_share=config.replay_share, seed=config.seed)
     write_records(out, final)
     if advance:
