@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from hone.atomic import write_text_atomic
 from hone.errors import HoneError
 from hone.loop_config import LoopConfig, LoopJudgeConfig
-from hone.progress import Say, stage_bar
+from hone.progress import Say, stage_bar, step_bars
 from hone.records import read_tasks
 from hone.round import LOOP_CONFIG, SUMMARY, JudgeUse, LoopSummary, RoundLayout, RoundRecord
 
@@ -179,7 +179,7 @@ def _bench(config: LoopConfig, engines: EnginePool, model: Path, layout: RoundLa
                                          batch_size=config.bench.batch_size), sandbox=config.sandbox, restart=restart)
     specs = [f"{name}={path}" for name, path in config.heldout.items()]
     return run_bench(bench, model, specs, layout.bench, generator=engines.lazy(model, layout.dir),
-                     progress=lambda step, note=None: stage_bar(f"round {layout.round} · {step}", note=note))
+                     progress=step_bars(f"round {layout.round}"))
 
 
 def _say_round(say: Say, row: RoundRecord) -> None:

@@ -143,6 +143,12 @@ class stage_bar:  # noqa: N801 - a factory function to its callers, and closable
         self.close()
 
 
+def step_bars(prefix: str) -> Callable[[str, Callable[[], str] | None], stage_bar]:
+    """A `progress(step, note)` for a stage of several steps (hone.stage_contract.StepProgress): one `stage_bar`
+    per step, named `<prefix> · <step>`."""
+    return lambda step, note=None: stage_bar(f"{prefix} · {step}", note=note)
+
+
 class TokenRate:
     """New tokens per second of a generation stage, from the `tokens` of the records it appends to `<out>.partial`
     (read a little at a time: a progress note, not a parse of the whole file each time)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from hone.errors import HoneError
-from hone.progress import Say, stage_bar
+from hone.progress import Say, stage_bar, step_bars
 
 if TYPE_CHECKING:
     from hone.generate.registry import EnginePool
@@ -41,11 +41,6 @@ class RoundContext:
     engines: EnginePool
     say: Say
     restart: bool
-
-    def steps(self, what: str):
-        """`progress(step, note)` for a stage of several steps (hone.stage_contract.StepProgress)."""
-        label = f"round {self.layout.round} · {what}"
-        return lambda step, note=None: stage_bar(f"{label} · {step}" if step else label, note=note)
 
 
 @dataclass(frozen=True)
@@ -106,7 +101,7 @@ def _sample(ctx: RoundContext) -> SampleReport:
                                judge=None if c.judge == "verifier" else c.judge_setup(ctx.layout.run_dir),
                                sandbox=c.sandbox, restart=ctx.restart)
     result = run_sample(config, ctx.engines.factory(ctx.model, ctx.layout.dir), c.train_tasks, ctx.layout.dir,
-                        progress=ctx.steps(""))
+                        progress=step_bars(f"round {r}"))
     rep = result.report
     ctx.say(f"  sampling: {rep.solved}/{rep.tasks} training prompts have a verified answer "
             f"(after each pass: {', '.join(map(str, rep.solved_after_pass))})")
