@@ -80,7 +80,7 @@ def child(method: str, base: Path, adapter: Path, out: Path) -> dict:
         from transformers import AutoModelForCausalLM
     else:
         from hone.errors import HoneError
-        from hone.merge.merge import MergeConfig, run_merge
+        from hone.merge.run import MergeConfig, run_merge
         from hone.merge.verify import verify_merge
     rss_after_imports = psutil.Process().memory_info().rss
     t0 = time.perf_counter()

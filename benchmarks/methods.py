@@ -122,7 +122,7 @@ def grpo_arm(arm: str, base: Path, data: dict[str, Path], size: Size, seed: int,
     """GRPO for about `budget_s` seconds (steps from a timed calibration run), merged with proof, benchmarked and
     gated against the base like a loop round."""
     from hone.gate import decide
-    from hone.merge.merge import MergeConfig, run_merge
+    from hone.merge.run import MergeConfig, run_merge
     from hone.train.grpo import GRPOTrainConfig, nothing_learned, run_grpo
 
     reward = {"reward": "random", "random_reward_p": p_base} if arm == "random-reward" else {}

@@ -76,6 +76,16 @@ def test_a_judge_that_needs_a_key_refuses_before_the_first_item(tmp_path):
     assert not (tmp_path / "v.jsonl").exists() and not (tmp_path / "v.jsonl.partial").exists()
 
 
+@pytest.mark.parametrize("args, option", [(["-n", "0"], "-n: "), (["--top-p", "2"], "--top-p: ")])
+def test_a_setting_out_of_range_is_one_line_naming_the_option(tiny_model_dir, tmp_path, args, option):
+    write_records(tmp_path / "t.jsonl", [Task(id="a", kind="math", prompt="1+1?", reference="2")])
+    res = subprocess.run([*HONE, "generate", "--model", str(tiny_model_dir), "--tasks", str(tmp_path / "t.jsonl"),
+                          "-o", str(tmp_path / "g.jsonl"), *args], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.startswith(f"error: {option}") and res.stderr.count("\n") == 1, \
+        res.stderr
+    assert "Traceback" not in res.stderr
+
+
 def test_non_utf8_input_names_file_and_line(tmp_path):
     src = tmp_path / "latin1.jsonl"
     src.write_bytes(b'{"question": "ok", "answer": "#### 1"}\n{"question": "caf\xe9", "answer": "#### 2"}\n')
@@ -209,7 +219,7 @@ def test_version_and_umask(tmp_path, shared_data):
 def test_verify_merge_writes_its_own_report_and_never_touches_the_merge(tiny_model_dir, tmp_path):
     from test_merge import peft_adapter
 
-    from hone.merge.merge import REPORT_FILE, MergeConfig, run_merge
+    from hone.merge.run import REPORT_FILE, MergeConfig, run_merge
 
     good = peft_adapter(tiny_model_dir, tmp_path / "good", r=4, lora_alpha=8, target_modules=["q_proj"])
     merged = tmp_path / "merged"

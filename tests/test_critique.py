@@ -3,7 +3,7 @@ import re
 import pytest
 
 from hone.chat import render_prompt
-from hone.critique.critique import CritiqueStageConfig, run_critique
+from hone.critique.run import CritiqueStageConfig, run_critique
 from hone.critique.feedback import WITHHELD, describe_failure, withhold_reference
 from hone.bench.stats import paired_difference_ci
 from hone.critique.summary import format_summary, summarize

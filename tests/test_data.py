@@ -4,11 +4,12 @@ import sys
 import pytest
 
 from hone.data.build import build_bootstrap, build_dpo, build_sft, build_sft_from_samples
-from hone.data.stage import DataStageConfig, run_data
-from hone.data.mix import BenchIndex, decontaminate, dedup, mix
+from hone.data.mix import decontaminate, dedup, mix
+from hone.data.run import DataStageConfig, run_data
 from hone.errors import HoneError
 from hone.hashing import text_sha256
 from hone.importers import import_tasks
+from hone.overlap import OverlapIndex
 from hone.records import (Critique, Generation, Message, PreferencePair, SFTExample, Task, Verdict, read_records,
                           write_records)
 
@@ -93,7 +94,7 @@ def _row(i, text, task_id=None):
 def test_decontamination_drops_and_reports_overlaps(shared_data):
     gsm = import_tasks(shared_data / "gsm8k_test_part1.jsonl", "gsm8k", limit=30)
     bench = {"gsm8k": gsm[:20], "arith": [Task(id="held-7", kind="math", prompt="What is 12 + 34?", reference="46")]}
-    index = BenchIndex(bench, n=13)
+    index = OverlapIndex(bench, n=13)
     words = gsm[5].prompt.split()
     rows = [
         _row(0, "Please solve: " + " ".join(words[3:20]) + " thanks"),  # a 17-word slice of a held-out question
@@ -120,7 +121,7 @@ def test_shared_instructions_are_not_contamination(shared_data):
     bench = [t.model_copy(update={"prompt": None, "messages": [Message(role="system", content=system),
                                                                Message(role="user", content=t.prompt)]})
              for t in code[:10]]
-    index = BenchIndex({"humaneval": bench})
+    index = OverlapIndex({"humaneval": bench})
     rows = [_row(0, code[12].prompt), _row(1, system), _row(2, code[3].prompt)]
     kept, dropped = decontaminate(rows, index)
     assert [r.id for r in kept] == ["r0", "r1"] and dropped == {"r2": {"suite": "humaneval", "bench_id": code[3].id}}

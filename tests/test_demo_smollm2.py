@@ -95,7 +95,8 @@ def small_real_demo(tmp_path_factory):
     model, tok = build_chatml_model(root / "hf", max_positions=256)
     gguf = write_gguf(root / "tiny-q8_0.gguf", model, tok, quant="Q8_0")
     out = root / "run"
-    summary = demo_smollm2.run_real_demo(out, seed=0, size_name="small", say=lambda m: None, gguf=gguf)
+    summary = demo_smollm2.run_real_demo(out, seed=0, size_name="small", say=lambda m: None,
+                                         gguf=gguf).model_dump(mode="json")
     return {"out": out, "gguf": gguf, "summary": summary}
 
 
@@ -116,7 +117,8 @@ def test_small_real_demo_runs_both_arms_from_the_imported_base(small_real_demo):
 def test_small_real_demo_resumes_without_redoing_work_and_refuses_another_base(small_real_demo, tmp_path):
     out = small_real_demo["out"]
     weights = (out / "base" / "model" / "model.safetensors").stat().st_mtime_ns
-    again = demo_smollm2.run_real_demo(out, seed=0, size_name="small", say=lambda m: None, gguf=small_real_demo["gguf"])
+    again = demo_smollm2.run_real_demo(out, seed=0, size_name="small", say=lambda m: None,
+                                       gguf=small_real_demo["gguf"]).model_dump(mode="json")
     assert (out / "base" / "model" / "model.safetensors").stat().st_mtime_ns == weights
     def figures(summary):  # every round's figures, without its wall time
         return [{k: v for k, v in r.items() if k != "seconds"} for r in summary["arms"]["verified"]["rounds"]]

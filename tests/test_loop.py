@@ -13,9 +13,10 @@ import yaml
 
 from hone.config import validate_config
 from hone.errors import HoneError
-from hone.loop import check_heldout_is_separate, round_prompts, run_loop
+from hone.loop import check_heldout_is_separate, run_loop
 from hone.loop_config import LoopConfig
 from hone.records import Generation, SFTExample, Task, Verdict, read_records, read_tasks, write_records
+from hone.sample.run import round_prompts
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,7 @@ def test_control_arm_trains_on_unverified_samples_and_verified_arm_only_on_passe
 
 
 def test_the_control_arms_data_is_a_stage_with_a_manifest(demo_run):
-    from hone.data.stage import DataStageConfig, run_data
+    from hone.data.run import DataStageConfig, run_data
 
     rd = demo_run / "control" / "round-1"
     manifest = json.loads((rd / "sft.jsonl.manifest.json").read_text())
@@ -144,7 +145,7 @@ def test_gate_refuses_a_constructed_regression(demo_run, tmp_path):
     suite = _self_referenced_suite(demo_run, tmp_path / "self.jsonl")
     cfg_path = _loop_yaml(demo_run, tmp_path, heldout={"self": str(suite)})
     config = validate_config(yaml.safe_load(cfg_path.read_text()), LoopConfig, cfg_path)
-    summary = run_loop(config, tmp_path / "run", say=lambda m: None)
+    summary = run_loop(config, tmp_path / "run", say=lambda m: None).model_dump(mode="json")
     r0, r1 = summary["rounds"]
     assert r0["suites"]["self"]["accuracy"] == 1.0
     assert r1["suites"]["self"]["accuracy"] < 0.98
@@ -191,7 +192,7 @@ def test_loop_restart_redoes_what_other_inputs_made(demo_run, tmp_path):
     cfg_path = _loop_yaml(demo_run, tmp_path, heldout={"arithmetic": str(suite)})
     run = tmp_path / "run"
     config = validate_config(yaml.safe_load(cfg_path.read_text()), LoopConfig, cfg_path)
-    first = run_loop(config, run, say=lambda m: None)
+    first = run_loop(config, run, say=lambda m: None).model_dump(mode="json")
     assert first["rounds"][0]["suites"]["arithmetic"]["n"] == 20
     write_records(suite, tasks[:19])
     args = [sys.executable, "-m", "hone.cli", "loop", "--config", str(cfg_path), "-o", str(run)]

@@ -66,7 +66,7 @@ def test_the_loop_stops_at_the_budget_and_resumes_when_it_is_raised(demo_run, tm
     assert 0 < first["usd"] <= budget and first["calls"] == paid_first
     assert paid_first < 80  # 40 prompts x 2 samples: the cap stopped it part way
 
-    summary = run_loop(_config(demo_run, tmp_path, budget_usd=5.0), run, say=lambda m: None)
+    summary = run_loop(_config(demo_run, tmp_path, budget_usd=5.0), run, say=lambda m: None).model_dump(mode="json")
     assert [r["round"] for r in summary["rounds"]] == [0, 1]
     total = _spent(run)
     assert total["calls"] == sum(fake.paid.values()) == 80  # every item paid exactly once across both runs

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from train_support import addition_rows, one_torch_thread, write_jsonl  # noqa: F401 - a fixture
 
 from hone.errors import HoneError
-from hone.merge.merge import REPORT_FILE, MergeConfig, run_merge
+from hone.merge.run import REPORT_FILE, MergeConfig, run_merge
 from hone.merge.shards import weight_index
 from hone.merge.verify import THRESHOLDS, verify_merge
 from hone.train.config import TrainConfig
@@ -193,7 +193,7 @@ def test_untrained_adapter_fails_the_zero_update_check(tiny_model_dir, tmp_path)
 
 
 def test_merge_returns_its_typed_result_and_skips_an_identical_second_run(tiny_model_dir, tmp_path):
-    from hone.merge.merge import MergeResult
+    from hone.merge.run import MergeResult
     from hone.merge.report import MergeReport
 
     adapter = peft_adapter(tiny_model_dir, tmp_path / "adapter", r=4, lora_alpha=8, target_modules=["q_proj"])

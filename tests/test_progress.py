@@ -76,7 +76,7 @@ def test_note_source_is_reread_while_the_stage_runs(monkeypatch, capsys):
 
 def test_token_rate_counts_only_this_attempts_new_tokens(tmp_path):
     from hone.records import Generation, dumps
-    from hone.report.status import TokenRate
+    from hone.progress import TokenRate
 
     out = tmp_path / "samples-0.jsonl"
     partial = tmp_path / "samples-0.jsonl.partial"

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from hone.errors import HoneError
-from hone.merge.merge import MergeConfig, run_merge
+from hone.merge.run import MergeConfig, run_merge
 from hone.models.quantize import load_nf4_base, roundtrip
 from hone.train.config import TrainConfig
 from hone.train.sft import run_train

@@ -127,7 +127,7 @@ def test_a_grader_change_regrades_judged_verdicts_on_resume(gsm8k, tmp_path, mon
 
 
 def test_calibrate_and_critique_fingerprints_hold_the_grader_versions():
-    from hone.critique.critique import CritiqueStageConfig
+    from hone.critique.run import CritiqueStageConfig
     from hone.judge.calibrate import CalibrateConfig
 
     assert CalibrateConfig(judge=JudgeSetup(spec="verifier")).fingerprint()["graders"] == grader_versions()

@@ -8,8 +8,8 @@ from typing import Callable
 
 import pytest
 
-from hone.critique.critique import CritiqueResult, CritiqueStageConfig, run_critique
-from hone.data.stage import DataResult, DataStageConfig, run_data
+from hone.critique.run import CritiqueResult, CritiqueStageConfig, run_critique
+from hone.data.run import DataResult, DataStageConfig, run_data
 from hone.generate.base import GenParams
 from hone.generate.run import GenerateResult, GenerateStageConfig, run_generate
 from hone.grade.run import GradeConfig, GradeResult, run_grade
@@ -19,6 +19,7 @@ from hone.judge.factory import JudgeSetup
 from hone.judge.failures import FailuresConfig, FailuresResult, run_failures
 from hone.judge.run import JudgeResult, JudgeStageConfig, run_judge
 from hone.records import Generation, Task, write_records
+from hone.sample.run import SampleResult, SampleStageConfig, run_sample
 from hone.stage_contract import StageResult
 from judge_support import fake, fast_judge  # noqa: F401 - `fake` is a fixture
 
@@ -87,6 +88,12 @@ def _data(files, out):
                     verdicts_path=files["verdicts"])
 
 
+def _sample(files, out):
+    config = SampleStageConfig(generate=GenerateStageConfig(params=GenParams(max_new_tokens=8),
+                                                            model_ref={"model": "answers"}), resample_unsolved=1)
+    return run_sample(config, Answers, files["tasks"], out.parent)
+
+
 CASES: dict[str, tuple[Callable, type[StageResult], str, dict[str, int]]] = {
     "generate": (_generate, GenerateResult, "g.jsonl", {"tasks": 2, "generations": 2, "length": 0, "errors": 0}),
     "grade": (_grade, GradeResult, "v.jsonl",
@@ -97,6 +104,7 @@ CASES: dict[str, tuple[Callable, type[StageResult], str, dict[str, int]]] = {
     "failures": (_failures, FailuresResult, "f.jsonl", {"failures": 1, "clusters": 1}),
     "critique": (_critique, CritiqueResult, "c.jsonl",
                  {"failed_answers": 1, "attempts": 1, "accepted": 1, "errors": 0, "unfinished": 0}),
+    "sample": (_sample, SampleResult, "samples.jsonl", {"tasks": 2, "solved": 1, "samples": 3, "errors": 0}),
     "data": (_data, DataResult, "sft.jsonl",
              {"rows": 1, "built": 1, "duplicates": 0, "contaminated": 0, "replay_added": 0}),
 }

@@ -96,7 +96,7 @@ def test_judge_spend_is_read_from_the_ledger_while_a_writer_holds_it_open(tmp_pa
     from hone.judge.base import Completion, JudgeRequest
     from hone.judge.cache import JudgeCache
     from hone.judge.factory import default_cache_path
-    from hone.report.status import judge_spend, spend_text
+    from hone.judge.cache import judge_spend, spend_text
 
     assert spend_text(tmp_path, 5.0) == "judge $0.0000 of $5.00, 0 paid calls"  # no ledger yet
     cache = JudgeCache(default_cache_path(tmp_path))  # the running loop's connection stays open

@@ -71,7 +71,7 @@ def test_rows_go_through_the_chat_template_with_eos_and_answer_only_labels(tiny_
 
 
 def test_lora_learns_a_task_and_the_merged_model_scores_the_same(tiny_model_dir, tmp_path):
-    from hone.merge.merge import MergeConfig, run_merge
+    from hone.merge.run import MergeConfig, run_merge
 
     rng = random.Random(0)
     data = write_jsonl(tmp_path / "parity.jsonl", parity_rows(rng.randint(0, 999) for _ in range(400)))

@@ -59,13 +59,19 @@ _DISK_ERRORS = _disk_errors()
 def main() -> None:
     import os
 
-    from hone.errors import HoneError
+    from pydantic import ValidationError
+
+    from hone.errors import HoneError, option, problem
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # Hone shows its own progress
     try:
         app()
     except HoneError as e:
         typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except ValidationError as e:  # a config a command built from its options: name the option, as a HoneError would
+        loc, msg = problem(e)
+        typer.echo(f"error: {option(loc)}: {msg}", err=True)
         sys.exit(2)
     except OSError as e:
         if e.errno not in _DISK_ERRORS:

@@ -10,7 +10,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from hone.errors import HoneError
+from hone.errors import HoneError, dotted, problem
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -71,13 +71,10 @@ def validate_config(data: dict, model: type[C], path: str | os.PathLike) -> C:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        loc = tuple(first.get("loc", ()))
-        key = ".".join(str(x) for x in loc) or "(top level)"
+        loc, msg = problem(e)
         line = _key_line(p, loc) if p.is_file() else None
         where = f"{p}:{line}" if line else str(p)
-        more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise HoneError(f"{where}: key `{key}`: {first.get('msg')}{more}") from None
+        raise HoneError(f"{where}: key `{dotted(loc) or '(top level)'}`: {msg}") from None
 
 
 def load_config(path: str | os.PathLike, model: type[C]) -> C:

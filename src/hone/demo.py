@@ -10,20 +10,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 from pydantic import BaseModel, ConfigDict
 
 from hone.atomic import write_text_atomic
+from hone.progress import Say
+
+if TYPE_CHECKING:
+    from hone.round import DemoSummary, LoopSummary
 from hone.records import write_records
-
-Say = Callable[[str], None]
-
 
 class DemoSize(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -108,7 +108,7 @@ def make_base(out: Path, size: DemoSize, seed: int, say: Say) -> tuple[Path, dic
 def _write_data(out: Path, size: DemoSize, seed: int) -> dict[str, Path]:
     from hone.synthetic import arithmetic_splits, supervised_examples
 
-    # Fresh prompts each round: a pool of `train` prompts per round (hone.loop.round_prompts).
+    # Fresh prompts each round: a pool of `train` prompts per round (hone.sample.run.round_prompts).
     splits = arithmetic_splits(seed, size.pretrain, size.train * size.rounds, size.heldout + size.dev)
     data = out / "data"
     paths = {"pretrain_sft": data / "pretrain_sft.jsonl", "train": data / "train_tasks.jsonl",
@@ -120,21 +120,30 @@ def _write_data(out: Path, size: DemoSize, seed: int) -> dict[str, Path]:
     return paths
 
 
-def _arm_config(base: Path, paths: dict[str, Path], size: DemoSize, seed: int, control: str) -> dict[str, Any]:
+def arm_config(base: Path, train: Path, heldout: dict[str, Path], rounds: int, seed: int, control: str, *,
+               max_new_tokens: int, batch_size: int, sample: dict[str, Any], lora: dict[str, Any]) -> dict[str, Any]:
+    """One demo arm's loop config: verifier-judged resampling from `base`, trained on verified answers (control
+    "none") or on its own unverified ones ("unverified"). A demo gives its model's lengths, batch, sampling (n,
+    passes, prompts per round) and LoRA steps; the rest is the same for every demo."""
     return {
-        "base_model": str(base.resolve()), "train_tasks": str(paths["train"].resolve()),
-        "heldout": {"arithmetic": str(paths["heldout"].resolve())}, "rounds": size.rounds,
+        "base_model": str(base.resolve()), "train_tasks": str(train.resolve()),
+        "heldout": {name: str(path.resolve()) for name, path in heldout.items()}, "rounds": rounds,
         "judge": "verifier", "improve": "resample", "control": control, "seed": seed, "device": "cpu",
-        "sample": {"n": size.samples, "temperature": 0.7, "max_new_tokens": 12, "batch_size": 256,
-                   "resample_unsolved": 1, "prompts_per_round": size.train},
+        "sample": {"temperature": 0.7, "max_new_tokens": max_new_tokens, "batch_size": batch_size, **sample},
         "data": {"max_per_task": 1},
-        "train": {"method": "lora", "lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-3,
-                  "max_steps": size.lora_steps, "per_device_batch_size": 32, "seed": seed, "logging_steps": 50,
-                  "max_length": 128},
-        "bench": {"max_new_tokens": 12, "batch_size": 256},
+        "train": {"method": "lora", "lora_r": 16, "lora_alpha": 32, "seed": seed, "max_length": 128, **lora},
+        "bench": {"max_new_tokens": max_new_tokens, "batch_size": batch_size},
         # A 1-point drop refuses a round: on 2,000 paired items a difference is known to about +-1.5 points.
         "gate": {"tolerance": 0.01},
     }
+
+
+def _arm_config(base: Path, paths: dict[str, Path], size: DemoSize, seed: int, control: str) -> dict[str, Any]:
+    return arm_config(base, paths["train"], {"arithmetic": paths["heldout"]}, size.rounds, seed, control,
+                      max_new_tokens=12, batch_size=256,
+                      sample={"n": size.samples, "resample_unsolved": 1, "prompts_per_round": size.train},
+                      lora={"learning_rate": 1e-3, "max_steps": size.lora_steps, "per_device_batch_size": 32,
+                            "logging_steps": 50})
 
 
 ARMS = {
@@ -144,7 +153,7 @@ ARMS = {
 
 
 def run_demo(out: str | Path, seed: int = 0, size_name: str = "full", say: Say = print,
-             threads: int = 1) -> dict[str, Any]:
+             threads: int = 1) -> DemoSummary:
     """Run the demo into `out` (resumable). One torch thread by default: a 0.6M model gains nothing from
     more, and on a busy 2-core machine two OpenMP threads stall each other (measured 10x slower)."""
     import torch
@@ -181,26 +190,28 @@ def write_arm_configs(out: Path, arm_config: Callable[[str], dict[str, Any]], sa
     return configs
 
 
-def finish_demo(out: Path, summary: dict[str, Any], t0: float, say: Say) -> dict[str, Any]:
-    """The top-level summary.json naming both arms, the reports, and the table on the terminal."""
+def finish_demo(out: Path, facts: dict[str, Any], t0: float, say: Say) -> DemoSummary:
+    """The top-level summary.json naming both arms, the reports, and the table on the terminal. `facts`: the
+    demo's title, model, seed, size and base."""
     from hone.report.build import write_reports
+    from hone.round import SUMMARY, DemoSummary, read_run
 
-    arms = {arm: json.loads((out / arm / "summary.json").read_text()) for arm in ARMS}
-    summary = {**summary, "arms": arms, "verified_vs_control": arms_compared(out, arms),
-               "seconds": round(time.perf_counter() - t0, 1)}
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    arms = {arm: read_run(out / arm)[0]["loop"] for arm in ARMS}
+    summary = DemoSummary(**facts, arms=arms, verified_vs_control=arms_compared(out, arms),
+                          seconds=round(time.perf_counter() - t0, 1))
+    summary.write(out / SUMMARY)
     write_reports(out)
-    print_table(arms, summary["seconds"], say, summary["verified_vs_control"])
+    print_table(arms, summary.seconds, say, summary.verified_vs_control)
     return summary
 
 
-def arms_compared(out: Path, arms: dict[str, Any]) -> dict[str, Any]:
+def arms_compared(out: Path, arms: dict[str, LoopSummary]) -> dict[str, Any]:
     """Each arm's final model on the same held-out items, paired: what verification buys over the control
     (`hone compare RUN/control RUN/verified` prints the same figures)."""
     from hone.bench.stats import paired_compare
-    from hone.compare import final_round, load_side
+    from hone.compare import load_side
 
-    last = {arm: final_round(out / arm) for arm in arms}
+    last = {arm: s.last_promoted().round for arm, s in arms.items()}
     # a demo benches one held-out suite
     correct = {arm: next(iter(load_side(f"{out / arm}:{last[arm]}").suites.values())).correct for arm in arms}
     return {"verified_round": last["verified"], "control_round": last["control"],
@@ -240,19 +251,18 @@ def run_arms_in_parallel(configs: dict[str, Path], out: Path, threads: int, say:
                         "(run `hone demo` again to resume)")
 
 
-def print_table(arms: dict[str, Any], seconds: float, say: Say, compared: dict[str, Any]) -> None:
+def print_table(arms: dict[str, LoopSummary], seconds: float, say: Say, compared: dict[str, Any]) -> None:
     say("")
     say("held-out accuracy per round (95% CI); uplift = paired difference vs round 0 on the same items")
     for arm, s in arms.items():
-        for r in s["rounds"]:
-            suite = next(iter(r["suites"]))  # a demo benches one held-out suite
-            acc = r["suites"][suite]
-            up = (r.get("uplift_vs_round0") or {}).get(suite)
-            up_s = (f"  uplift {100 * up['diff']:+5.1f} pts [{100 * up['ci'][0]:+.1f}, {100 * up['ci'][1]:+.1f}]"
-                    if up else "")
-            flag = "" if r["round"] == 0 else ("  promoted" if r["promoted"] else "  not promoted")
-            say(f"  {arm:<9} round {r['round']}: {100 * acc['accuracy']:5.1f}% "
-                f"[{100 * acc['ci'][0]:.1f}, {100 * acc['ci'][1]:.1f}]{up_s}{flag}")
+        for r in s.rounds:
+            suite = next(iter(r.suites))  # a demo benches one held-out suite
+            acc = r.suites[suite]
+            up = (r.uplift_vs_round0 or {}).get(suite)
+            up_s = f"  uplift {100 * up.diff:+5.1f} pts [{100 * up.ci[0]:+.1f}, {100 * up.ci[1]:+.1f}]" if up else ""
+            flag = "" if r.round == 0 else ("  promoted" if r.promoted else "  not promoted")
+            say(f"  {arm:<9} round {r.round}: {100 * acc.accuracy:5.1f}% "
+                f"[{100 * acc.ci[0]:.1f}, {100 * acc.ci[1]:.1f}]{up_s}{flag}")
     from hone.compare import arms_sentence
 
     say(arms_sentence(compared))

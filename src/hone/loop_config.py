@@ -12,6 +12,7 @@ from hone.errors import HoneError
 from hone.generate.registry import GenerateConfig
 from hone.judge.config import JudgeConfig
 from hone.judge.spec import JudgeSpec
+from hone.overlap import NGRAM
 from hone.train.config import TrainConfig
 
 
@@ -44,11 +45,13 @@ class DataConfig(_Section):
     max_per_task: int | None = Field(1, ge=1, description="verified samples kept per prompt (None: all distinct)")
     replay: Path | None = Field(None, description="SFTExample JSONL of the original training set")
     replay_share: float = Field(0.0, ge=0.0, lt=1.0)
-    ngram: int = Field(8, ge=2, description="n-gram size of the overlap check against held-out suites")
+    ngram: int = Field(NGRAM, ge=2, description="n-gram size of the overlap check against held-out suites")
     dpo: bool = False
 
 
-class BenchConfig(_Section):
+class BenchSection(_Section):
+    """How the loop benchmarks each round's model (greedy, on the held-out suites)."""
+
     max_new_tokens: int = Field(256, ge=1)
     batch_size: int = Field(64, ge=1)
 
@@ -96,7 +99,7 @@ class LoopConfig(_Section):
     critique: CritiqueConfig = CritiqueConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig(method="lora")
-    bench: BenchConfig = BenchConfig()
+    bench: BenchSection = BenchSection()
     gate: GateConfig = GateConfig()
 
     @field_validator("judge")
@@ -113,11 +116,27 @@ class LoopConfig(_Section):
         """`judge`, parsed (what the judge stage and the judge factory take)."""
         return JudgeSpec.parse(self.judge)
 
+    def judge_setup(self, run_dir: Path | None):
+        """The loop's judge as the stages take it (hone.judge.factory.JudgeSetup); its cache + ledger in `run_dir`."""
+        from hone.judge.factory import JudgeSetup
+
+        jc = self.judge_config
+        return JudgeSetup(spec=self.judge_spec, settings=jc.settings(), concurrency=jc.concurrency,
+                          budget_usd=jc.budget_usd, sandbox=self.sandbox, run_dir=run_dir)
+
+    @property
+    def round_kind(self) -> str:
+        """How each round improves the model (a key of hone.round_kinds.KINDS)."""
+        return "sft"
+
     @model_validator(mode="after")
     def _check(self) -> "LoopConfig":
-        if self.judge_spec.costs_money and "budget_usd" not in self.judge_config.model_fields_set:
-            raise ValueError(f"judge_config.budget_usd: the judge {self.judge!r} costs money; set a cap in USD "
-                             "(e.g. budget_usd: 20), or write `budget_usd: null` to run without one")
+        jc = self.judge_config
+        try:
+            self.judge_spec.require_budget(jc.budget_usd, "budget_usd" in jc.model_fields_set,
+                                           "set a cap in USD (e.g. budget_usd: 20)", "write `budget_usd: null`")
+        except HoneError as e:
+            raise ValueError(f"judge_config.budget_usd: {e}") from None
         if self.control == "unverified" and self.improve != "resample":
             raise ValueError("the unverified control arm only applies to improve: resample")
         if self.generate.backend == "openai":

@@ -11,7 +11,10 @@ and a stage of a few seconds (or one that fails) adds nothing to it.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import time
+from pathlib import Path
 from typing import Callable, Iterator
 
 from rich.console import Console
@@ -20,6 +23,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.text import Text
 
 console = Console(stderr=True)
+Say = Callable[[str], None]  # where a long-running command tells its user what it is doing (print, a log)
 PLAIN_EVERY_S = 10.0
 
 
@@ -137,3 +141,43 @@ class stage_bar:  # noqa: N801 - a factory function to its callers, and closable
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def step_bars(prefix: str) -> Callable[[str, Callable[[], str] | None], stage_bar]:
+    """A `progress(step, note)` for a stage of several steps (hone.stage_contract.StepProgress): one `stage_bar`
+    per step, named `<prefix> · <step>`."""
+    return lambda step, note=None: stage_bar(f"{prefix} · {step}", note=note)
+
+
+class TokenRate:
+    """New tokens per second of a generation stage, from the `tokens` of the records it appends to `<out>.partial`
+    (read a little at a time: a progress note, not a parse of the whole file each time)."""
+
+    def __init__(self, out: str | os.PathLike):
+        self.partial = Path(out).with_name(Path(out).name + ".partial")
+        self.offset, self.tokens = 0, 0
+        self.start: tuple[float, int] | None = None
+
+    def _read(self) -> None:
+        try:
+            with open(self.partial, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return
+        end = chunk.rfind(b"\n") + 1  # complete lines only
+        for line in chunk[:end].splitlines():
+            try:
+                self.tokens += int(json.loads(line).get("tokens") or 0)
+            except (ValueError, AttributeError):
+                pass
+        self.offset += end
+
+    def __call__(self) -> str:
+        self._read()
+        now = time.monotonic()
+        if self.start is None:  # records of an earlier attempt are not this run's speed
+            self.start = (now, self.tokens)
+            return ""
+        t0, k0 = self.start
+        return f"{(self.tokens - k0) / (now - t0):,.0f} new tokens/s" if now > t0 else ""

@@ -16,7 +16,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
                       model_validator)
 
 from hone.atomic import atomic_path
-from hone.errors import HoneError
+from hone.errors import HoneError, dotted, problem
 from hone.evidence import Evidence, OtherEvidence, with_kind
 
 Kind = Literal["math", "code", "open", "choice"]
@@ -162,11 +162,8 @@ R = TypeVar("R", bound=BaseModel)
 
 
 def _describe(err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
-    msg = first.get("msg", "invalid")
-    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{loc}: {msg}{more}" if loc else f"{msg}{more}"
+    loc, msg = problem(err)
+    return f"{dotted(loc)}: {msg}" if loc else msg
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:

@@ -56,6 +56,14 @@ def manifest_for(output: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".manifest.json")
 
 
+def read_manifest(output: str | os.PathLike) -> dict[str, Any] | None:
+    """The manifest of the stage that writes `output` (None: none yet, or being replaced this very moment)."""
+    try:
+        return json.loads(manifest_for(output).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
@@ -63,6 +71,19 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     return {prefix: value}
+
+
+def differences(then: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, str, Any, Any]]:
+    """Where two fingerprints (`{"config": ..., "inputs": {name: sha256}}`) differ: ("setting" or "input", name,
+    then, now) for each, settings first (dotted; those both sides have before those only one has), then inputs; "<unset>" / None where one side lacks it. The one
+    rule by which every stage (and training's checkpoints) tells a run of other inputs or settings from its own."""
+    old, new = _flatten(then.get("config", {})), _flatten(now.get("config", {}))
+    # a setting changed on both sides names the cause better than one that only appeared or disappeared
+    keys = sorted(set(old) & set(new)) + sorted(set(old) ^ set(new))
+    out = [("setting", k, old.get(k, "<unset>"), new.get(k, "<unset>")) for k in keys
+           if old.get(k, "<unset>") != new.get(k, "<unset>")]
+    a, b = then.get("inputs", {}), now.get("inputs", {})
+    return out + [("input", k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def _short(value: Any) -> str:
@@ -93,11 +114,9 @@ class Stage:
         return self._input_hashes
 
     def manifest(self) -> dict[str, Any] | None:
-        if not self.manifest_path.exists():
-            return None
         try:
             return json.loads(self.manifest_path.read_text())
-        except json.JSONDecodeError:
+        except (OSError, json.JSONDecodeError):
             return None
 
     def is_done(self) -> bool:
@@ -122,20 +141,19 @@ class Stage:
 
     def difference(self, manifest: dict[str, Any]) -> str | None:
         """The first input or setting in which `manifest` differs from this run, in words; None if none."""
-        old, new = _flatten(manifest.get("config", {})), _flatten(self.config)
-        # a setting changed on both sides names the cause better than one that only appeared or disappeared
-        for key in sorted(set(old) & set(new)) + sorted(set(old) ^ set(new)):
-            if old.get(key, "<unset>") != new.get(key, "<unset>"):
-                return f"`{key}` was {_short(old.get(key, '<unset>'))} then and is {_short(new.get(key, '<unset>'))} now"
         then = {k: v.get("sha256") for k, v in manifest.get("inputs", {}).items()}
         now = {k: v["sha256"] for k, v in self.input_hashes.items()}
-        for name in sorted(set(then) | set(now)):
-            if then.get(name) != now.get(name):
-                if name not in now or name not in then:
-                    return f"input `{name}` was {'absent' if name not in then else 'given'} then and is " \
-                           f"{'absent' if name not in now else 'given'} now"
-                return f"input `{name}` has other content (sha256 {then[name][:12]} then, {now[name][:12]} now)"
-        return None
+        found = differences({"config": manifest.get("config", {}), "inputs": then},
+                            {"config": self.config, "inputs": now})
+        if not found:
+            return None
+        kind, key, old, new = found[0]
+        if kind == "setting":
+            return f"`{key}` was {_short(old)} then and is {_short(new)} now"
+        if old is None or new is None:
+            return f"input `{key}` was {'absent' if old is None else 'given'} then and is " \
+                   f"{'absent' if new is None else 'given'} now"
+        return f"input `{key}` has other content (sha256 {old[:12]} then, {new[:12]} now)"
 
     def start(self, outputs: list[str | os.PathLike] = (), *, restart: bool = False, overwrite: bool = False) -> None:
         """Mark the stage running, after refusing anything that would mix or silently replace other work.

@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # `progress(todo, done)` is called once the stage knows how many items it has left; it returns `advance(n)`.
 ProgressFactory = Callable[[int, int], Callable[[int], None]]
+# A stage of several steps (sample, bench) opens one progress per step: `progress(step, note)` returns that step's
+# ProgressFactory (closed after the step if it has `close()`); `note()`, if given, is text the step offers for its
+# bar (new tokens/s, judge spend). `hone.progress.stage_bar` itself is one.
+StepProgress = Callable[[str, "Callable[[], str] | None"], ProgressFactory]
 
 
 class StageConfig(BaseModel):

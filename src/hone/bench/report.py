@@ -33,6 +33,23 @@ class Accuracy(_Part):
     pass_at_k: dict[str, float] | None = None
 
 
+class SuiteFigures(BaseModel):
+    """A suite's headline figures, as a loop round records them: accuracy, its 95% CI, graded items, correct and
+    error counts. (A new figure of the bench, e.g. a second grader's, is one more optional field here.)"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accuracy: float | None
+    ci: list[float] | None
+    n: int
+    correct: int = 0
+    errors: int = 0
+
+    @classmethod
+    def of(cls, acc: "Accuracy") -> "SuiteFigures":
+        return cls(accuracy=acc.accuracy, ci=acc.ci95, n=acc.graded_tasks, correct=acc.passed, errors=acc.error)
+
+
 class GroundTruth(_Part):
     """Win / tie / loss against the reference on tasks with ground truth, and the paired test."""
 
@@ -100,6 +117,10 @@ class BenchReport(_Part):
     contamination: Contamination | None
     versions: dict[str, str]
     sandbox: str | None = None
+
+    def figures(self) -> dict[str, SuiteFigures]:
+        """Per suite: the headline figures a loop round reports."""
+        return {name: SuiteFigures.of(s.accuracy) for name, s in self.suites.items()}
 
     def to_json(self) -> dict[str, Any]:
         """bench.json's content: the parts this run has, in the order they were always written."""

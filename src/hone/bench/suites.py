@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from hone.errors import HoneError
+from hone.overlap import NGRAM, template_items, words
 from hone.records import Task, read_tasks
 
 KNOWN = ("gsm8k", "humaneval", "mbpp", "math", "mmlu")
-NGRAM = 13
 CONTAMINATED_AT = 0.5  # share of a prompt's n-grams found in training data
-_WORD = re.compile(r"\w+")
 _PLAIN_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
 
 
@@ -153,10 +152,6 @@ def check_suite(suite: Suite) -> None:
 
 
 # ------------------------------------------------------------------------------------------ contamination
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
 def _strings(obj: Any) -> Iterator[str]:
     if isinstance(obj, str):
         yield obj
@@ -207,7 +202,7 @@ def contamination(suites: list[Suite], train_paths: list[str | os.PathLike], n: 
             per_task[t.id] = grams
             for g in grams:
                 counts[g] += 1
-        template = max(3, len(s.tasks) // 10)
+        template = template_items(len(s.tasks))
         for tid, grams in per_task.items():
             prompt_grams[(s.name, tid)] = {g for g in grams if counts[g] <= template}
     wanted: dict[tuple[str, ...], list[tuple[str, str]]] = defaultdict(list)

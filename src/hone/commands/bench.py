@@ -32,6 +32,11 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(None, help="Parallel graders (default: all cores)."),
         judge: str = typer.Option(None, "--judge", help="Pairwise judge for open tasks against --reference, e.g. "
                                   "anthropic or openai:MODEL@URL (cache + ledger in the output folder)."),
+        budget_usd: float = typer.Option(None, help="Stop the judge before the output folder's judge ledger passes "
+                                         "this; a judge that costs money needs it (or --no-budget)."),
+        no_budget: bool = typer.Option(False, "--no-budget", help="Run a judge that costs money without a cap."),
+        concurrency: int = typer.Option(8, help="Judge calls in flight."),
+        judge_config: Path = typer.Option(None, help="Judge config YAML: prices, rpm, tpm, timeouts, retries."),
         restart: bool = RESTART,
         overwrite: bool = OVERWRITE,
         sandbox: str = SANDBOX,
@@ -39,37 +44,25 @@ def register(app: typer.Typer) -> None:
         """Generate (batched), grade, and report accuracy with 95% CIs; a killed run resumes."""
         from hone.bench.run import BenchConfig, run_bench
         from hone.generate.base import GenParams
+        from hone.generate.registry import load_generate_config
         from hone.models.loading import inspect_model_dir
         from hone.progress import stage_bar
 
         inspect_model_dir(model)  # a wrong folder fails at once; the suites are checked before the model loads
-        pairwise_judge = None
+        setup = None
         if judge:
-            from hone.errors import HoneError
-            from hone.judge import make_judge
-            from hone.judge.factory import default_cache_path
+            from hone.judge.config import load_judge_config
+            from hone.judge.factory import JudgeSetup
 
-            if reference is None:
-                raise HoneError("--judge compares open answers with a reference model's: it needs --reference")
-            pairwise_judge = make_judge(judge, cache_path=default_cache_path(out), sandbox=sandbox)
+            setup = JudgeSetup(spec=judge, settings=load_judge_config(judge_config), concurrency=concurrency,
+                               budget_usd=budget_usd, sandbox=sandbox)
         params = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n, seed=seed,
                            batch_size=batch_size)
-        config = BenchConfig(params=params, choice_scoring=choice_scoring, workers=workers, sandbox=sandbox,
-                             restart=restart, overwrite=overwrite)
-        from hone.generate.registry import Engine, GenerateConfig, load_generate_config, model_ref
-
         engine = load_generate_config(engine_config).override(backend=backend, server_command=server_command)
-        if engine.backend == "openai":
-            from hone.errors import HoneError
-
-            raise HoneError("hone bench serves --model itself (--backend server); for a server somebody else runs, "
-                            "use hone generate --backend openai, then hone grade")
-        with Engine(engine, model, out / "server.log") as make:
-            # The default engine is loaded inside run_bench, and only if some suite still needs generating.
-            result = run_bench(config, model, tasks, out, reference=reference, train_data=train_data or None,
-                               judge=pairwise_judge, progress=stage_bar,
-                               generator=None if engine == GenerateConfig() else make(),
-                               engine_ref=model_ref(engine, model))
+        config = BenchConfig(params=params, choice_scoring=choice_scoring, workers=workers, sandbox=sandbox,
+                             engine=engine, judge=setup, no_budget=no_budget, restart=restart, overwrite=overwrite)
+        result = run_bench(config, model, tasks, out, reference=reference, train_data=train_data or None,
+                           progress=stage_bar)
         typer.echo(result.outputs["markdown"].read_text(encoding="utf-8"))
         contamination = result.report.contamination
         flagged = contamination.flagged() if contamination else 0

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Critique and rewrite each failed answer (never shown the reference unless --reference-guided);
         every rewrite is judged live, and the report gives acceptance and the paired uplift with a 95% CI."""
-        from hone.critique.critique import CritiqueStageConfig, check_engine, rejudge_with, run_critique
+        from hone.critique.run import CritiqueStageConfig, check_engine, rejudge_with, run_critique
         from hone.critique.summary import format_summary
         from hone.generate.base import GenParams
         from hone.generate.registry import Engine, check_model, load_generate_config, model_ref

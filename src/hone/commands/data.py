@@ -55,12 +55,14 @@ def register(app: typer.Typer) -> None:
             restart: bool = RESTART,
             overwrite: bool = OVERWRITE,
         ) -> None:
-            from hone.data.stage import DataStageConfig, run_data
+            from hone.data.run import DataStageConfig, run_data
+            from hone.progress import stage_bar
 
             config = DataStageConfig(kind=kind, replay_share=replay_share, ngram=ngram, round=round,
                                      max_per_task=max_per_task, seed=seed, restart=restart, overwrite=overwrite)
-            result = run_data(config, tasks, out, critiques_path=critiques, generations_path=generations,
-                              verdicts_path=verdicts, bench_paths=bench_suite, replay_path=replay)
+            with stage_bar(f"data {kind}") as bar:
+                result = run_data(config, tasks, out, critiques_path=critiques, generations_path=generations,
+                                  verdicts_path=verdicts, bench_paths=bench_suite, replay_path=replay, progress=bar)
             _report(out, result)
 
         run.__doc__ = doc

@@ -32,5 +32,5 @@ def register(app: typer.Typer) -> None:
         summary = run(out, seed=seed, size_name=size, say=typer.echo, threads=threads)
         typer.echo(f"wrote {out / 'summary.json'} and {out / 'report.md'}")
         typer.echo(f"report: {(out / 'report.html').resolve()} (open it in a browser)")
-        if not summary["arms"]:
+        if not summary.arms:
             raise typer.Exit(1)

@@ -27,11 +27,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write every failed (or lost) item with id, category, prompt, reference, model output, judge, reason."""
         from hone.judge.failures import FailuresConfig, run_failures
+        from hone.progress import stage_bar
 
         config = FailuresConfig(include_errors=include_errors, clusters=cluster, seed=seed, restart=restart,
                                 overwrite=overwrite)
-        result = run_failures(config, verdicts, out, tasks_path=tasks, generations_path=generations,
-                              clusters_out=clusters_out)
+        with stage_bar("failures") as bar:
+            result = run_failures(config, verdicts, out, tasks_path=tasks, generations_path=generations,
+                                  clusters_out=clusters_out, progress=bar)
         if result.skipped:
             typer.echo(f"{out}: already complete for these inputs and settings (skipped)")
         typer.echo(f"wrote {result.counts['failures']} failures to {out}")

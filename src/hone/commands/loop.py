@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config, LoopConfig).resolve(config.resolve().parent)
         record_command(out)
         summary = run_loop(cfg, out, say=typer.echo, restart=restart)
-        typer.echo(f"final model: {summary['final_model']}; wrote {out / 'summary.json'}, {out / 'report.md'} "
+        typer.echo(f"final model: {summary.final_model}; wrote {out / 'summary.json'}, {out / 'report.md'} "
                    f"and {out / 'report.html'}")
 
     @app.command()

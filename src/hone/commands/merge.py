@@ -24,12 +24,15 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = OVERWRITE,
     ) -> None:
         """Merge ADAPTER into BASE shard by shard; refuse the wrong base; verify before the result appears."""
-        from hone.merge.merge import MergeConfig, run_merge
+        from hone.merge.run import MergeConfig, run_merge
         from hone.merge.verify import read_probes
 
         config = MergeConfig(force=force, dequantized_base=dequantized_base, verify=verify, restart=restart,
                              overwrite=overwrite, probes=read_probes(probes) if probes else None)
-        result = run_merge(config, base, adapter, out)
+        from hone.progress import stage_bar
+
+        with stage_bar("merge + verify") as bar:
+            result = run_merge(config, base, adapter, out, progress=bar)
         report, m = result.report, result.report.merge
         done = "already merged from this base, adapter and settings (skipped):" if result.skipped else "merged"
         typer.echo(f"{done} {m.lora_modules} LoRA modules into {m.into} in {m.seconds:.1f}s -> {out}")

@@ -13,7 +13,7 @@ import random
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
-from hone.critique.critique import judged_other_answer
+from hone.critique.run import judged_other_answer
 from hone.critique.prompts import PROMPT_VERSION, reverse_request
 from hone.errors import HoneError
 from hone.records import Critique, Generation, Message, PreferencePair, SFTExample, Task, Verdict

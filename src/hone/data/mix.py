@@ -1,8 +1,7 @@
 """Guards every training set passes before it is written: dedup, benchmark decontamination, replay mixing.
 
-Decontamination drops any row whose text shares a word n-gram (lowercased) with a benchmark item, or whose
-source task id is a benchmark id. A benchmark text shorter than n words is looked for whole (words and
-symbols), so short items (arithmetic, one-line questions) are still caught verbatim.
+Decontamination drops any row that hits the benchmarks' overlap index (hone.overlap.OverlapIndex: a shared word
+n-gram, a short item found whole, or a source task id that is a benchmark id).
 Replay rows from the original training set are mixed in at a fixed share, seeded, to hold off forgetting.
 """
 
@@ -11,31 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence, Union
+from typing import Iterable, Sequence, Union
 
-from hone.bench.suites import NGRAM as DEFAULT_NGRAM
-from hone.bench.suites import words
 from hone.errors import HoneError
-from hone.records import PreferencePair, SFTExample, Task
+from hone.overlap import OverlapIndex
+from hone.records import PreferencePair, SFTExample
 
 Row = Union[SFTExample, PreferencePair]
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-_SHORT = "\0short"  # marks a whole short item among the n-grams
-
-
-def tokens(text: str) -> list[str]:
-    """Words and symbols: what a short item (`What is 12 + 34?`) is compared on, operators included."""
-    return _TOKEN.findall(text.lower())
-
-
-def template_items(suite_size: int) -> int:
-    """More items than this sharing an n-gram make it template text (the rule of `hone.bench.suites`)."""
-    return max(3, suite_size // 10)
-
-
 def row_texts(row: Row) -> list[str]:
     if isinstance(row, SFTExample):
         return [m.content for m in row.messages]
@@ -65,74 +47,11 @@ def dedup(rows: Iterable[Row]) -> tuple[list[Row], list[str]]:
     return kept, dropped
 
 
-class BenchIndex:
-    """The n-grams and ids of benchmark suites, to test training rows against.
-
-    Long items are compared on word n-grams; an item shorter than n words is compared whole, on its words
-    and symbols (so `12 + 34` and `12 - 34` differ). System messages, and n-grams found in
-    `boilerplate_items` or more distinct benchmark items (an instruction every item of a suite repeats, such
-    as "Complete the following Python function..."), are template text, not item content: they would flag
-    every training row written in the same format.
-    """
-
-    def __init__(self, suites: Mapping[str, Sequence[Task]], n: int = DEFAULT_NGRAM):
-        if n < 1:
-            raise HoneError(f"n-gram size must be at least 1 (got {n})")
-        self.n = n
-        self.ids: dict[str, tuple[str, str]] = {}
-        self.long: dict[tuple[str, ...], tuple[str, str]] = {}
-        self.short: dict[int, dict[tuple[str, ...], tuple[str, str]]] = defaultdict(dict)
-        for suite, tasks in suites.items():
-            owners: dict[tuple[str, ...], tuple[str, str]] = {}
-            items_with: Counter = Counter()
-            for t in tasks:
-                self.ids.setdefault(t.id, (suite, t.id))
-                grams: set[tuple[str, ...]] = set()
-                for m in t.chat():
-                    if m["role"] != "system":
-                        grams.update(self._grams(m["content"]))
-                for g in grams:
-                    owners.setdefault(g, (suite, t.id))
-                items_with.update(grams)
-            template = template_items(len(tasks))
-            for g, owner in owners.items():
-                if items_with[g] > template:
-                    continue
-                if g[0] == _SHORT:
-                    self.short[len(g) - 1].setdefault(g[1:], owner)
-                else:
-                    self.long.setdefault(g, owner)
-
-    def _grams(self, text: str) -> set[tuple[str, ...]]:
-        w = words(text)
-        if len(w) >= self.n:
-            return {tuple(w[i : i + self.n]) for i in range(len(w) - self.n + 1)}
-        t = tokens(text)
-        return {(_SHORT, *t)} if t else set()
-
-    def hit(self, row: Row) -> tuple[str, str] | None:
-        """(suite, benchmark id) that `row` overlaps, or None."""
-        task_id = row.lineage.get("task_id")
-        if task_id in self.ids:
-            return self.ids[task_id]
-        for text in row_texts(row):
-            w = words(text)
-            for i in range(len(w) - self.n + 1):
-                if (found := self.long.get(tuple(w[i : i + self.n]))):
-                    return found
-            t = tokens(text)
-            for size, grams in self.short.items():
-                for i in range(len(t) - size + 1):
-                    if (found := grams.get(tuple(t[i : i + size]))):
-                        return found
-        return None
-
-
-def decontaminate(rows: Iterable[Row], index: BenchIndex) -> tuple[list[Row], dict[str, dict[str, str]]]:
+def decontaminate(rows: Iterable[Row], index: OverlapIndex) -> tuple[list[Row], dict[str, dict[str, str]]]:
     """Drop rows that overlap a benchmark; return (kept, {row id: {"suite", "bench_id"}})."""
     kept, dropped = [], {}
     for r in rows:
-        found = index.hit(r)
+        found = index.hit(row_texts(r), r.lineage.get("task_id"))
         if found:
             dropped[r.id] = {"suite": found[0], "bench_id": found[1]}
         else:
@@ -167,7 +86,7 @@ class MixReport:
                 "replay_wanted": self.replay_wanted, "replay_added": self.replay_added, "final": self.final}
 
 
-def mix(rows: Sequence[Row], *, index: BenchIndex | None = None, replay: Sequence[SFTExample] = (),
+def mix(rows: Sequence[Row], *, index: OverlapIndex | None = None, replay: Sequence[SFTExample] = (),
         replay_share: float = 0.0, seed: int = 0) -> tuple[list[Row], MixReport]:
     """Dedup, decontaminate, add the replay share (itself decontaminated and deduped), shuffle; seeded."""
     report = MixReport(built=len(rows))

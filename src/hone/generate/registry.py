@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hone.errors import HoneError
+from hone.errors import HoneError, option, problem
 
 Backend = Literal["hf", "vllm", "server", "openai"]
 
@@ -72,9 +72,8 @@ class GenerateConfig(BaseModel):
         try:
             return GenerateConfig.model_validate({**self.model_dump(), **given})
         except ValidationError as e:
-            first = e.errors()[0]
-            key = ".".join(str(x) for x in first.get("loc", ())) or "generate"
-            raise HoneError(f"--{key.replace('_', '-')}: {first.get('msg')}") from None
+            loc, msg = problem(e)
+            raise HoneError(f"{option(loc)}: {msg}") from None
 
 
 def load_generate_config(path: str | os.PathLike | None) -> GenerateConfig:
@@ -174,3 +173,45 @@ class Engine:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class EnginePool:
+    """One open engine at a time, for a run that generates with several models in turn (the loop): loading an 8B
+    model or starting its server twice a round costs minutes. `close()` before training frees the GPU for it; a
+    server's log goes to the folder the first request for its model names."""
+
+    def __init__(self, config: GenerateConfig):
+        self.config = config
+        self._engine: Engine | None = None
+
+    def get(self, model: str | os.PathLike, log_dir: str | os.PathLike):
+        if self._engine is None or self._engine.model != str(model):
+            self.close()
+            self._engine = Engine(self.config, model, Path(log_dir) / "server.log")
+        return self._engine()
+
+    def factory(self, model: str | os.PathLike, log_dir: str | os.PathLike):
+        """A generator factory for a stage (`make_generator`): the engine opens only if the stage generates."""
+        return lambda: self.get(model, log_dir)
+
+    def lazy(self, model: str | os.PathLike, log_dir: str | os.PathLike) -> "LazyGenerator":
+        return LazyGenerator(self, model, log_dir)
+
+    def ref(self, model: str | os.PathLike) -> dict[str, Any]:
+        return model_ref(self.config, model)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+
+class LazyGenerator:
+    """A generator that opens the pool's engine on its first request: a stage found finished on resume never loads
+    a model or starts a server. Named like the engines' own generators (the model path), so manifests match."""
+
+    def __init__(self, pool: EnginePool, model: str | os.PathLike, log_dir: str | os.PathLike):
+        self.pool, self.model, self.log_dir, self.name = pool, model, log_dir, str(model)
+
+    def generate(self, requests, params, progress=None):
+        return self.pool.get(self.model, self.log_dir).generate(requests, params, progress)

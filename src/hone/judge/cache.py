@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from hone.judge.base import BudgetExhausted, Completion, JudgeRequest, LLMBackend
 from hone.judge.ratelimit import LoopLocal
@@ -173,3 +173,29 @@ class CachingBackend:
     async def aclose(self) -> None:
         await self.inner.aclose()
         self._record_received()
+
+
+def judge_spend(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Paid judge calls and USD from the ledger, read-only (the running loop may be writing to it)."""
+    path = Path(run_dir) / CACHE_FILE
+    if not path.exists():
+        return {"calls": 0, "usd": 0.0}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        calls, usd, unknown = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(usd), 0), COALESCE(SUM(usd IS NULL), 0) FROM ledger").fetchone()
+        answers = conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+    except sqlite3.Error:
+        return {"calls": None, "usd": None, "note": f"{path}: could not be read"}
+    finally:
+        conn.close()
+    return {"calls": calls, "usd": round(usd, 6), "calls_of_unknown_cost": unknown, "cached_answers": answers}
+
+
+def spend_text(run_dir: str | os.PathLike, budget_usd: float | None) -> str:
+    """Judge spend so far, for a progress bar: `judge $0.1234 of $5.00, 321 paid calls`."""
+    s = judge_spend(Path(run_dir))
+    if s.get("usd") is None:
+        return "judge spend unknown"
+    cap = f" of ${budget_usd:.2f}" if budget_usd is not None else ""
+    return f"judge ${s['usd']:.4f}{cap}, {s['calls']} paid calls"

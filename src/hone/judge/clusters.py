@@ -106,3 +106,11 @@ def write_clusters(clusters: dict[str, Any], out: str | os.PathLike, source: str
     body = {**clusters, "source": str(source) if source else None}
     write_text_atomic(Path(out), json.dumps(body, indent=1, ensure_ascii=False) + "\n")
     return Path(out)
+
+
+def read_clusters(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The failure clusters `write_clusters` left in a run directory (None: none written, or being replaced)."""
+    try:
+        return json.loads((Path(run_dir) / CLUSTERS_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None

@@ -20,7 +20,7 @@ from hone.judge.base import content_sha256
 from hone.judge.prompts import render_question
 from hone.records import Generation, Task, Verdict, read_records, read_tasks
 from hone.runs import Stage, manifest_for
-from hone.stage_contract import StageConfig, StageResult
+from hone.stage_contract import ProgressFactory, StageConfig, StageResult
 
 FAILED = ("fail", "loss")
 COLUMNS = ("id", "sample", "category", "kind", "verdict", "judge", "reason", "prompt", "reference", "output",
@@ -93,10 +93,11 @@ def _write(out: Path, rows: list[dict]) -> None:
 
 def run_failures(config: FailuresConfig, verdicts_path: str | os.PathLike, out_path: str | os.PathLike, *,
                  tasks_path: str | os.PathLike | None = None, generations_path: str | os.PathLike | None = None,
-                 clusters_out: str | os.PathLike | None = None) -> FailuresResult:
+                 clusters_out: str | os.PathLike | None = None, progress: ProgressFactory | None = None
+                 ) -> FailuresResult:
     """Write the failures (and, if asked, the errors) as JSONL, or CSV when `out_path` ends in .csv; with
     `config.clusters`, also the clusters (default: `<out stem>.clusters.json`). Tasks and generations default
-    to the ones the verdicts' manifest names."""
+    to the ones the verdicts' manifest names. `progress` counts the rows written, then the clustering."""
     from hone.judge.clusters import cluster_failures, read_failure_rows, write_clusters
 
     vpath, out = Path(verdicts_path), Path(out_path)
@@ -116,12 +117,17 @@ def run_failures(config: FailuresConfig, verdicts_path: str | os.PathLike, out_p
         return FailuresResult(outputs=outputs, counts=stage.manifest()["counts"], skipped=True, clusters=clusters)
     rows = _rows(vpath, tasks_path, generations_path, config.include_errors)
     stage.start(list(outputs.values()), restart=config.restart, overwrite=config.overwrite)
+    advance = progress(len(rows) + (config.clusters is not None), 0) if progress else None
     _write(out, rows)
+    if advance:
+        advance(len(rows))
     counts, clusters = {"failures": len(rows)}, None
     if config.clusters is not None:
         clusters = cluster_failures(read_failure_rows(out), config.clusters, seed=config.seed)
         write_clusters(clusters, outputs["clusters"], source=out)
         clusters = {**clusters, "source": str(out)}
         counts["clusters"] = len(clusters["clusters"])
+        if advance:
+            advance(1)
     stage.finish(outputs, counts)
     return FailuresResult(outputs=outputs, counts=counts, clusters=clusters)

@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hone.errors import dotted, problem
 from hone.judge.base import JudgeRequest
 from hone.records import Task
 
@@ -134,9 +135,8 @@ def parse_reply(text: str, schema: type[GradeReply] | type[PairReply], item_id: 
     try:
         reply = schema.model_validate(obj)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "object"
-        raise InvalidReply(f"field `{where}`: {first.get('msg')}") from None
+        loc, msg = problem(e)
+        raise InvalidReply(f"field `{dotted(loc) or 'object'}`: {msg}") from None
     if reply.id != item_id:
         raise InvalidReply(f"it is about item {reply.id!r}, not {item_id!r}")
     return reply

@@ -51,6 +51,12 @@ class JudgeSpec:
         """An LLM judge other than a free one (the verifiers and `local:DIR` cost nothing)."""
         return self.backend is not None and not BACKENDS[self.backend].free
 
+    def require_budget(self, budget_usd: float | None, waived: bool, cap: str, waive: str) -> None:
+        """The one budget rule (`hone loop`, `hone bench --judge`): a judge that costs money runs under a cap in USD,
+        or with the cap waived in so many words. `cap` and `waive` say how, in the caller's own terms."""
+        if self.costs_money and budget_usd is None and not waived:
+            raise HoneError(f"the judge {self.text!r} costs money; {cap}, or {waive} to run without one")
+
     @property
     def model_dir(self) -> str | None:
         """The local model folder the judge reads (an input of the judge stage), if any."""

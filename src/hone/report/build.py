@@ -8,29 +8,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-from hone.config import read_json
+from hone.round import LoopSummary, RoundLayout, read_run
 
 CLUSTERS_K = 6
 
 
-def arms_of(run_dir: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Path], dict[str, Any]]:
-    """(summary per arm, run directory per arm, the top-level summary)."""
-    summary = read_json(run_dir / "summary.json", "summary (run `hone loop` or `hone demo` first)")
-    if "arms" in summary:
-        return summary["arms"], {arm: run_dir / arm for arm in summary["arms"]}, summary
-    return {"loop": summary}, {"loop": run_dir}, summary
-
-
-def final_failures(arm_dir: Path, summary: dict[str, Any]) -> Path:
+def final_failures(arm_dir: Path, summary: LoopSummary) -> Path:
     """The held-out failures of the model the arm ends with (the last promoted round's benchmark)."""
-    last = max((r["round"] for r in summary["rounds"] if r.get("promoted") and (r["round"] == 0 or r.get("candidate"))),
-               default=0)
-    return arm_dir / f"round-{last}" / "bench" / "failures.jsonl"
+    return RoundLayout(arm_dir, summary.last_promoted().round).bench_failures
 
 
-def write_clusters_for(arm_dir: Path, summary: dict[str, Any], k: int = CLUSTERS_K) -> Path | None:
+def write_clusters_for(arm_dir: Path, summary: LoopSummary, k: int = CLUSTERS_K) -> Path | None:
     """Cluster the final model's held-out failures into `failure_clusters.json` (None: no benchmark file)."""
     from hone.judge.clusters import CLUSTERS_FILE, cluster_failures, read_failure_rows, write_clusters
 
@@ -38,7 +27,7 @@ def write_clusters_for(arm_dir: Path, summary: dict[str, Any], k: int = CLUSTERS
     if not source.exists():
         return None
     rows = read_failure_rows(source)
-    return write_clusters(cluster_failures(rows, k, seed=int(summary.get("config", {}).get("seed", 0))),
+    return write_clusters(cluster_failures(rows, k, seed=int(summary.config.get("seed", 0))),
                           arm_dir / CLUSTERS_FILE, source=source.relative_to(arm_dir))
 
 
@@ -48,14 +37,14 @@ def write_reports(run_dir: str | os.PathLike, html: bool = True) -> dict[str, Pa
     from hone.report.markdown import render_report
 
     run_dir = Path(run_dir)
-    arms, dirs, top = arms_of(run_dir)
+    arms, dirs, demo = read_run(run_dir)
     for arm, summary in arms.items():
         write_clusters_for(dirs[arm], summary)
-    title = top.get("title") or "Hone run report"
-    out = {"markdown": render_report(arms, run_dir, title=title, compared=top.get("verified_vs_control"))}
+    title = demo.title if demo else "Hone run report"
+    out = {"markdown": render_report(arms, run_dir, title=title,
+                                     compared=demo.verified_vs_control if demo else None)}
     if html:
-        out["html"] = render_html(arms, dirs, run_dir / "report.html", title,
-                                  extra={k: top.get(k) for k in ("seconds", "seed", "base", "verified_vs_control")})
+        out["html"] = render_html(arms, dirs, run_dir / "report.html", title, demo)
     return out
 
 

@@ -9,14 +9,15 @@ the files the run wrote (bench.json, merge_report.json, failure_clusters.json): 
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
 from hone.atomic import write_text_atomic
+from hone.judge.cache import judge_spend
 from hone.report.plots import (accuracy_figure, arm_style, last_candidate, no_candidate_reason, to_svg,
                                uplift_figure, win_tie_loss_figure)
-from hone.report.status import merge_figures
+from hone.round import DemoSummary, LoopSummary, RoundLayout
+from hone.runs import read_manifest
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
 CSS = """
@@ -58,41 +59,32 @@ def table(head: list[str], rows: list[list[Any]], numeric: set[int] = frozenset(
     return f"<table><tr>{th}</tr>{body}</table>"
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def verdict(summary: dict[str, Any]) -> dict[str, Any]:
+def verdict(summary: LoopSummary) -> dict[str, Any]:
     """The arm's outcome in a sentence: the model it ends with and what it gained over round 0, per suite."""
-    last = next((r for r in reversed(summary["rounds"]) if r["round"] and r.get("promoted") and r.get("candidate")),
-                None)
-    first = summary["rounds"][0]["suites"]
+    last = next((r for r in reversed(summary.rounds) if r.trained and r.promoted), None)
+    first = summary.rounds[0].suites
     if last is None:
-        tried = [r for r in summary["rounds"] if r["round"] and r.get("candidate")]
+        tried = [r for r in summary.rounds if r.trained]
         why = no_candidate_reason(summary)
         if tried:
             why = "every candidate was refused by the gate (" + "; ".join(
-                f"round {r['round']} {s} {_pts(u['diff'])} [{_pts(u['ci'][0])}, {_pts(u['ci'][1])}]"
-                for r in tried for s, u in sorted((r.get("uplift_vs_round0") or {}).items())) + ")"
+                f"round {r.round} {s} {_pts(u.diff)} [{_pts(u.ci[0])}, {_pts(u.ci[1])}]"
+                for r in tried for s, u in sorted((r.uplift_vs_round0 or {}).items())) + ")"
         return {"tone": "flat", "headline": "unchanged", "detail": f"no round promoted a new model: {why}",
                 "suites": {s: {"accuracy": v, "uplift": None} for s, v in first.items()}}
     suites = {}
     tones = set()
-    for s, acc in last["suites"].items():
-        up = (last.get("uplift_vs_round0") or {}).get(s)
+    for s, acc in last.suites.items():
+        up = (last.uplift_vs_round0 or {}).get(s)
         suites[s] = {"accuracy": acc, "uplift": up, "before": first.get(s)}
         if up:
-            tones.add("good" if up["ci"][0] > 0 else "bad" if up["ci"][1] < 0 else "flat")
+            tones.add("good" if up.ci[0] > 0 else "bad" if up.ci[1] < 0 else "flat")
     tone = "good" if tones == {"good"} else "bad" if "bad" in tones else "flat"
     headline = {"good": "improved", "bad": "regressed", "flat": "no significant change"}[tone]
-    return {"tone": tone, "headline": headline, "suites": suites,
-            "detail": f"round {last['round']}: {last.get('reason', '')}"}
+    return {"tone": tone, "headline": headline, "suites": suites, "detail": f"round {last.round}: {last.reason}"}
 
 
-def _card(i: int, arm: str, summary: dict[str, Any]) -> str:
+def _card(i: int, arm: str, summary: LoopSummary) -> str:
     colour, _ = arm_style(i)
     v = verdict(summary)
     parts = [f"<div class=card style='--c:{colour}'><h3>{escape(arm)}: <span class={v['tone']}>{escape(v['headline'])}"
@@ -100,18 +92,18 @@ def _card(i: int, arm: str, summary: dict[str, Any]) -> str:
     for s, x in sorted(v["suites"].items()):
         up, acc = x["uplift"], x["accuracy"]
         if up:
-            parts.append(f"<div class='big {v['tone']}'>{_pts(up['diff'])} pts <span class=small>{escape(s)}</span>"
-                         "</div>"
-                         f"<div>95% CI [{_pts(up['ci'][0])}, {_pts(up['ci'][1])}], McNemar p={up['p_value']:.2g}, "
-                         f"n={up['n']}</div><div class=small>{_pct(x['before']['accuracy'])} → "
-                         f"{_pct(acc['accuracy'])} {_ci(acc['ci'])}</div>")
+            parts.append(f"<div class='big {v['tone']}'>{_pts(up.diff)} pts <span class=small>{escape(s)}</span></div>"
+                         f"<div>95% CI [{_pts(up.ci[0])}, {_pts(up.ci[1])}], McNemar p={up.p_value:.2g}, "
+                         f"n={up.n}</div><div class=small>{_pct(x['before'].accuracy)} → "
+                         f"{_pct(acc.accuracy)} {_ci(acc.ci)}</div>")
         else:
-            parts.append(f"<div class='big flat'>{_pct(acc['accuracy'])} <span class=small>{escape(s)} "
-                         f"{_ci(acc['ci'])}</span></div>")
+            parts.append(f"<div class='big flat'>{_pct(acc.accuracy)} <span class=small>{escape(s)} "
+                         f"{_ci(acc.ci)}</span></div>")
     parts.append(f"<div class=small>{escape(v['detail'])}</div>")
-    if summary.get("description"):
-        parts.append(f"<div class=small>{escape(summary['description'])}</div>")
+    if summary.description:
+        parts.append(f"<div class=small>{escape(summary.description)}</div>")
     return "".join(parts) + "</div>"
+
 
 
 def _compared(c: dict[str, Any] | None) -> str:
@@ -127,62 +119,59 @@ def _compared(c: dict[str, Any] | None) -> str:
             f"improved {c['improved']}, regressed {c['regressed']}; <code>hone compare</code> shows the items</div>"
             "</div>")
 
-
-def _rounds(arms: dict[str, dict[str, Any]]) -> str:
+def _rounds(arms: dict[str, LoopSummary]) -> str:
     rows = []
     for arm, s in arms.items():
-        for r in s["rounds"]:
-            for suite, acc in sorted(r["suites"].items()):
-                up = (r.get("uplift_vs_round0") or {}).get(suite)
-                gate = ("starting model" if r["round"] == 0 else
-                        "promoted" if r.get("promoted") and r.get("candidate") else
-                        "refused" if r.get("candidate") else "no candidate")
-                rows.append([arm, r["round"], suite, f"{_pct(acc['accuracy'])} {_ci(acc['ci'])}", acc.get("n", ""),
-                             f"{_pts(up['diff'])} [{_pts(up['ci'][0])}, {_pts(up['ci'][1])}]" if up else "—",
-                             f"{up['p_value']:.3g}" if up else "—", gate, r.get("reason", "")])
+        for r in s.rounds:
+            for suite, acc in sorted(r.suites.items()):
+                up = (r.uplift_vs_round0 or {}).get(suite)
+                gate = ("starting model" if r.round == 0 else "promoted" if r.trained and r.promoted else
+                        "refused" if r.trained else "no candidate")
+                rows.append([arm, r.round, suite, f"{_pct(acc.accuracy)} {_ci(acc.ci)}", acc.n,
+                             f"{_pts(up.diff)} [{_pts(up.ci[0])}, {_pts(up.ci[1])}]" if up else "—",
+                             f"{up.p_value:.3g}" if up else "—", gate, r.reason])
     return table(["arm", "round", "suite", "accuracy (95% CI)", "n", "uplift vs round 0, pts (95% CI)",
                    "McNemar p", "gate", "why"], rows, {1, 4})
 
 
-def _win_tie_loss(arms: dict[str, dict[str, Any]]) -> str:
+def _win_tie_loss(arms: dict[str, LoopSummary]) -> str:
     rows, notes = [], []
     for arm, s in arms.items():
         last = last_candidate(s)
         if last is None:
             notes.append(f"<p><b>{escape(arm)}</b> has no win/tie/loss: {escape(no_candidate_reason(s))}.</p>")
             continue
-        for suite, cats in sorted(last["win_tie_loss"].items()):
+        for suite, cats in sorted(last.win_tie_loss.items()):
             for cat, c in sorted(cats.items()):
-                rows.append([arm, last["round"], suite, cat, c.get("win", 0), c.get("tie", 0), c.get("loss", 0)])
+                rows.append([arm, last.round, suite, cat, c.get("win", 0), c.get("tie", 0), c.get("loss", 0)])
     return "".join(notes) + (table(["arm", "candidate of round", "suite", "category", "win", "tie", "loss"], rows,
                                      {1, 4, 5, 6}) if rows else "")
 
 
-def _categories(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
+def _categories(arms: dict[str, LoopSummary], dirs: dict[str, Path]) -> str:
     rows = []
     for arm, s in arms.items():
-        for r in s["rounds"]:
-            if r["round"] and not r.get("candidate"):
+        for r in s.rounds:
+            if r.round and not r.candidate:
                 continue  # nothing benchmarked this round
-            bench = _read(dirs[arm] / f"round-{r['round']}" / "bench" / "bench.json") or {}
-            for suite, entry in sorted((bench.get("suites") or {}).items()):
-                for cat, acc in sorted((entry.get("categories") or {}).items()):
-                    rows.append([arm, r["round"], suite, cat, f"{_pct(acc.get('accuracy'))} {_ci(acc.get('ci95'))}",
-                                 acc.get("graded_tasks", "")])
+            bench = RoundLayout(dirs[arm], r.round).bench_report()
+            for suite, entry in sorted((bench.suites if bench else {}).items()):
+                for cat, acc in sorted(entry.categories.items()):
+                    rows.append([arm, r.round, suite, cat, f"{_pct(acc.accuracy)} {_ci(acc.ci95)}", acc.graded_tasks])
     if not rows:
         return "<p>No benchmark files found next to the summary.</p>"
     return table(["arm", "round", "suite", "category", "accuracy (95% CI)", "n"], rows, {1, 5})
 
 
-def _data(arms: dict[str, dict[str, Any]]) -> str:
+def _data(arms: dict[str, LoopSummary]) -> str:
     rows = []
     for arm, s in arms.items():
-        for r in s["rounds"][1:]:
-            t, d, c = r.get("train_prompts") or {}, r.get("data") or {}, r.get("critique") or {}
-            rows.append([arm, r["round"], f"{t.get('solved', 0)}/{t.get('tasks', 0)}", t.get("samples", 0),
-                         d.get("source", ""), d.get("built", d.get("rows", 0)),
-                         f"{c.get('accepted', 0)}/{c.get('attempts', 0)}" if c else "—",
-                         d.get("duplicates", 0), d.get("contaminated", 0), d.get("replay_added", 0), d.get("rows", 0)])
+        for r in s.rounds[1:]:
+            t, d, c = r.train_prompts, r.data, r.critique
+            rows.append([arm, r.round, f"{t.solved}/{t.tasks}" if t else "—", t.samples if t else 0,
+                         d.source if d else "", d.built if d else 0, f"{c.accepted}/{c.attempts}" if c else "—",
+                         d.duplicates if d else 0, d.contaminated if d else 0, d.replay_added if d else 0,
+                         d.rows if d else 0])
     return table(["arm", "round", "prompts with a verified answer", "samples", "rows from", "rows built",
                    "critique fixes accepted", "duplicates dropped", "held-out overlap dropped", "replay added",
                    "training rows"], rows, {1, 3, 5, 7, 8, 9, 10})
@@ -192,21 +181,20 @@ def _cache_hits(round_dir: Path) -> int | None:
     """Judge answers a round took from the cache, from its judge stages' manifests (None: no LLM judge ran)."""
     hits = None
     for m in sorted(round_dir.glob("*.manifest.json")):
-        calls = ((_read(m) or {}).get("counts") or {}).get("judge_calls")
+        calls = ((read_manifest(m.with_name(m.name.removesuffix(".manifest.json"))) or {}).get("counts") or {}).get(
+            "judge_calls")
         if isinstance(calls, dict) and "cached" in calls:
             hits = (hits or 0) + int(calls["cached"])
     return hits
 
 
-def _judge(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
-    from hone.report.status import judge_spend
-
+def _judge(arms: dict[str, LoopSummary], dirs: dict[str, Path]) -> str:
     rows = []
     for arm, s in arms.items():
-        for r in s["rounds"][1:]:
-            j = r.get("judge") or {}
-            hits = _cache_hits(dirs[arm] / f"round-{r['round']}")
-            rows.append([arm, r["round"], j.get("name", ""), j.get("calls", 0), f"${j.get('cost_usd', 0):.4f}",
+        for r in s.rounds[1:]:
+            j = r.judge
+            hits = _cache_hits(RoundLayout(dirs[arm], r.round).dir)
+            rows.append([arm, r.round, j.name if j else "", j.calls if j else 0, f"${j.cost_usd if j else 0:.4f}",
                          "—" if hits is None else f"{hits} answers from the cache"])
         ledger = judge_spend(dirs[arm])
         rows.append([arm, "all", "ledger (paid calls)", ledger.get("calls"), f"${ledger.get('usd') or 0:.4f}",
@@ -216,31 +204,29 @@ def _judge(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
         "cached by model, template and prompt, so a resumed run never pays twice.</p>"
 
 
-def _merges(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
+def _merges(arms: dict[str, LoopSummary], dirs: dict[str, Path]) -> str:
     rows = []
     for arm, s in arms.items():
-        for r in s["rounds"][1:]:
-            if not r.get("candidate"):
+        for r in s.rounds[1:]:
+            rep = RoundLayout(dirs[arm], r.round).merge_report() if r.candidate else None
+            if rep is None:
                 continue
-            rep = _read(dirs[arm] / f"round-{r['round']}" / "model" / "merge_report.json")
-            if not rep:
-                continue
-            f = merge_figures(rep)
-            rows.append([arm, r["round"], rep.get("status", ""), f"{f.get('max_abs_logit_diff', float('nan')):.2e}",
-                         f"{f.get('mean_kl', float('nan')):.2e}", f"{f.get('top1_agreement', float('nan')):.4f}",
-                         f.get("greedy_identical", "—")])
+            f = rep.verification.logits if rep.verification else None
+            rows.append([arm, r.round, rep.status, f"{f.max_abs_logit_diff.value:.2e}" if f else "—",
+                         f"{f.mean_kl.value:.2e}" if f else "—", f"{f.top1_agreement.value:.4f}" if f else "—",
+                         f.greedy_identical.value if f else "—"])
     if not rows:
         return "<p>No merge was made (no round trained a candidate).</p>"
     return table(["arm", "round", "status", "max |Δlogit|", "mean KL", "top-1 agreement", "greedy identical"],
                   rows, {1}) + "<p class=small>Merged weights against the adapter on its exact base, as trained.</p>"
 
 
-def _clusters(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
-    from hone.judge.clusters import CLUSTERS_FILE
+def _clusters(arms: dict[str, LoopSummary], dirs: dict[str, Path]) -> str:
+    from hone.judge.clusters import read_clusters
 
     out = []
     for arm in arms:
-        c = _read(dirs[arm] / CLUSTERS_FILE)
+        c = read_clusters(dirs[arm])
         if c is None:
             out.append(f"<p><b>{escape(arm)}</b>: no failure clusters written.</p>")
             continue
@@ -259,16 +245,16 @@ def _clusters(arms: dict[str, dict[str, Any]], dirs: dict[str, Path]) -> str:
     return "".join(out)
 
 
-def render_html(arms: dict[str, dict[str, Any]], dirs: dict[str, Path], out_path: Path, title: str,
-                extra: dict[str, Any] | None = None) -> Path:
-    """Write the self-contained report page; `dirs` maps each arm to its run directory."""
-    extra = extra or {}
+def render_html(arms: dict[str, LoopSummary], dirs: dict[str, Path], out_path: Path, title: str,
+                demo: DemoSummary | None = None) -> Path:
+    """Write the self-contained report page; `dirs` maps each arm to its run directory; `demo` is the demo's
+    summary when the run is a demo (its time, seed and starting model)."""
     sub = [f"{len(arms)} arm{'s' if len(arms) > 1 else ''}",
-           f"{max(len(s['rounds']) - 1 for s in arms.values())} rounds"]
-    if extra.get("seconds"):
-        sub.append(f"{extra['seconds'] / 60:.1f} min")
-    if extra.get("seed") is not None:
-        sub.append(f"seed {extra['seed']}")
+           f"{max(len(s.rounds) - 1 for s in arms.values())} rounds"]
+    if demo and demo.seconds:
+        sub.append(f"{demo.seconds / 60:.1f} min")
+    if demo:
+        sub.append(f"seed {demo.seed}")
     figs = [to_svg(accuracy_figure(arms))]
     up = uplift_figure(arms)
     if up is not None:
@@ -277,7 +263,7 @@ def render_html(arms: dict[str, dict[str, Any]], dirs: dict[str, Path], out_path
     body = [
         f"<h1>{escape(title)}</h1><p class=sub>{escape(' · '.join(sub))} · accuracy CIs are Wilson 95%; uplift is "
         "the paired difference on the same held-out items (95% CI, exact McNemar test)</p>",
-        _compared(extra.get("verified_vs_control")),
+        _compared(demo.verified_vs_control if demo else None),
         "<div class=cards>" + "".join(_card(i, a, s) for i, (a, s) in enumerate(arms.items())) + "</div>",
         "<div class=plots>" + "".join(f"<div class=plot>{f}</div>" for f in figs) + "</div>",
         "<h2>Rounds</h2>", _rounds(arms),
@@ -289,7 +275,7 @@ def render_html(arms: dict[str, dict[str, Any]], dirs: dict[str, Path], out_path
         "<h2>Merge verification</h2>", _merges(arms, dirs),
         "<h2>Failure clusters</h2>", _clusters(arms, dirs),
     ]
-    base = extra.get("base") or {}
+    base = demo.base if demo else {}
     if base.get("curve"):
         body += ["<h2>Starting model</h2>", table(["supervised steps", "dev accuracy"],
                                                   [[c["steps"], _pct(c["dev_accuracy"])] for c in base["curve"]],

@@ -8,6 +8,7 @@ from typing import Any
 from hone.atomic import write_text_atomic
 from hone.report.plots import (accuracy_figure, last_candidate, no_candidate_reason, save_png, uplift_figure,
                                win_tie_loss_figure)
+from hone.round import LoopSummary
 
 
 def _pct(x: float) -> str:
@@ -22,43 +23,40 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
-def _arm_section(arm: str, summary: dict[str, Any]) -> list[str]:
+def _arm_section(arm: str, summary: LoopSummary) -> list[str]:
     lines = [f"## {arm}", ""]
-    if summary.get("description"):
-        lines += [summary["description"], ""]
+    if summary.description:
+        lines += [summary.description, ""]
     lines += ["| round | suite | accuracy (95% CI) | n | uplift vs round 0, points (95% CI) | McNemar p | promoted |",
               "|---|---|---|---|---|---|---|"]
-    for r in summary["rounds"]:
-        for suite, s in sorted(r["suites"].items()):
-            up = r.get("uplift_vs_round0", {}).get(suite)
-            up_s = f"{_pts(up['diff'])} [{_pts(up['ci'][0])}, {_pts(up['ci'][1])}]" if up and r["round"] else "—"
-            p = f"{up['p_value']:.3g}" if up and r["round"] else "—"
-            lines.append(f"| {r['round']} | {suite} | {_pct(s['accuracy'])} {_ci(s['ci'])} | {s['n']} | {up_s} | {p} "
-                         f"| {'yes' if r['promoted'] else 'no'} |")
+    for r in summary.rounds:
+        for suite, s in sorted(r.suites.items()):
+            up = (r.uplift_vs_round0 or {}).get(suite)
+            up_s = f"{_pts(up.diff)} [{_pts(up.ci[0])}, {_pts(up.ci[1])}]" if up and r.round else "—"
+            p = f"{up.p_value:.3g}" if up and r.round else "—"
+            lines.append(f"| {r.round} | {suite} | {_pct(s.accuracy)} {_ci(s.ci)} | {s.n} | {up_s} | {p} "
+                         f"| {'yes' if r.promoted else 'no'} |")
     lines.append("")
-    for r in summary["rounds"]:
-        if r["round"] == 0:
-            continue
-        bits = [f"**Round {r['round']}**: {r['reason']}"]
-        d = r.get("data") or {}
-        if d:
-            bits.append(f"training rows: {d.get('rows', 0)} ({d.get('source', '')})")
-        t = r.get("train_prompts") or {}
-        if t:
-            bits.append(f"training prompts solved by the current model: {t.get('solved', 0)}/{t.get('tasks', 0)}")
-        c = r.get("critique")
+    for r in summary.rounds[1:]:
+        bits = [f"**Round {r.round}**: {r.reason}"]
+        if r.data:
+            bits.append(f"training rows: {r.data.rows} ({r.data.source})")
+        if r.train_prompts:
+            t = r.train_prompts
+            bits.append(f"training prompts solved by the current model: {t.solved}/{t.tasks}")
+        c = r.critique
         if c:
-            bits.append(f"{c['mode']}: {c['accepted']}/{c['attempts']} rewrites accepted "
-                        f"(failed answers fixed: {c['fixed_any_attempt']}/{c['failed_items']})")
-        j = r.get("judge") or {}
+            bits.append(f"{c.mode}: {c.accepted}/{c.attempts} rewrites accepted "
+                        f"(failed answers fixed: {c.fixed_any_attempt}/{c.failed_items})")
+        j = r.judge
         if j:
-            bits.append(f"judge: {j.get('name')}, {j.get('calls', 0)} calls, ${j.get('cost_usd', 0):.4f}")
+            bits.append(f"judge: {j.name}, {j.calls} calls, ${j.cost_usd:.4f}")
         lines.append("- " + "; ".join(bits))
     lines.append("")
     return lines
 
 
-def render_report(arms: dict[str, dict[str, Any]], out_dir: str | Path, title: str = "Hone run report",
+def render_report(arms: dict[str, LoopSummary], out_dir: str | Path, title: str = "Hone run report",
                   compared: dict[str, Any] | None = None) -> Path:
     """Write `report.md` and its PNGs into `out_dir` from the given summaries (one per arm); `compared`, a demo's
     verified vs control on the same items, leads the page."""

@@ -12,16 +12,18 @@ import json
 import os
 import shlex
 import socket
-import sqlite3
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from hone.atomic import write_text_atomic
-from hone.runs import manifest_for
-
-COMMAND_FILE = "command.json"
+from hone.bench.report import SuiteFigures
+from hone.judge.cache import judge_spend
+from hone.loop_config import LoopConfig
+from hone.round import (COMMAND, LOOP_CONFIG, SUMMARY, DemoSummary, RoundLayout, RoundRecord, read_loop_config,
+                        read_run, read_summary)
+from hone.runs import read_manifest
 
 
 def record_command(run_dir: str | os.PathLike, argv: list[str] | None = None) -> None:
@@ -29,11 +31,11 @@ def record_command(run_dir: str | os.PathLike, argv: list[str] | None = None) ->
     name the resume command. The first command is kept: a later one may be a mistake the run refuses."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    first = _read_json(run_dir / COMMAND_FILE) or {}
+    first = _read_json(run_dir / COMMAND) or {}
     body = {"argv": first.get("argv") or ["hone", *(sys.argv[1:] if argv is None else argv)],
             "cwd": first.get("cwd") or os.getcwd(), "pid": os.getpid(), "host": socket.gethostname(),
             "started": time.time()}
-    write_text_atomic(run_dir / COMMAND_FILE, json.dumps(body, indent=1) + "\n")
+    write_text_atomic(run_dir / COMMAND, json.dumps(body, indent=1) + "\n")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -64,7 +66,7 @@ def _expected(manifest: dict[str, Any]) -> int | None:
 
 def file_stage(name: str, out: Path) -> dict[str, Any]:
     """State of one stage that writes `out`: done, running (items so far of the total), or not started."""
-    manifest = _read_json(manifest_for(out))
+    manifest = read_manifest(out)
     partial = out.with_name(out.name + ".partial")
     stage: dict[str, Any] = {"stage": name, "path": str(out)}
     if manifest and manifest.get("status") == "complete" and out.exists():
@@ -80,12 +82,13 @@ def file_stage(name: str, out: Path) -> dict[str, Any]:
     return {**stage, "state": "not started"}
 
 
-def _train_stage(adapter: Path, max_steps: int | None) -> dict[str, Any]:
+def _train_stage(layout: RoundLayout, max_steps: int | None) -> dict[str, Any]:
+    adapter = layout.adapter
     stage: dict[str, Any] = {"stage": "train", "path": str(adapter)}
-    lineage = _read_json(adapter / "lineage.json")
+    lineage = layout.train_report()
     if lineage:
-        t = lineage.get("training") or {}
-        return {**stage, "state": "done", "counts": {"steps": t.get("steps"), "final_loss": t.get("final_loss")}}
+        t = lineage.training
+        return {**stage, "state": "done", "counts": {"steps": t.steps, "final_loss": t.final_loss}}
     if not adapter.exists():
         return {**stage, "state": "not started"}
     steps = [int(p.name.split("-")[-1]) for p in (adapter / "checkpoints").glob("checkpoint-*")
@@ -95,42 +98,40 @@ def _train_stage(adapter: Path, max_steps: int | None) -> dict[str, Any]:
     return {**stage, "state": "running", "done": max(steps), "total": max_steps, "unit": "steps checkpointed"}
 
 
-def _merge_stage(model: Path) -> dict[str, Any]:
+def _merge_stage(layout: RoundLayout) -> dict[str, Any]:
+    model = layout.model
     stage: dict[str, Any] = {"stage": "merge + verify", "path": str(model)}
-    report = _read_json(model / "merge_report.json")
-    if report and report.get("status") == "verified":
-        return {**stage, "state": "done", "counts": merge_figures(report)}
+    report = layout.merge_report()
+    if report and report.status == "verified" and report.verification:
+        logits = report.verification.logits
+        return {**stage, "state": "done", "counts": {k: getattr(logits, k).value for k in logits.model_fields}}
     if report or model.exists() or model.with_name(model.name + ".partial").exists():
         return {**stage, "state": "running"}
     return {**stage, "state": "not started"}
 
 
-def merge_figures(report: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers of a merge verification (merge_report.json)."""
-    logits = (report.get("verification") or {}).get("logits") or {}
-    return {k: v["value"] for k, v in logits.items() if isinstance(v, dict) and "value" in v}
-
-
-def _bench_stages(bench: Path, suites: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _bench_stages(layout: RoundLayout, suites: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     stages = []
     for suite in suites:
-        stages.append(file_stage(f"bench generate {suite}", bench / suite / "generations.jsonl"))
-        stages.append(file_stage(f"bench grade {suite}", bench / suite / "verdicts.jsonl"))
-    report = _read_json(bench / "bench.json") or {}
-    accuracy = {}
-    for name, entry in (report.get("suites") or {}).items():
-        acc = entry.get("accuracy") or {}
-        accuracy[name] = {"accuracy": acc.get("accuracy"), "ci": acc.get("ci95"), "n": acc.get("graded_tasks")}
-    return stages, accuracy
+        gens, verdicts = layout.bench_suite(suite)
+        stages.append(file_stage(f"bench generate {suite}", gens))
+        stages.append(file_stage(f"bench grade {suite}", verdicts))
+    report = layout.bench_report()
+    figures = report.figures() if report else {}
+    return stages, {name: _accuracy(f) for name, f in figures.items()}
 
 
-def _sample_stages(rd: Path, config: dict[str, Any]) -> list[dict[str, Any]]:
-    judge = "grade" if config.get("judge") == "verifier" else "judge"
+def _accuracy(f: SuiteFigures) -> dict[str, Any]:
+    return {"accuracy": f.accuracy, "ci": f.ci, "n": f.n}
+
+
+def _sample_stages(layout: RoundLayout, config: LoopConfig) -> list[dict[str, Any]]:
+    judge = "grade" if config.judge == "verifier" else "judge"
     stages = []
-    attempts = 1 + int((config.get("sample") or {}).get("resample_unsolved", 0))
-    merged = (rd / "samples.jsonl").exists()
+    attempts = 1 + config.sample.resample_unsolved
+    merged = layout.samples.exists()
     for a in range(attempts):
-        gen, ver = rd / f"samples-{a}.jsonl", rd / f"verdicts-{a}.jsonl"
+        gen, ver = layout.sample_pass(a)
         if a and merged and not gen.exists() and not gen.with_name(gen.name + ".partial").exists():
             break  # every prompt was solved earlier: this pass was not needed
         stages.append(file_stage(f"sample pass {a}" if attempts > 1 else "sample", gen))
@@ -138,35 +139,33 @@ def _sample_stages(rd: Path, config: dict[str, Any]) -> list[dict[str, Any]]:
     return stages
 
 
-def _round_status(run_dir: Path, r: int, config: dict[str, Any], suites: list[str],
-                  finished: dict[str, Any] | None) -> dict[str, Any]:
-    """`finished` is the round's row in summary.json, written once the round is over (None before)."""
-    rd = run_dir / f"round-{r}"
+def _round_status(layout: RoundLayout, config: LoopConfig, finished: RoundRecord | None) -> dict[str, Any]:
+    """`finished` is the round's record in summary.json, written once the round is over (None before)."""
+    r = layout.round
     stages: list[dict[str, Any]] = []
     if r:
-        stages += _sample_stages(rd, config)
-        if config.get("improve") in ("critique", "both"):
-            stages.append(file_stage("critique", rd / "critiques.jsonl"))
-        stages.append(file_stage("data", rd / "sft.jsonl"))
-        no_rows = stages[-1]["state"] == "done" and _lines(rd / "sft.jsonl") == 0
-        stages.append(_train_stage(rd / "adapter", (config.get("train") or {}).get("max_steps")))
-        stages.append(_merge_stage(rd / "model"))
-    bench_stages, accuracy = _bench_stages(rd / "bench", suites)
+        stages += _sample_stages(layout, config)
+        if config.improve in ("critique", "both"):
+            stages.append(file_stage("critique", layout.critiques))
+        stages.append(file_stage("data", layout.sft))
+        no_rows = stages[-1]["state"] == "done" and _lines(layout.sft) == 0
+        stages.append(_train_stage(layout, config.train.max_steps))
+        stages.append(_merge_stage(layout))
+    bench_stages, accuracy = _bench_stages(layout, sorted(config.heldout))
     stages += bench_stages
     row: dict[str, Any] = {"round": r, "stages": stages, "accuracy": accuracy}
-    gate = _read_json(rd / "gate.json")
+    gate = layout.gate_decision()
     if r:
-        stages.append({"stage": "gate", "state": "done", "counts": {"promoted": gate.get("promoted")}} if gate
+        stages.append({"stage": "gate", "state": "done", "counts": {"promoted": gate.promoted}} if gate
                       else {"stage": "gate", "state": "not started"})
         if no_rows:  # nothing verified: the round keeps the model, nothing is trained or benchmarked
             for s in stages:
                 if s["state"] == "not started" and s["stage"] != "data":
                     s["state"] = "skipped (no training rows)"
     if finished is not None:
-        row["gate"] = {"promoted": bool(finished.get("promoted")), "reason": finished.get("reason")}
+        row["gate"] = {"promoted": finished.promoted, "reason": finished.reason}
         if not accuracy:
-            accuracy.update({k: {"accuracy": v.get("accuracy"), "ci": v.get("ci"), "n": v.get("n")}
-                             for k, v in (finished.get("suites") or {}).items()})
+            accuracy.update({k: _accuracy(f) for k, f in finished.suites.items()})
         row["state"] = "done"
     else:
         states = {s["state"].split(" (")[0] for s in stages}
@@ -192,7 +191,7 @@ def _alive(cmd: dict[str, Any] | None) -> bool | None:
 
 
 def resume_command(run_dir: Path, fallback: list[str]) -> str:
-    cmd = _read_json(run_dir / COMMAND_FILE)
+    cmd = _read_json(run_dir / COMMAND)
     argv = cmd["argv"] if cmd and cmd.get("argv") else fallback
     line = shlex.join(argv)
     if cmd and cmd.get("cwd") and Path(cmd["cwd"]).resolve() != Path.cwd().resolve():
@@ -200,91 +199,38 @@ def resume_command(run_dir: Path, fallback: list[str]) -> str:
     return line
 
 
-def judge_spend(run_dir: Path) -> dict[str, Any]:
-    """Paid judge calls and USD from the ledger, read-only (the running loop may be writing to it)."""
-    from hone.judge.factory import default_cache_path
-
-    path = Path(default_cache_path(run_dir))
-    if not path.exists():
-        return {"calls": 0, "usd": 0.0}
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        calls, usd, unknown = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(usd), 0), COALESCE(SUM(usd IS NULL), 0) FROM ledger").fetchone()
-        answers = conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
-    except sqlite3.Error:
-        return {"calls": None, "usd": None, "note": f"{path}: could not be read"}
-    finally:
-        conn.close()
-    return {"calls": calls, "usd": round(usd, 6), "calls_of_unknown_cost": unknown, "cached_answers": answers}
-
-
-class TokenRate:
-    """New tokens per second of a generation stage, from the `tokens` of the records it appends to `<out>.partial`
-    (read a little at a time: a progress note, not a parse of the whole file each time)."""
-
-    def __init__(self, out: str | os.PathLike):
-        self.partial = Path(out).with_name(Path(out).name + ".partial")
-        self.offset, self.tokens = 0, 0
-        self.start: tuple[float, int] | None = None
-
-    def _read(self) -> None:
-        try:
-            with open(self.partial, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except OSError:
-            return
-        end = chunk.rfind(b"\n") + 1  # complete lines only
-        for line in chunk[:end].splitlines():
-            try:
-                self.tokens += int(json.loads(line).get("tokens") or 0)
-            except (ValueError, AttributeError):
-                pass
-        self.offset += end
-
-    def __call__(self) -> str:
-        self._read()
-        now = time.monotonic()
-        if self.start is None:  # records of an earlier attempt are not this run's speed
-            self.start = (now, self.tokens)
-            return ""
-        t0, k0 = self.start
-        return f"{(self.tokens - k0) / (now - t0):,.0f} new tokens/s" if now > t0 else ""
-
-
-def spend_text(run_dir: str | os.PathLike, budget_usd: float | None) -> str:
-    """Judge spend so far, for a progress bar: `judge $0.1234 of $5.00, 321 paid calls`."""
-    s = judge_spend(Path(run_dir))
-    if s.get("usd") is None:
-        return "judge spend unknown"
-    cap = f" of ${budget_usd:.2f}" if budget_usd is not None else ""
-    return f"judge ${s['usd']:.4f}{cap}, {s['calls']} paid calls"
-
-
 def loop_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Every round's stages, the promoted model, accuracies so far with CIs, judge spend, the resume command."""
     from hone.errors import HoneError
 
     run_dir = Path(run_dir)
-    config = _read_json(run_dir / "loop_config.json")
+    config = read_loop_config(run_dir)
     if config is None:
         raise HoneError(f"{run_dir}: not a loop or demo run directory (no loop_config.json, no arms)")
-    suites = sorted(config.get("heldout") or {})
-    summary = _read_json(run_dir / "summary.json") or {}
-    done = {row["round"]: row for row in summary.get("rounds") or []}
-    rounds = [_round_status(run_dir, r, config, suites, done.get(r)) for r in range(int(config.get("rounds", 0)) + 1)]
-    promoted, model = 0, str(config.get("base_model"))
+    summary = read_summary(run_dir)
+    done = {record.round: record for record in (summary.rounds if summary else [])}
+    rounds = [_round_status(RoundLayout(run_dir, r), config, done.get(r)) for r in range(config.rounds + 1)]
+    promoted, model = 0, str(config.base_model)
     for row in rounds[1:]:
         if (row.get("gate") or {}).get("promoted"):
-            promoted, model = row["round"], str(run_dir / f"round-{row['round']}" / "model")
-    finished = "final_model" in summary and all(r["state"] == "done" for r in rounds)
-    cmd = _read_json(run_dir / COMMAND_FILE)
+            promoted, model = row["round"], str(RoundLayout(run_dir, row["round"]).model)
+    finished = summary is not None and summary.final_model is not None and all(r["state"] == "done" for r in rounds)
+    cmd = _read_json(run_dir / COMMAND)
     return {"kind": "loop", "run_dir": str(run_dir), "finished": finished,
             "process": {"pid": (cmd or {}).get("pid"), "alive": _alive(cmd)},
             "promoted": {"round": promoted, "model": model}, "rounds": rounds, "judge": judge_spend(run_dir),
             "resume": None if finished else
-            resume_command(run_dir, ["hone", "loop", "--config", str(run_dir / "loop_config.json"), "-o", str(run_dir)])}
+            resume_command(run_dir, ["hone", "loop", "--config", str(run_dir / LOOP_CONFIG), "-o", str(run_dir)])}
+
+
+def _demo_summary(run_dir: Path) -> DemoSummary | None:
+    """The demo's summary.json, written once both arms are done (None before)."""
+    from hone.errors import HoneError
+
+    try:
+        return read_run(run_dir)[2] if (run_dir / SUMMARY).exists() else None
+    except HoneError:
+        return None  # being replaced this very moment
 
 
 def run_status(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -294,7 +240,7 @@ def run_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise HoneError(f"{run_dir}: no such run directory")
-    if (run_dir / "loop_config.json").exists():
+    if (run_dir / LOOP_CONFIG).exists():
         return loop_status(run_dir)
     arms = sorted(p.parent.name for p in run_dir.glob("*/loop.yaml"))
     if not arms and not (run_dir / "base").exists():
@@ -306,17 +252,16 @@ def run_status(run_dir: str | os.PathLike) -> dict[str, Any]:
                                     "chunks": len(chunks)},
                            "arms": {}}
     for arm in arms:
-        if (run_dir / arm / "loop_config.json").exists():
+        if (run_dir / arm / LOOP_CONFIG).exists():
             out["arms"][arm] = loop_status(run_dir / arm)
         else:
             out["arms"][arm] = {"kind": "loop", "finished": False, "rounds": [], "state": "not started"}
-    out["finished"] = (run_dir / "summary.json").exists() and all(a["finished"] for a in out["arms"].values())
-    cmd = _read_json(run_dir / COMMAND_FILE)
+    demo = _demo_summary(run_dir)
+    out["finished"] = demo is not None and all(a["finished"] for a in out["arms"].values())
+    cmd = _read_json(run_dir / COMMAND)
     out["process"] = {"pid": (cmd or {}).get("pid"), "alive": _alive(cmd)}
-    summary = _read_json(run_dir / "summary.json") or {}
-    fallback = ["hone", "demo", "-o", str(run_dir), "--model", str(summary.get("model", "tiny")),
-                "--seed", str(summary.get("seed", 0)),
-                "--size", str(summary.get("size", "full"))]
+    fallback = ["hone", "demo", "-o", str(run_dir), "--model", demo.model if demo else "tiny",
+                "--seed", str(demo.seed if demo else 0), "--size", demo.size if demo else "full"]
     out["resume"] = None if out["finished"] else resume_command(run_dir, fallback)
     return out
 

@@ -11,9 +11,7 @@ from typing import Callable
 from transformers import TrainerCallback
 
 from hone.errors import HoneError
-
-ProgressFactory = Callable[[int, int], Callable[[int], None]]
-
+from hone.stage_contract import ProgressFactory
 
 def free_bytes(path: str | os.PathLike) -> int:
     """Free space on the file system holding `path` (its nearest existing parent)."""

@@ -1,5 +1,5 @@
-"""`TrainConfig`: every training setting (a YAML mapping or CLI flags), shared by SFT, DPO, the training stage,
-the launcher and the loop; its own module so none of them imports another to reach it."""
+"""`TrainConfig`: every training setting (a YAML mapping or CLI flags), shared by SFT, DPO, their common trainer
+(hone.train.trainer), the launcher and the loop; its own module so none of them imports another to reach it."""
 
 from __future__ import annotations
 

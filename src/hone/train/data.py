@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from hone.chat import encode_training
-from hone.errors import HoneError
+from hone.errors import HoneError, dotted, problem
 from hone.records import Message, iter_jsonl
 
 _MESSAGES = TypeAdapter(list[Message])
@@ -24,9 +24,8 @@ def _messages(value: Any, where: str, key: str) -> list[dict[str, str]]:
     try:
         return [m.model_dump() for m in _MESSAGES.validate_python(value)]
     except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        raise HoneError(f"{where}: `{key}`{'.' + loc if loc else ''}: {first.get('msg')}") from None
+        loc, msg = problem(e)
+        raise HoneError(f"{where}: `{key}`{'.' + dotted(loc) if loc else ''}: {msg}") from None
 
 
 def conversation(obj: dict[str, Any], where: str) -> list[dict[str, str]]:

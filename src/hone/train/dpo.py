@@ -67,7 +67,7 @@ def run_dpo(config: DPOTrainConfig, data_path: str | os.PathLike, base_dir: str 
             out_dir: str | os.PathLike, *, progress: ProgressFactory | None = None) -> TrainResult:
     """DPO on PreferencePair JSONL from the model in `base_dir`; adapter (or model) and lineage in `out_dir`.
     Skips, resumes and refuses exactly like `run_train`."""
-    from hone.train.stage import run_training
+    from hone.train.trainer import run_training
 
     def load_rows(tokenizer):
         return tokenize_pairs(tokenizer, read_records(data_path, PreferencePair), config.max_length)

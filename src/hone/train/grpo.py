@@ -114,7 +114,7 @@ def run_grpo(config: GRPOTrainConfig, tasks_path: str | os.PathLike, base_dir: s
     """GRPO on the Task JSONL `tasks_path` from the model in `base_dir`; adapter (or model) and lineage in
     `out_dir`. Skips, resumes and refuses exactly like `run_train`; the lineage's `rewards` names the reward
     functions and grader versions, and the reward curve."""
-    from hone.train.stage import run_training
+    from hone.train.trainer import run_training
 
     def load_rows(tokenizer):
         rows, stats = grpo_rows(tokenizer, read_records(tasks_path, Task), config)

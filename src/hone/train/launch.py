@@ -5,7 +5,7 @@ The caller (the loop, or `hone train`) writes the settings to a YAML file, runs
 group, streams the main rank's progress into its own progress bar and every line into a log, and stops the whole
 group if it is interrupted. Over several machines (hone.train.cluster) the launchers meet at a c10d rendezvous;
 in a Slurm batch script the command is prefixed with `srun`, which starts it once on every node. The workers
-train exactly as `hone train` does (hone.train.stage): a killed run resumes from its last complete checkpoint
+train exactly as `hone train` does (hone.train.trainer): a killed run resumes from its last complete checkpoint
 (in the run folder, on the filesystem every machine shares) when launched again, and the result only looks
 finished once lineage.json is written.
 """

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hone.errors import HoneError
+from hone.errors import HoneError, dotted, option, problem
 from hone.train.config import TrainConfig
 from hone.train.result import TrainResult
 
@@ -47,9 +47,9 @@ def train_settings(objective: str, config_path: str | os.PathLike | None, flags:
     try:
         return config_class.model_validate({**settings, **{k: v for k, v in flags.items() if v is not None}})
     except ValidationError as e:
-        first = e.errors()[0]
-        key = ".".join(str(x) for x in first.get("loc", ())) or "settings"
-        raise HoneError(f"--{_FLAGS.get(key, key.replace('_', '-'))}: {first.get('msg')}") from None
+        loc, msg = problem(e)
+        flag = f"--{_FLAGS[dotted(loc)]}" if dotted(loc) in _FLAGS else option(loc)
+        raise HoneError(f"{flag}: {msg}") from None
 
 
 def train(objective: str, config: TrainConfig, data: str | os.PathLike, base: str | os.PathLike,

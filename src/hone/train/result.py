@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hone.errors import HoneError
+from hone.errors import HoneError, dotted, problem
 from hone.stage_contract import StageResult
 
 
@@ -39,7 +39,7 @@ class TrainReport(BaseModel):
     training: TrainingFigures
     versions: dict[str, str]
     created: str
-    # online RL: reward functions, grader versions, the reward curve (hone.train.rewards, hone.train.stage)
+    # online RL: reward functions, grader versions, the reward curve (hone.train.rewards, hone.train.trainer)
     rewards: dict[str, Any] | None = None
 
     def summary(self) -> str:
@@ -70,9 +70,8 @@ class TrainResult(StageResult):
         try:
             report = TrainReport.model_validate(read_lineage(out))
         except ValidationError as e:
-            first = e.errors()[0]
-            key = ".".join(str(x) for x in first.get("loc", ()))
-            raise HoneError(f"{out / LINEAGE_FILE}: `{key}`: {first.get('msg')}") from None
+            loc, msg = problem(e)
+            raise HoneError(f"{out / LINEAGE_FILE}: `{dotted(loc)}`: {msg}") from None
         return cls(outputs={report.kind: out}, counts={"rows": int(report.data.get("examples", 0)),
                                                         "steps": report.training.steps},
                    skipped=skipped, report=report)

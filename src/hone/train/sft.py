@@ -3,7 +3,7 @@
 What it guarantees: every row goes through the chat contract (template, EOS, loss on the answer only); the base
 is trained in full precision unless a quantized base is asked for explicitly; TRL's GPU-minded defaults (bf16
 autocast, gradient checkpointing) are set from the hardware, not inherited; a killed run resumes from its last
-complete checkpoint; the output folder only looks finished once `lineage.json` is written, last (hone.train.stage).
+complete checkpoint; the output folder only looks finished once `lineage.json` is written, last (hone.train.trainer).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def run_train(config: TrainConfig, data_path: str | os.PathLike, base_dir: str |
     `out_dir/checkpoints`; refuses to mix runs with different settings in one folder unless `config.restart`.
     """
     from hone.train.data import read_conversations, tokenize
-    from hone.train.stage import run_training
+    from hone.train.trainer import run_training
 
     def load_rows(tokenizer):
         return tokenize(tokenizer, read_conversations(data_path), config.max_length)

@@ -201,17 +201,30 @@ def check_engine(engine: GenerateConfig) -> None:
         raise HoneError("hone critique serves --model itself (--backend server), not a server somebody else runs")
 
 
-def rejudge_with(setup: JudgeSetup, tasks_path: str | os.PathLike, cache_dir: str | os.PathLike) -> Rejudge:
-    """The judge of the original verdicts, built once, judging each batch of rewrites live; code rewrites are
-    run, so the sandbox is checked first."""
-    from hone.judge import judge_all
+class JudgeRejudge:
+    """The judge of the original verdicts (a JudgeSetup), built once, judging each batch of rewrites live. Its
+    `fingerprint` (the judge stage's: spec, template settings, sandbox) goes into the critique's, so another
+    judge never reuses these verdicts."""
 
+    def __init__(self, setup: JudgeSetup, cache_dir: str | os.PathLike):
+        from hone.judge.run import JudgeStageConfig
+
+        self.judge = setup.make(cache_dir)
+        self.fingerprint = JudgeStageConfig(judge=setup).fingerprint()
+
+    def __call__(self, items: list[tuple[Task, Generation]]) -> list[Verdict]:
+        from hone.judge import judge_all
+
+        return judge_all(self.judge, items)
+
+
+def rejudge_with(setup: JudgeSetup, tasks_path: str | os.PathLike, cache_dir: str | os.PathLike) -> JudgeRejudge:
+    """The rejudge of a critique stage; code rewrites are run, so the sandbox is checked first."""
     if setup.spec.verifiers:
         from hone.grade.sandbox import require_for
 
         require_for(read_tasks(tasks_path), setup.sandbox)
-    judge = setup.make(cache_dir)
-    return lambda items: judge_all(judge, items)
+    return JudgeRejudge(setup, cache_dir)
 
 
 def run_critique(config: CritiqueStageConfig, generator: Generator, rejudge: Rejudge, tasks_path: str | os.PathLike,
@@ -229,7 +242,9 @@ def run_critique(config: CritiqueStageConfig, generator: Generator, rejudge: Rej
     params, samples, mode = config.params, config.samples, config.mode
     inputs = {"tasks": tasks_path, "generations": generations_path, "verdicts": verdicts_path,
               **{k: v for k, v in config.model_ref.items() if v and os.path.exists(v)}}
-    stage = Stage(manifest_for(out), "critique", inputs, {**config.fingerprint(), "model": generator.name})
+    judge = getattr(rejudge, "fingerprint", None)  # a JudgeRejudge's; a bare function (a test's rule) has none
+    stage = Stage(manifest_for(out), "critique", inputs, {**config.fingerprint(), "model": generator.name,
+                                                         **({"judge": judge} if judge else {})})
     if stage.is_done() and out.exists():
         records = read_records(out, Critique, allow_empty=True)
         return CritiqueResult(outputs={"critiques": out}, counts={**stage.manifest()["counts"], "unfinished": 0},

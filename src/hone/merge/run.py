@@ -27,7 +27,7 @@ from hone.merge.report import REPORT_FILE, MergeFigures, MergeReport
 from hone.merge.shards import (INDEX_FILE, TensorEntry, copy_range, read_tensor, torch_dtype_of, weight_index,
                                write_tensor)
 from hone.runs import Stage, manifest_for
-from hone.stage_contract import StageConfig, StageResult
+from hone.stage_contract import ProgressFactory, StageConfig, StageResult
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
 _NOT_COPIED = {INDEX_FILE, REPORT_FILE, "lineage.json", "train_log.json"}  # the base's own history
@@ -231,9 +231,10 @@ def _result(report: MergeReport, out: Path, skipped: bool) -> MergeResult:
 
 
 def run_merge(config: MergeConfig, base_dir: str | os.PathLike, adapter_dir: str | os.PathLike,
-              out_dir: str | os.PathLike) -> MergeResult:
+              out_dir: str | os.PathLike, *, progress: ProgressFactory | None = None) -> MergeResult:
     """Merge, verify (unless `config.verify` is off), write `out_dir/merge_report.json`, and return it typed; a
-    finished merge of the same inputs and settings is skipped and its report read back.
+    finished merge of the same inputs and settings is skipped and its report read back. `progress` counts the
+    shards merged, then the verification as one more step.
 
     Raises HoneError for a refused merge (nothing written) or a failed verification (the output folder then holds
     only the report saying what failed).
@@ -257,6 +258,7 @@ def run_merge(config: MergeConfig, base_dir: str | os.PathLike, adapter_dir: str
 
     p = plan(base, adapter_path, force=force, dequantized_base=config.dequantized_base, warn=warn)
     stage.start()
+    advance = progress(len(p["files"]) + bool(verify), 0) if progress else None
     work = out.parent / f".{out.name}.merging"
     if work.exists():
         shutil.rmtree(work)  # a killed earlier attempt
@@ -268,6 +270,8 @@ def run_merge(config: MergeConfig, base_dir: str | os.PathLike, adapter_dir: str
         except OSError as e:  # a full disk mid-shard names no file: name the folder being written
             raise OSError(e.errno, e.strerror, e.filename or str(out)) from e
         copied = _copy_side_files(base, work)
+        if advance:
+            advance(len(p["files"]))
         merge_seconds = time.perf_counter() - t0
         adapter_lineage = p["lineage"]
         report = MergeReport(
@@ -291,6 +295,8 @@ def run_merge(config: MergeConfig, base_dir: str | os.PathLike, adapter_dir: str
 
             try:
                 verification = verify_merge(base, adapter_path, work, probes=config.probes)
+                if advance:
+                    advance(1)
             except MergeNotClean as e:
                 out.mkdir(parents=True, exist_ok=True)
                 report.model_copy(update={"verification": e.result, "warnings": warnings, "status": "failed: the "

@@ -15,12 +15,13 @@ from pydantic import BaseModel, ConfigDict
 
 from hone.bench.suites import parse_spec
 from hone.data import build
-from hone.data.mix import DEFAULT_NGRAM, BenchIndex, Row, mix
+from hone.data.mix import Row, mix
 from hone.errors import HoneError
+from hone.overlap import NGRAM, OverlapIndex
 from hone.records import (Critique, Generation, PreferencePair, SFTExample, Task, Verdict, read_records,
                           read_tasks, write_records)
 from hone.runs import Stage, manifest_for
-from hone.stage_contract import StageConfig, StageResult
+from hone.stage_contract import ProgressFactory, StageConfig, StageResult
 
 Kind = Literal["sft", "dpo", "bootstrap", "unverified"]
 
@@ -31,7 +32,7 @@ class DataStageConfig(StageConfig):
 
     kind: Kind
     replay_share: float = 0.0
-    ngram: int = DEFAULT_NGRAM
+    ngram: int = NGRAM
     round: int | None = None
     max_per_task: int | None = None
     seed: int = 0
@@ -115,9 +116,9 @@ def _build(kind: Kind, tasks: dict, critiques_path, generations_path, verdicts_p
 def run_data(config: DataStageConfig, tasks_path: str | os.PathLike, out_path: str | os.PathLike, *,
              critiques_path: str | os.PathLike | None = None, generations_path: str | os.PathLike | None = None,
              verdicts_path: str | os.PathLike | None = None, bench_paths: Sequence[str | os.PathLike] = (),
-             replay_path: str | os.PathLike | None = None) -> DataResult:
+             replay_path: str | os.PathLike | None = None, progress: ProgressFactory | None = None) -> DataResult:
     """Build `config.kind` rows, guard them (dedup, decontamination against `bench_paths`, replay share), write
-    them; the report goes into the manifest."""
+    them; the report goes into the manifest. `progress` counts the built rows through the guards."""
     if config.replay_share and replay_path is None:
         raise HoneError("a replay share needs a replay file (--replay, SFTExample JSONL)")
     out = Path(out_path)
@@ -136,9 +137,12 @@ def run_data(config: DataStageConfig, tasks_path: str | os.PathLike, out_path: s
     stage.start([out], restart=config.restart, overwrite=config.overwrite)
     rows, not_built = _build(kind, tasks, critiques_path, generations_path, verdicts_path, config.round,
                              config.max_per_task, config.seed)
-    index = BenchIndex(suites, config.ngram) if suites else None
+    advance = progress(len(rows), 0) if progress else None
+    index = OverlapIndex(suites, config.ngram) if suites else None
     final, mixed = mix(rows, index=index, replay=replay, replay_share=config.replay_share, seed=config.seed)
     write_records(out, final)
+    if advance:
+        advance(len(rows))
     report = DataReport(kind=kind, not_built=dict(not_built), **mixed.to_dict(),
                         sources=dict(Counter(getattr(r, "source", "dpo") for r in final)))
     stage.finish({"rows": out}, report.model_dump())

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 from hone.atomic import write_text_atomic
 from hone.errors import HoneError
 from hone.models.lineage import LINEAGE_FILE, base_origin, read_lineage, write_lineage
+from hone.runs import differences
 from hone.train.callbacks import ProgressFactory, require_free
 from hone.train.config import TrainConfig
 from hone.train.result import TrainResult
@@ -46,10 +47,12 @@ def _fingerprint(objective: str, config: TrainConfig, base_hash: str, data_hash:
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> str:
-    ca, cb = a.get("config") or {}, b.get("config") or {}
-    keys = [k for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k)]
-    keys += [k for k in ("objective", "base_sha256", "data_sha256", "rewards") if a.get(k) != b.get(k)]
-    return ", ".join(keys) or "nothing"
+    """The settings and inputs in which two training fingerprints differ, by the stages' rule (hone.runs)."""
+    def shape(fp: dict[str, Any]) -> dict[str, Any]:
+        return {"config": {"objective": fp.get("objective"), "rewards": fp.get("rewards"), **(fp.get("config") or {})},
+                "inputs": {k: fp.get(f"{k}_sha256") for k in ("base", "data")}}
+
+    return ", ".join(key for _, key, _, _ in differences(shape(a), shape(b))) or "nothing"
 
 
 def _hardware(config: TrainConfig) -> tuple[str, str, bool]:

@@ -1,0 +1,151 @@
+"""How a round improves the model: one function per kind of round, chosen by name. The seam a new method plugs into.
+
+The loop conducts what every round shares: it starts from the promoted model, asks the round's kind for an
+adapter trained on that model, merges it with proof, benchmarks the candidate and gates it. What happens before
+the adapter exists — which prompts are sampled, what the model learns from, which trainer runs — is the kind's.
+
+    KINDS = {"sft": sft_round}       # LoopConfig.round_kind names one
+
+A kind is `improve(ctx: RoundContext) -> Improvement`: it reads and writes only under `ctx.layout` (so a killed
+round resumes through its stages' manifests), returns the adapter it trained (None: nothing to train on, the model
+stays, with `reason`), and the typed reports the round record keeps. **A new kind of round** (e.g. GRPO: sample
+the round's prompts, reward them with the verifiers, train online): one function here, one line in `KINDS`, and
+the config value that names it (`LoopConfig.round_kind`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from hone.errors import HoneError
+from hone.progress import Say, stage_bar, step_bars
+
+if TYPE_CHECKING:
+    from hone.generate.registry import EnginePool
+    from hone.loop_config import LoopConfig
+    from hone.round import RoundCritique, RoundData, RoundLayout
+    from hone.sample.run import SampleReport
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    """What a round's kind works with: the loop's config, the round's folder, the promoted model it starts from,
+    the engine pool (close it before training: the GPU goes to the trainer), where to say what it does, and
+    whether this run restarts stages that other inputs made."""
+
+    config: LoopConfig
+    layout: RoundLayout
+    model: Path
+    engines: EnginePool
+    say: Say
+    restart: bool
+
+
+@dataclass(frozen=True)
+class Improvement:
+    """What a round's kind made: the adapter (None: nothing to train on; `reason` says why) and its reports."""
+
+    adapter: Path | None
+    reason: str = ""
+    train_prompts: SampleReport | None = None
+    critique: RoundCritique | None = None
+    data: RoundData | None = None
+
+
+def sft_round(ctx: RoundContext) -> Improvement:
+    """Sample the round's prompts (resampling the unsolved), optionally self-critique the failures, build verified
+    SFT rows (or the control's unverified ones), and train a LoRA on them."""
+    from hone.round import RoundCritique, RoundData
+
+    sampled = _sample(ctx)
+    critiques, summary = _critique(ctx) if ctx.config.improve in ("critique", "both") else (None, None)
+    data = RoundData(**_data(ctx, critiques))
+    if data.rows == 0:
+        return Improvement(None, "no training rows this round (nothing verified); the model stays",
+                           sampled, summary and RoundCritique(**summary.model_dump()), data)
+    ctx.say(f"  training a LoRA on {data.rows} rows ({data.source})")
+    ctx.engines.close()  # the GPU memory of the generation engine goes to training
+    from hone.train.sft import run_train
+
+    with stage_bar(f"round {ctx.layout.round} · train") as bar:
+        trained = run_train(ctx.config.train.model_copy(update={"restart": ctx.restart}), ctx.layout.sft, ctx.model,
+                            ctx.layout.adapter, progress=bar)
+    return Improvement(trained.outputs["adapter"], "", sampled, summary and RoundCritique(**summary.model_dump()),
+                       data)
+
+
+KINDS: dict[str, Callable[[RoundContext], Improvement]] = {"sft": sft_round}
+
+
+def improve(ctx: RoundContext) -> Improvement:
+    """Run the round's kind (LoopConfig.round_kind)."""
+    kind = ctx.config.round_kind
+    if kind not in KINDS:
+        raise HoneError(f"round kind {kind!r}: Hone knows {', '.join(sorted(KINDS))}")
+    return KINDS[kind](ctx)
+
+
+def _sample(ctx: RoundContext) -> SampleReport:
+    from hone.generate.base import GenParams
+    from hone.generate.run import GenerateStageConfig
+    from hone.sample.run import SampleStageConfig, run_sample
+
+    c, s, r = ctx.config, ctx.config.sample, ctx.layout.round
+    ctx.say(f"round {r}: sampling the training prompts with {ctx.model}")
+    params = GenParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
+                       batch_size=s.batch_size, seed=c.seed * 1000 + r * 10)
+    config = SampleStageConfig(generate=GenerateStageConfig(params=params, model_ref=ctx.engines.ref(ctx.model)),
+                               resample_unsolved=s.resample_unsolved, prompts_per_round=s.prompts_per_round, round=r,
+                               judge=None if c.judge == "verifier" else c.judge_setup(ctx.layout.run_dir),
+                               sandbox=c.sandbox, restart=ctx.restart)
+    result = run_sample(config, ctx.engines.factory(ctx.model, ctx.layout.dir), c.train_tasks, ctx.layout.dir,
+                        progress=step_bars(f"round {r}"))
+    rep = result.report
+    ctx.say(f"  sampling: {rep.solved}/{rep.tasks} training prompts have a verified answer "
+            f"(after each pass: {', '.join(map(str, rep.solved_after_pass))})")
+    return rep
+
+
+def _critique(ctx: RoundContext):
+    from hone.critique.run import CritiqueStageConfig, rejudge_with, run_critique
+    from hone.generate.base import GenParams
+
+    c, cc, r, lay = ctx.config, ctx.config.critique, ctx.layout.round, ctx.layout
+    stage_config = CritiqueStageConfig(
+        params=GenParams(temperature=cc.temperature, max_new_tokens=cc.max_new_tokens,
+                         batch_size=c.sample.batch_size, seed=c.seed * 1000 + r),
+        samples=cc.samples, reference_guided=cc.reference_guided, round=r, model_ref=ctx.engines.ref(ctx.model),
+        restart=ctx.restart)
+    rejudge = rejudge_with(c.judge_setup(lay.run_dir), c.train_tasks, lay.run_dir)
+    with stage_bar(f"round {r} · critique") as bar:
+        result = run_critique(stage_config, ctx.engines.lazy(ctx.model, lay.dir), rejudge, c.train_tasks, lay.samples,
+                              lay.verdicts, lay.critiques, progress=bar)
+    if result.counts["unfinished"]:
+        raise HoneError(f"{lay.critiques}: some rewrites could not be generated or judged yet; run the same command "
+                        "again")
+    return lay.critiques, result.report
+
+
+def _data(ctx: RoundContext, critiques: Path | None) -> dict:
+    from hone.data.run import DataStageConfig, run_data
+
+    c, r, lay = ctx.config, ctx.layout.round, ctx.layout
+    guards = DataStageConfig(kind="sft", replay_share=c.data.replay_share, ngram=c.data.ngram, round=r,
+                             max_per_task=c.data.max_per_task, seed=c.seed + r, restart=ctx.restart)
+    inputs = dict(bench_paths=list(c.heldout.values()), replay_path=c.data.replay)
+    with stage_bar(f"round {r} · data") as bar:
+        if c.control == "unverified":
+            res = run_data(guards.model_copy(update={"kind": "unverified"}), c.train_tasks, lay.sft,
+                           generations_path=lay.samples, progress=bar, **inputs)
+            return {"rows": len(res.rows), "source": "unverified own samples (control)", **res.report.model_dump()}
+        samples = c.improve in ("resample", "both")
+        res = run_data(guards, c.train_tasks, lay.sft, critiques_path=critiques, progress=bar,
+                       generations_path=lay.samples if samples else None,
+                       verdicts_path=lay.verdicts if samples else None, **inputs)
+    if critiques is not None and c.data.dpo:
+        pairs = guards.model_copy(update={"kind": "dpo", "replay_share": 0.0, "max_per_task": None})
+        run_data(pairs, c.train_tasks, lay.dpo, critiques_path=critiques, bench_paths=inputs["bench_paths"])
+    source = " + ".join(k for k, on in (("samples", samples), ("rewrites", critiques is not None)) if on)
+    return {"rows": len(res.rows), "source": f"verified {source}", **res.report.model_dump()}
