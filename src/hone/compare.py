@@ -55,16 +55,14 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def final_round(arm_dir: Path) -> int:
-    """The round whose model a loop ends with: the last promoted one in summary.json."""
-    summary_path = arm_dir / "summary.json"
-    try:
-        rounds = json.loads(summary_path.read_text())["rounds"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        raise HoneError(f"{summary_path}: not a readable loop summary (name a round: {arm_dir}:N)") from None
-    promoted = [r["round"] for r in rounds if r.get("promoted")]
-    if not promoted:
-        raise HoneError(f"{summary_path}: no promoted round yet")
-    return max(promoted)
+    """The round whose model a loop ends with: the last promoted one in its summary (hone.round.LoopSummary; round 0
+    when the gate refused every candidate)."""
+    from hone.round import read_summary
+
+    summary = read_summary(arm_dir)
+    if summary is None:
+        raise HoneError(f"{arm_dir / 'summary.json'}: not a readable loop summary (name a round: {arm_dir}:N)")
+    return summary.last_promoted().round
 
 
 def _verdict_suite(verdict_path: Path, tasks_path: Path | None = None, fingerprint: str | None = None) -> SuiteItems:
@@ -87,17 +85,18 @@ def _verdict_suite(verdict_path: Path, tasks_path: Path | None = None, fingerpri
 
 
 def _bench_side(bench_dir: Path, label: str) -> Side:
+    from hone.bench.report import BenchReport
+
     try:
-        report = json.loads((bench_dir / "bench.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise HoneError(f"{bench_dir / 'bench.json'}: not readable ({e})") from None
+        report = BenchReport.model_validate_json((bench_dir / "bench.json").read_text())
+    except (OSError, ValueError) as e:
+        raise HoneError(f"{bench_dir / 'bench.json'}: not readable ({str(e).splitlines()[0]})") from None
     suites = {}
-    for name, entry in report.get("suites", {}).items():
+    for name, entry in report.suites.items():
         verdicts = bench_dir / name / "verdicts.jsonl"
         if not verdicts.is_file():
             raise HoneError(f"{verdicts}: missing (bench.json lists suite {name!r})")
-        suites[name] = _verdict_suite(verdicts, Path(entry["path"]) if entry.get("path") else None,
-                                      entry.get("sha256"))
+        suites[name] = _verdict_suite(verdicts, Path(entry.path) if entry.path else None, entry.sha256)
     return Side(label, suites)
 
 
