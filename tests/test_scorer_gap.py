@@ -132,3 +132,36 @@ def test_calibrate_and_critique_fingerprints_hold_the_grader_versions():
 
     assert CalibrateConfig(judge=JudgeSetup(spec="verifier")).fingerprint()["graders"] == grader_versions()
     assert CritiqueStageConfig(params=GenParams()).fingerprint()["graders"] == grader_versions()
+
+
+def test_a_loop_round_records_the_gap_of_its_samples_and_the_held_out_suites(demo_run):
+    """The demo's rounds carry the scorer gap of their samples (both directions) and of the held-out suite, and the
+    report shows the table."""
+    from hone.round import read_run
+
+    arms, _, _ = read_run(demo_run)
+    record = arms["verified"].rounds[1]
+    gap = record.train_prompts.scorer_gap
+    assert gap is not None and gap.answers == record.train_prompts.samples - record.train_prompts.errors
+    assert gap.disagree == gap.verifier_only + gap.strict_only
+    assert all(f.scorer_gap is not None for f in record.suites.values())
+    assert "Scorer gap" in (demo_run / "report.md").read_text()
+
+
+def test_status_flags_a_gap_that_rises_between_rounds():
+    from hone.bench.report import SuiteFigures
+    from hone.grade.gap import ScorerGap
+    from hone.report.status import gap_rows, gap_text
+    from hone.round import LoopSummary, RoundRecord
+    from hone.sample.run import SampleReport
+
+    def record(r: int, disagree: int) -> RoundRecord:
+        gap = ScorerGap(answers=100, disagree=disagree, verifier_only=disagree, share=disagree / 100)
+        return RoundRecord(round=r, model="m", promoted=True, reason="", candidate="m",
+                           suites={"s": SuiteFigures(accuracy=0.5, ci=[0.4, 0.6], n=10, scorer_gap=0.1)},
+                           train_prompts=SampleReport(tasks=10, solved=5, samples=100, errors=0, scorer_gap=gap))
+
+    start = RoundRecord(round=0, model="m", promoted=True, reason="start", suites={})
+    summary = LoopSummary(config={}, rounds=[start, record(1, 2), record(2, 3), record(3, 9)])
+    assert [row[-1] for row in gap_rows(summary)] == ["", "", "RISING"]
+    assert "RISING" in gap_text(0.09, True) and "RISING" not in gap_text(0.03, False)

@@ -44,10 +44,13 @@ class SuiteFigures(BaseModel):
     n: int
     correct: int = 0
     errors: int = 0
+    scorer_gap: float | None = None  # share of answers where the verifier and the strict second reading disagree
 
     @classmethod
-    def of(cls, acc: "Accuracy") -> "SuiteFigures":
-        return cls(accuracy=acc.accuracy, ci=acc.ci95, n=acc.graded_tasks, correct=acc.passed, errors=acc.error)
+    def of(cls, suite: "SuiteReport") -> "SuiteFigures":
+        acc = suite.accuracy
+        return cls(accuracy=acc.accuracy, ci=acc.ci95, n=acc.graded_tasks, correct=acc.passed, errors=acc.error,
+                   scorer_gap=suite.scorer_gap.share if suite.scorer_gap else None)
 
 
 class GroundTruth(_Part):
@@ -120,7 +123,7 @@ class BenchReport(_Part):
 
     def figures(self) -> dict[str, SuiteFigures]:
         """Per suite: the headline figures a loop round reports."""
-        return {name: SuiteFigures.of(s.accuracy) for name, s in self.suites.items()}
+        return {name: SuiteFigures.of(s) for name, s in self.suites.items()}
 
     def to_json(self) -> dict[str, Any]:
         """bench.json's content: the parts this run has, in the order they were always written."""

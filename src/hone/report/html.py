@@ -177,6 +177,19 @@ def _data(arms: dict[str, LoopSummary]) -> str:
                    "training rows"], rows, {1, 3, 5, 7, 8, 9, 10})
 
 
+def _scorer_gap(arms: dict[str, LoopSummary]) -> str:
+    from hone.report.status import GAP_HEAD, gap_rows
+
+    rows = [[arm, *row] for arm, s in arms.items() for row in gap_rows(s)]
+    if not rows:
+        return "<p>No answer had a strict second reading (code or open tasks only).</p>"
+    return table(["arm", *GAP_HEAD], rows, {1, 3, 4}) + (
+        "<p class=small>The verifier against an independent strict reading (one number after the final-answer "
+        "marker or at the end; one leading letter). A gap that rises round after round on the samples a round "
+        "trains on is the first sign of a model learning its grader; bench's failures.jsonl has examples "
+        "(outcome \"scorer gap\").</p>")
+
+
 def _cache_hits(round_dir: Path) -> int | None:
     """Judge answers a round took from the cache, from its judge stages' manifests (None: no LLM judge ran)."""
     hits = None
@@ -271,6 +284,7 @@ def render_html(arms: dict[str, LoopSummary], dirs: dict[str, Path], out_path: P
         (f"<div class=plot>{to_svg(wtl)}</div>" if wtl is not None else ""), _win_tie_loss(arms),
         "<h2>Accuracy per category</h2>", _categories(arms, dirs),
         "<h2>Training data</h2>", _data(arms),
+        "<h2>Scorer gap: the verifier against a strict second reading</h2>", _scorer_gap(arms),
         "<h2>Judge calls and cost</h2>", _judge(arms, dirs),
         "<h2>Merge verification</h2>", _merges(arms, dirs),
         "<h2>Failure clusters</h2>", _clusters(arms, dirs),

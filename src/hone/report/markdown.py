@@ -53,6 +53,15 @@ def _arm_section(arm: str, summary: LoopSummary) -> list[str]:
             bits.append(f"judge: {j.name}, {j.calls} calls, ${j.cost_usd:.4f}")
         lines.append("- " + "; ".join(bits))
     lines.append("")
+    from hone.report.status import GAP_HEAD, gap_rows
+
+    gaps = gap_rows(summary)
+    if gaps:
+        lines += ["Scorer gap (the verifier against a strict second reading; RISING: the gap of the samples grew "
+                  "since the round before, the first sign of a model learning its grader):", "",
+                  "| " + " | ".join(GAP_HEAD) + " |", "|" + "---|" * len(GAP_HEAD)]
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in gaps]
+        lines.append("")
     return lines
 
 

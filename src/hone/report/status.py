@@ -19,10 +19,11 @@ from typing import Any
 
 from hone.atomic import write_text_atomic
 from hone.bench.report import SuiteFigures
+from hone.grade.gap import RISE_POINTS, ScorerGap, rising_gap
 from hone.judge.cache import judge_spend
 from hone.loop_config import LoopConfig
-from hone.round import (COMMAND, LOOP_CONFIG, SUMMARY, DemoSummary, RoundLayout, RoundRecord, read_loop_config,
-                        read_run, read_summary)
+from hone.round import (COMMAND, LOOP_CONFIG, SUMMARY, DemoSummary, LoopSummary, RoundLayout, RoundRecord,
+                        read_loop_config, read_run, read_summary)
 from hone.runs import read_manifest
 
 
@@ -164,6 +165,10 @@ def _round_status(layout: RoundLayout, config: LoopConfig, finished: RoundRecord
                     s["state"] = "skipped (no training rows)"
     if finished is not None:
         row["gate"] = {"promoted": finished.promoted, "reason": finished.reason}
+        gap = finished.train_prompts.scorer_gap if finished.train_prompts else None
+        if gap is not None:
+            row["scorer_gap"] = {"share": gap.share, "answers": gap.answers, "verifier_only": gap.verifier_only,
+                                 "strict_only": gap.strict_only}
         if not accuracy:
             accuracy.update({k: _accuracy(f) for k, f in finished.suites.items()})
         row["state"] = "done"
@@ -199,6 +204,41 @@ def resume_command(run_dir: Path, fallback: list[str]) -> str:
     return line
 
 
+def _gap(record: RoundRecord | None) -> ScorerGap | None:
+    return record.train_prompts.scorer_gap if record is not None and record.train_prompts else None
+
+
+def gap_text(share: float | None, rising: bool) -> str:
+    """The scorer gap of a round's samples in words, with the warning when it rose since the round before."""
+    if share is None:
+        return ""
+    text = f"scorer gap {100 * share:.1f}% of its samples"
+    if rising:
+        text += (f" (RISING by {RISE_POINTS:g}+ points: the model may be learning its grader's blind spots; read "
+                 "the examples in the round's summary)")
+    return text
+
+
+GAP_HEAD = ["round", "scorer gap of the samples", "verifier passed, strict failed", "strict passed, verifier failed",
+            "held-out scorer gap", "flag"]
+
+
+def gap_rows(summary: LoopSummary) -> list[list[Any]]:
+    """Per round: the scorer gap of its samples (both directions), the held-out suites' gap, and the rising flag."""
+    rows, before = [], None
+    for r in summary.rounds:
+        gap = _gap(r)
+        held = ", ".join(f"{k} {100 * f.scorer_gap:.1f}%" for k, f in sorted(r.suites.items())
+                         if f.scorer_gap is not None)
+        if gap is None and not held:
+            continue
+        rows.append([r.round, f"{100 * gap.share:.1f}% of {gap.answers}" if gap else "—",
+                     gap.verifier_only if gap else "—", gap.strict_only if gap else "—", held or "—",
+                     "RISING" if rising_gap(before, gap) else ""])
+        before = gap if gap is not None else before
+    return rows
+
+
 def loop_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Every round's stages, the promoted model, accuracies so far with CIs, judge spend, the resume command."""
     from hone.errors import HoneError
@@ -210,6 +250,9 @@ def loop_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     summary = read_summary(run_dir)
     done = {record.round: record for record in (summary.rounds if summary else [])}
     rounds = [_round_status(RoundLayout(run_dir, r), config, done.get(r)) for r in range(config.rounds + 1)]
+    for row, before in zip(rounds[2:], rounds[1:]):
+        if rising_gap(_gap(done.get(before["round"])), _gap(done.get(row["round"]))):
+            row["scorer_gap"]["rising"] = True
     promoted, model = 0, str(config.base_model)
     for row in rounds[1:]:
         if (row.get("gate") or {}).get("promoted"):
@@ -304,6 +347,8 @@ def _loop_lines(st: dict[str, Any], indent: str = "") -> list[str]:
             head += f" — {acc}"
         if row.get("gate"):
             head += f" — {row['gate']['reason']}"
+        if row.get("scorer_gap"):
+            head += " — " + gap_text(row["scorer_gap"]["share"], row["scorer_gap"].get("rising", False))
         lines.append(head)
         if row["state"] == "running":
             width = max(len(s["stage"]) for s in row["stages"])

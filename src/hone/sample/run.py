@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hone.errors import HoneError
 from hone.generate.base import Generator
 from hone.generate.run import GenerateStageConfig, run_generate
+from hone.grade.gap import ScorerGap, scorer_gap
 from hone.judge.factory import JudgeSetup
 from hone.progress import TokenRate
 from hone.records import Generation, Task, Verdict, read_records, read_tasks, write_records
@@ -81,6 +82,9 @@ class SampleReport(BaseModel):
     samples: int
     errors: int
     solved_after_pass: list[int] = Field(default_factory=list)
+    # the verifier against the strict second reading on these answers (the round's training material); a gap that
+    # rises round after round is the first sign of a model learning its grader (hone.grade.gap.rising_gap)
+    scorer_gap: ScorerGap | None = None
 
 
 class SampleResult(StageResult):
@@ -90,9 +94,10 @@ class SampleResult(StageResult):
 
 
 def _report(tasks: list[Task], gens: list[Generation], verdicts: list[Verdict], after: list[int]) -> SampleReport:
+    gap = scorer_gap({t.id: t for t in tasks}, gens, verdicts)
     return SampleReport(tasks=len(tasks), solved=len({v.id for v in verdicts if v.verdict == "pass"}),
                         samples=len(gens), errors=sum(v.verdict == "error" for v in verdicts),
-                        solved_after_pass=after)
+                        solved_after_pass=after, scorer_gap=gap if gap.answers else None)
 
 
 def _grade(config: SampleStageConfig, tasks: Path, gens: Path, out: Path, steps: StepProgress | None,
@@ -143,8 +148,9 @@ def run_sample(config: SampleStageConfig, make_generator: Callable[[], Generator
     if stage.is_done():
         gens, verdicts = read_records(samples_path, Generation), read_records(verdicts_path, Verdict)
         after = (stage.manifest() or {}).get("counts", {}).get("solved_after_pass", [])
-        return SampleResult(outputs=outputs, skipped=True, generations=gens, verdicts=verdicts,
-                            report=_report(tasks, gens, verdicts, after), counts=_counts(tasks, gens, verdicts))
+        report = _report(tasks, gens, verdicts, after)
+        return SampleResult(outputs=outputs, skipped=True, generations=gens, verdicts=verdicts, report=report,
+                            counts=_counts(report))
     stage.start([samples_path, verdicts_path], restart=config.restart, overwrite=config.overwrite)
     todo_path = Path(pool_path)
     if len(tasks) < len(pool):
@@ -172,12 +178,11 @@ def run_sample(config: SampleStageConfig, make_generator: Callable[[], Generator
         write_records(todo_path, unsolved)
     write_records(samples_path, all_gens)
     write_records(verdicts_path, all_verdicts)
-    counts = _counts(tasks, all_gens, all_verdicts)
+    report = _report(tasks, all_gens, all_verdicts, after)
+    counts = _counts(report)
     stage.finish(outputs, {**counts, "solved_after_pass": after})
-    return SampleResult(outputs=outputs, counts=counts, generations=all_gens, verdicts=all_verdicts,
-                        report=_report(tasks, all_gens, all_verdicts, after))
+    return SampleResult(outputs=outputs, counts=counts, generations=all_gens, verdicts=all_verdicts, report=report)
 
 
-def _counts(tasks: list[Task], gens: list[Generation], verdicts: list[Verdict]) -> dict[str, int]:
-    r = _report(tasks, gens, verdicts, [])
-    return {"tasks": r.tasks, "solved": r.solved, "samples": r.samples, "errors": r.errors}
+def _counts(report: SampleReport) -> dict[str, int]:
+    return {"tasks": report.tasks, "solved": report.solved, "samples": report.samples, "errors": report.errors}
