@@ -44,10 +44,12 @@ class SuiteFigures(BaseModel):
     n: int
     correct: int = 0
     errors: int = 0
+    stop_rate: float | None = None  # share of answers that ended their turn (None: none generated, or not kept)
 
     @classmethod
-    def of(cls, acc: "Accuracy") -> "SuiteFigures":
-        return cls(accuracy=acc.accuracy, ci=acc.ci95, n=acc.graded_tasks, correct=acc.passed, errors=acc.error)
+    def of(cls, acc: "Accuracy", stop_rate: float | None = None) -> "SuiteFigures":
+        return cls(accuracy=acc.accuracy, ci=acc.ci95, n=acc.graded_tasks, correct=acc.passed, errors=acc.error,
+                   stop_rate=stop_rate)
 
 
 class GroundTruth(_Part):
@@ -120,7 +122,7 @@ class BenchReport(_Part):
 
     def figures(self) -> dict[str, SuiteFigures]:
         """Per suite: the headline figures a loop round reports."""
-        return {name: SuiteFigures.of(s.accuracy) for name, s in self.suites.items()}
+        return {name: SuiteFigures.of(s.accuracy, s.stop_rate) for name, s in self.suites.items()}
 
     def to_json(self) -> dict[str, Any]:
         """bench.json's content: the parts this run has, in the order they were always written."""
