@@ -168,13 +168,14 @@ def test_the_objective_selects_the_train_section_and_controls_are_refused_where_
 
     raw["control"] = "random-reward"
     sft.write_text(yaml.safe_dump(raw))
-    with pytest.raises(HoneError, match=r"loop.yaml: .*control: random-reward .* needs train.objective: grpo"):
+    with pytest.raises(HoneError, match=r"loop.yaml:\d+: key `control`: random-reward is GRPO's control arm: it "
+                                        r"needs train.objective: grpo"):
         load_config(sft, LoopConfig)
     with pytest.raises(HoneError, match=r"loop.yaml:\d+: key `train.objective`: Input should be 'sft' or 'grpo'"):
         load_config(_config(loop_files, tmp_path, train={"objective": "dpo"}), LoopConfig)
     with pytest.raises(HoneError, match=r"loop.yaml:\d+: key `train.beta`"):
         load_config(_config(loop_files, tmp_path, train={"beta": -1}), LoopConfig)
-    with pytest.raises(HoneError, match=r"control: unverified is the sft rounds' control"):
+    with pytest.raises(HoneError, match=r"key `control`: unverified is the sft rounds' control"):
         load_config(_config(loop_files, tmp_path, control="unverified"), LoopConfig)
-    with pytest.raises(HoneError, match=r"gate.trained_suites: 'math' is not a held-out suite"):
+    with pytest.raises(HoneError, match=r"loop.yaml:\d+: key `gate.trained_suites`: 'math' is not a held-out suite"):
         load_config(_config(loop_files, tmp_path, gate={"trained_suites": ["math"]}), LoopConfig)

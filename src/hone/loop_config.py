@@ -101,6 +101,14 @@ class GateConfig(_Section):
                       stop_rates=None if self.stop_tolerance is None else (before.stop_rates(), after.stop_rates()))
 
 
+def _refuse(loc: tuple[str, ...], message: str) -> None:
+    """A refusal of the whole config's validator, at the key it is about (so the error names its line)."""
+    from pydantic_core import PydanticCustomError
+
+    raise ValidationError.from_exception_data("LoopConfig", [
+        {"type": PydanticCustomError("loop_config", message), "loc": loc, "input": None}])
+
+
 class _Objective(_Section):
     objective: Literal["sft", "grpo"] = "sft"
 
@@ -198,32 +206,26 @@ class LoopConfig(_Section):
             raise ValueError("the unverified control arm only applies to improve: resample")
         grpo = isinstance(self.train, GRPOTrainConfig)
         if self.control == "random-reward" and not grpo:
-            raise ValueError("control: random-reward is GRPO's control arm: it needs train.objective: grpo "
-                             "(for sft rounds use control: unverified)")
+            _refuse(("control",), "random-reward is GRPO's control arm: it needs train.objective: grpo (sft rounds' "
+                    "control is control: unverified)")
         if grpo:
             if self.control == "unverified":
-                raise ValueError("control: unverified is the sft rounds' control arm; with train.objective: grpo "
-                                 "use control: random-reward")
+                _refuse(("control",), "unverified is the sft rounds' control arm; with train.objective: grpo use "
+                        "control: random-reward")
             if self.train.reward == "random" and self.control != "random-reward":
-                raise ValueError("train.reward: random is the random-reward control arm: write control: "
-                                 "random-reward")
+                _refuse(("train", "reward"), "random is the random-reward control arm: write control: random-reward")
             if self.improve != "resample":
-                raise ValueError("improve: critique and both are sft rounds' ways to make data; a grpo round learns "
-                                 "from its own rewarded samples (train.objective: grpo)")
+                _refuse(("improve",), "critique and both make sft rounds' data; a grpo round (train.objective: grpo) "
+                        "learns from its own rewarded samples")
             if "sandbox" in self.train.model_fields_set and self.train.sandbox != self.sandbox:
-                raise ValueError("train.sandbox: a loop grades rewards in the loop's sandbox; set `sandbox` instead")
+                _refuse(("train", "sandbox"), "a loop grades rewards in the loop's sandbox: set `sandbox` instead")
         unknown = sorted(set(self.gate.trained_suites or ()) - set(self.heldout))
         if unknown:
-            raise ValueError(f"gate.trained_suites: {', '.join(map(repr, unknown))} is not a held-out suite "
-                             f"(heldout has {', '.join(map(repr, sorted(self.heldout)))})")
+            _refuse(("gate", "trained_suites"), f"{', '.join(map(repr, unknown))} is not a held-out suite (heldout "
+                    f"has {', '.join(map(repr, sorted(self.heldout)))})")
         if self.gate.guard_tolerance is not None and self.gate.trained_suites is None:
-            raise ValueError("gate.guard_tolerance applies to guard suites: name the trained ones in "
-                             "gate.trained_suites")
-        if self.generate.backend == "openai":
-            raise ValueError("generate.backend openai talks to one fixed served model, and the loop makes a new "
-                             "model every round: use backend server (Hone starts a server for each model)")
-        if self.train.method != "lora":
-            raise ValueError("the loop trains LoRA adapters and merges them with proof (train.method: lora)")
+            _refuse(("gate", "guard_tolerance"), "applies to guard suites: name the trained ones in "
+                    "gate.trained_suites")
         return self
 
     def resolve(self, root: Path) -> "LoopConfig":
