@@ -77,7 +77,8 @@ def test_a_grpo_round_rewards_with_the_verifiers_merges_with_proof_and_the_gate_
     assert r1.kind == "grpo" and r1.trained and r1.rl is not None and r1.rl.learned
     assert r1.rl.prompts == 10 and r1.rl.rows == 10 and r1.rl.steps == 3
     assert r1.rl.rewards == [{"name": "verifier", "sandbox": "strict"}]
-    assert len(rewarded) == 3 * 16  # every answer of every step went through Hone's verifiers
+    assert len(rewarded) == 3 * 16 == r1.rl.answers  # every answer of every step went through Hone's verifiers
+    assert r1.judge.name == "verifier" and r1.judge.calls == 3 * 16
     assert len(r1.rl.reward_curve) == 3 and all(0 <= r <= 1 for r in r1.rl.reward_curve)
     layout = RoundLayout(run, 1)
     assert [t.id for t in read_tasks(layout.prompts)] == [t.id for t in read_tasks(loop_files["train"])][:10]
@@ -143,6 +144,7 @@ def test_the_random_reward_control_runs_a_round_at_round_0s_pass_rate(loop_files
     lineage = RoundLayout(tmp_path / "run", 1).train_report()
     assert lineage.config["reward"] == "random" and lineage.config["random_reward_p"] == p
     assert r1.rl.learned == (0 < p < 1) and r1.trained == r1.rl.learned
+    assert r1.rl.answers == 3 * 16 and r1.judge.calls == 0  # rewarded at random, not verified
     if not r1.rl.learned:
         assert r1.reason == "no group's rewards varied; the model stays"
 
@@ -175,6 +177,8 @@ def test_the_objective_selects_the_train_section_and_controls_are_refused_where_
         load_config(_config(loop_files, tmp_path, train={"objective": "dpo"}), LoopConfig)
     with pytest.raises(HoneError, match=r"loop.yaml:\d+: key `train.beta`"):
         load_config(_config(loop_files, tmp_path, train={"beta": -1}), LoopConfig)
+    with pytest.raises(HoneError, match=r"the loop trains LoRA adapters and merges them with proof"):
+        load_config(_config(loop_files, tmp_path, train={"method": "full"}), LoopConfig)
     with pytest.raises(HoneError, match=r"key `control`: unverified is the sft rounds' control"):
         load_config(_config(loop_files, tmp_path, control="unverified"), LoopConfig)
     with pytest.raises(HoneError, match=r"loop.yaml:\d+: key `gate.trained_suites`: 'math' is not a held-out suite"):

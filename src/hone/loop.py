@@ -113,8 +113,7 @@ def _rounds(config: LoopConfig, run_dir: Path, engines: EnginePool, say: Say, re
         layout = RoundLayout(run_dir, r)
         record, candidate, bench = _round(config, layout, engines, current, current_bench, first, say, restart)
         now = judge_spend(run_dir)
-        verified = record.train_prompts.samples if record.train_prompts else 0  # one verifier call per answer
-        calls = now["calls"] - spent["calls"] if config.judge != "verifier" else verified
+        calls = now["calls"] - spent["calls"] if config.judge != "verifier" else record.verifier_calls
         record.judge = JudgeUse(name=config.judge, calls=calls, cost_usd=round(now["usd"] - spent["usd"], 6))
         record.seconds = round(time.perf_counter() - t_round, 1)
         if record.promoted:

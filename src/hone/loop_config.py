@@ -204,6 +204,11 @@ class LoopConfig(_Section):
             raise ValueError(f"judge_config.budget_usd: {e}") from None
         if self.control == "unverified" and self.improve != "resample":
             raise ValueError("the unverified control arm only applies to improve: resample")
+        if self.generate.backend == "openai":
+            raise ValueError("generate.backend openai talks to one fixed served model, and the loop makes a new "
+                             "model every round: use backend server (Hone starts a server for each model)")
+        if self.train.method != "lora":
+            raise ValueError("the loop trains LoRA adapters and merges them with proof (train.method: lora)")
         grpo = isinstance(self.train, GRPOTrainConfig)
         if self.control == "random-reward" and not grpo:
             _refuse(("control",), "random-reward is GRPO's control arm: it needs train.objective: grpo (sft rounds' "

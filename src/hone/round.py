@@ -171,6 +171,7 @@ class RoundRL(BaseModel):
     prompts: int
     rows: int
     steps: int
+    answers: int  # sampled and rewarded in training, all steps together
     rewards: list[dict[str, Any]]
     reward_curve: list[float]
     zero_variance_groups: float | None
@@ -204,6 +205,15 @@ class RoundRecord(_Record):
     win_tie_loss: dict[str, dict[str, dict[str, int]]] | None = None
     guards: dict[str, Any] | None = None  # the gate's guard suites and their tolerance (gate.trained_suites)
     stop_rates: dict[str, Any] | None = None  # the gate's stop rates before / after and tolerance (gate.stop_tolerance)
+
+    @property
+    def verifier_calls(self) -> int:
+        """Answers the verifiers graded to train this round, one call each: its samples, or GRPO's rewarded ones."""
+        if self.train_prompts is not None:
+            return self.train_prompts.samples
+        if self.rl is not None and any(f.get("name") == "verifier" for f in self.rl.rewards):
+            return self.rl.answers
+        return 0
 
     @property
     def trained(self) -> bool:

@@ -104,7 +104,9 @@ def grpo_round(ctx: RoundContext) -> Improvement:
         result = run_grpo(train, lay.prompts, ctx.model, lay.adapter, progress=bar)
     rewards = result.report.rewards or {}
     learned = not nothing_learned(result)
-    rl = RoundRL(prompts=len(prompts), rows=result.counts["rows"], steps=result.counts["steps"],
+    steps = result.counts["steps"]
+    rl = RoundRL(prompts=len(prompts), rows=result.counts["rows"], steps=steps,
+                 answers=steps * train.per_device_batch_size * train.gradient_accumulation_steps * train.num_processes,
                  rewards=rewards.get("functions", []), reward_curve=result.reward_curve(),
                  zero_variance_groups=rewards.get("mean_frac_reward_zero_std"), learned=learned)
     ctx.say(f"  {result.report.summary()}")
