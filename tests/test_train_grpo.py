@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -14,36 +13,20 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from train_support import one_torch_thread, write_jsonl  # noqa: F401 - a fixture
+from train_support import answering_model_at, one_torch_thread, sum_tasks  # noqa: F401 - a fixture
 
 from hone.chat import encode, render_prompt
 from hone.errors import HoneError
 from hone.records import Task, write_records
-from hone.train.config import TrainConfig
 from hone.train.grpo import GRPOTrainConfig, grpo_rows, nothing_learned, run_grpo
 
 FAST = dict(method="lora", lora_r=8, lora_alpha=16, learning_rate=1e-2, num_generations=8, per_device_batch_size=16,
             max_completion_length=6, logging_steps=1)
 
 
-def sum_tasks() -> list[Task]:
-    return [Task(id=f"sum-{a}-{b}", kind="math", prompt=f"What is {a} + {b}?", reference=str(a + b))
-            for a in range(5) for b in range(5)]
-
-
 @pytest.fixture(scope="module")
 def answering_model(tiny_model_dir, tmp_path_factory) -> Path:
-    """The tiny model after a short SFT on one-digit sums: it answers with a digit and stops, right some of the
-    time, so a group's rewards vary."""
-    from hone.train.sft import run_train
-
-    out = tmp_path_factory.mktemp("answering")
-    rng = random.Random(0)
-    pairs = [(rng.randint(0, 4), rng.randint(0, 4)) for _ in range(400)]
-    data = write_jsonl(out / "sums.jsonl", [{"prompt": f"What is {a} + {b}?", "completion": str(a + b)}
-                                            for a, b in pairs])
-    cfg = TrainConfig(method="full", learning_rate=1e-3, per_device_batch_size=16, max_steps=50)
-    return run_train(cfg, data, tiny_model_dir, out / "model").folder
+    return answering_model_at(tiny_model_dir, tmp_path_factory.mktemp("answering"))
 
 
 @pytest.fixture

@@ -38,3 +38,26 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def sum_tasks() -> list:
+    """One-digit sums as math tasks: what the answering model (answering_model_at) answers, right some of the time."""
+    from hone.records import Task
+
+    return [Task(id=f"sum-{a}-{b}", kind="math", prompt=f"What is {a} + {b}?", reference=str(a + b))
+            for a in range(5) for b in range(5)]
+
+
+def answering_model_at(tiny_model_dir: Path, out: Path) -> Path:
+    """The tiny model after a short SFT on one-digit sums: it answers with a digit and stops, right some of the
+    time, so a GRPO group's rewards vary."""
+    from hone.train.config import TrainConfig
+    from hone.train.sft import run_train
+
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    pairs = [(rng.randint(0, 4), rng.randint(0, 4)) for _ in range(400)]
+    data = write_jsonl(out / "sums.jsonl", [{"prompt": f"What is {a} + {b}?", "completion": str(a + b)}
+                                            for a, b in pairs])
+    cfg = TrainConfig(method="full", learning_rate=1e-3, per_device_batch_size=16, max_steps=50)
+    return run_train(cfg, data, tiny_model_dir, out / "model").folder

@@ -11,6 +11,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from pydantic import BaseModel, ConfigDict
+
+from hone.bench.stats import paired_compare
+
+Correct = dict[str, dict[str, bool]]  # suite -> item id -> correct
+
+
 def stop_rate_drops(before: Mapping[str, float | None], after: Mapping[str, float | None],
                     tolerance: float) -> list[str]:
     """Suites whose stop rate fell by more than `tolerance` (a fraction), as the gate's reasons."""
@@ -18,12 +25,6 @@ def stop_rate_drops(before: Mapping[str, float | None], after: Mapping[str, floa
             f"{100 * tolerance:.1f} points)"
             for name in sorted(before)
             if before[name] is not None and after.get(name) is not None and after[name] < before[name] - tolerance]
-
-from pydantic import BaseModel, ConfigDict
-
-from hone.bench.stats import paired_compare
-
-Correct = dict[str, dict[str, bool]]  # suite -> item id -> correct
 
 
 def decide(before: dict[str, dict[str, bool]], after: dict[str, dict[str, bool]], tolerance: float,

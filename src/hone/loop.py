@@ -113,8 +113,7 @@ def _rounds(config: LoopConfig, run_dir: Path, engines: EnginePool, say: Say, re
         layout = RoundLayout(run_dir, r)
         record, candidate, bench = _round(config, layout, engines, current, current_bench, first, say, restart)
         now = judge_spend(run_dir)
-        verified = record.train_prompts.samples if record.train_prompts else 0  # one verifier call per answer
-        calls = now["calls"] - spent["calls"] if config.judge != "verifier" else verified
+        calls = now["calls"] - spent["calls"] if config.judge != "verifier" else record.verifier_calls
         record.judge = JudgeUse(name=config.judge, calls=calls, cost_usd=round(now["usd"] - spent["usd"], 6))
         record.seconds = round(time.perf_counter() - t_round, 1)
         if record.promoted:
@@ -134,19 +133,18 @@ def _rounds(config: LoopConfig, run_dir: Path, engines: EnginePool, say: Say, re
 def _round(config: LoopConfig, layout: RoundLayout, engines: EnginePool, current: Path, current_bench: BenchResult,
            first: BenchResult, say: Say, restart: bool) -> tuple[RoundRecord, Path | None, BenchResult | None]:
     """One round: the kind's improvement, then merge, bench and gate. Returns its record, candidate and bench."""
-    from hone.gate import decide, uplift, win_tie_loss
+    from hone.gate import uplift, win_tie_loss
     from hone.round_kinds import RoundContext, improve
 
     made = improve(RoundContext(config, layout, current, engines, say, restart))
     record = RoundRecord(round=layout.round, kind=config.round_kind, model=str(current), promoted=False,
-                         reason=made.reason, suites=current_bench.report.figures(), train_prompts=made.train_prompts,
-                         critique=made.critique, data=made.data)
+                         reason=made.reason, suites=current_bench.report.figures(), **made.reports())
     if made.adapter is None:
         return record, None, None
     candidate = _merge(config, current, made.adapter, layout, say, restart)
     say(f"  benchmarking the candidate {candidate}")
     bench = _bench(config, engines, candidate, layout, restart)
-    decision = decide(current_bench.correct, bench.correct, config.gate.tolerance, config.gate.require_gain)
+    decision = config.gate.decide(current_bench, bench)
     write_text_atomic(layout.gate, json.dumps(decision, indent=2) + "\n")
     if decision["promoted"]:
         from hone.report.model_card import write_model_card
@@ -156,6 +154,7 @@ def _round(config: LoopConfig, layout: RoundLayout, engines: EnginePool, current
         candidate=str(candidate), promoted=decision["promoted"], reason=decision["reason"],
         suites=bench.report.figures(), vs_previous=decision["suites"], model=str(candidate if decision["promoted"]
                                                                                   else current),
+        guards=decision.get("guards"), stop_rates=decision.get("stop_rates"),
         uplift_vs_round0=uplift(first.correct, bench.correct),
         win_tie_loss=win_tie_loss(first.correct, bench.correct, first.categories)))
     return record, candidate, bench

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_serializer,
+                      field_validator, model_validator)
 
 from hone.errors import HoneError
 from hone.generate.registry import GenerateConfig
 from hone.judge.config import JudgeConfig
 from hone.judge.spec import JudgeSpec
 from hone.overlap import NGRAM
-from hone.train.config import TrainConfig
+from hone.train.config import GRPOTrainConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from hone.bench.run import BenchResult
+
+# `train.objective`: how each round trains (hone.round_kinds.KINDS), and the class of the `train:` section.
+OBJECTIVES: dict[str, type[TrainConfig]] = {"sft": TrainConfig, "grpo": GRPOTrainConfig}
 
 
 class _Section(BaseModel):
@@ -76,6 +83,41 @@ class LoopJudgeConfig(JudgeConfig):
 class GateConfig(_Section):
     tolerance: float = Field(0.0, ge=0.0, le=1.0, description="largest accuracy drop (fraction) allowed per suite")
     require_gain: bool = Field(False, description="also refuse a round that improves no suite")
+    trained_suites: list[str] | None = Field(
+        None, description="held-out suites that measure the trained skill; the others are guards (guard_tolerance) "
+        "and never count as the gain. None: every suite is trained")
+    guard_tolerance: float | None = Field(None, ge=0.0, le=1.0, description="largest drop on a guard suite (None: "
+                                          "tolerance)")
+    stop_tolerance: float | None = Field(None, ge=0.0, le=1.0, description="largest fall of a suite's stop rate "
+                                         "(answers that end their turn); None: not checked")
+
+    def decide(self, before: BenchResult, after: BenchResult) -> dict[str, Any]:
+        """hone.gate.decide with these settings, on two benchmarks of the same held-out items."""
+        from hone.gate import decide
+
+        return decide(before.correct, after.correct, self.tolerance, self.require_gain,
+                      trained=None if self.trained_suites is None else set(self.trained_suites),
+                      guard_tolerance=self.guard_tolerance, stop_tolerance=self.stop_tolerance or 0.0,
+                      stop_rates=None if self.stop_tolerance is None else (before.stop_rates(), after.stop_rates()))
+
+
+def _refuse(loc: tuple[str, ...], message: str) -> None:
+    """A refusal of the whole config's validator, at the key it is about (so the error names its line)."""
+    from pydantic_core import PydanticCustomError
+
+    raise ValidationError.from_exception_data("LoopConfig", [
+        {"type": PydanticCustomError("loop_config", message), "loc": loc, "input": None}])
+
+
+class _Objective(_Section):
+    objective: Literal["sft", "grpo"] = "sft"
+
+
+def _located(e: ValidationError, *where: str | int) -> ValidationError:
+    """The errors of a section validated apart, at their place in the whole config (so the line is found)."""
+    return ValidationError.from_exception_data(e.title, [
+        {"type": err["type"], "loc": (*where, *err["loc"]), "input": err["input"],
+         **({"ctx": err["ctx"]} if "ctx" in err else {})} for err in e.errors()])
 
 
 class LoopConfig(_Section):
@@ -87,8 +129,10 @@ class LoopConfig(_Section):
     judge: str = "verifier"
     judge_config: LoopJudgeConfig = LoopJudgeConfig()
     improve: Literal["resample", "critique", "both"] = "resample"
-    control: Literal["none", "unverified"] = Field(
-        "none", description="'unverified': the control arm, training on its own samples without verification")
+    control: Literal["none", "unverified", "random-reward"] = Field(
+        "none", description="a control arm. 'unverified' (sft): training on its own samples without verification; "
+        "'random-reward' (grpo): a Bernoulli reward at train.random_reward_p, by default round 0's pass rate on the "
+        "trained suites")
     seed: int = 0
     device: str | None = None
     sandbox: Literal["strict", "weak"] = Field(
@@ -98,9 +142,30 @@ class LoopConfig(_Section):
     sample: SampleConfig = SampleConfig()
     critique: CritiqueConfig = CritiqueConfig()
     data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig(method="lora")
+    train: SerializeAsAny[TrainConfig] = Field(TrainConfig(method="lora"), description="how a round trains: "
+                                               "`objective: sft` (the default) or `grpo`, and the trainer's settings")
     bench: BenchSection = BenchSection()
     gate: GateConfig = GateConfig()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _train_objective(cls, data: Any, handler: Any) -> "LoopConfig":
+        """`train.objective` picks the `train:` section's settings class (OBJECTIVES); an omitted one is sft, so
+        SFT configs (and their fingerprints) are what they always were."""
+        train = data.get("train") if isinstance(data, dict) else None
+        if isinstance(train, dict) and "objective" in train:
+            train = dict(train)
+            try:
+                section = OBJECTIVES[_Objective(objective=train.pop("objective")).objective]
+                data = {**data, "train": section.model_validate(train)}
+            except ValidationError as e:
+                raise _located(e, "train") from None
+        return handler(data)
+
+    @field_serializer("train", mode="wrap")
+    def _dump_objective(self, train: TrainConfig, handler: Any) -> dict[str, Any]:
+        out = handler(train)
+        return out if self.round_kind == "sft" else {"objective": self.round_kind, **out}
 
     @field_validator("judge")
     @classmethod
@@ -126,8 +191,8 @@ class LoopConfig(_Section):
 
     @property
     def round_kind(self) -> str:
-        """How each round improves the model (a key of hone.round_kinds.KINDS)."""
-        return "sft"
+        """How each round improves the model (`train.objective`, a key of hone.round_kinds.KINDS)."""
+        return next(name for name, section in OBJECTIVES.items() if type(self.train) is section)
 
     @model_validator(mode="after")
     def _check(self) -> "LoopConfig":
@@ -144,6 +209,28 @@ class LoopConfig(_Section):
                              "model every round: use backend server (Hone starts a server for each model)")
         if self.train.method != "lora":
             raise ValueError("the loop trains LoRA adapters and merges them with proof (train.method: lora)")
+        grpo = isinstance(self.train, GRPOTrainConfig)
+        if self.control == "random-reward" and not grpo:
+            _refuse(("control",), "random-reward is GRPO's control arm: it needs train.objective: grpo (sft rounds' "
+                    "control is control: unverified)")
+        if grpo:
+            if self.control == "unverified":
+                _refuse(("control",), "unverified is the sft rounds' control arm; with train.objective: grpo use "
+                        "control: random-reward")
+            if self.train.reward == "random" and self.control != "random-reward":
+                _refuse(("train", "reward"), "random is the random-reward control arm: write control: random-reward")
+            if self.improve != "resample":
+                _refuse(("improve",), "critique and both make sft rounds' data; a grpo round (train.objective: grpo) "
+                        "learns from its own rewarded samples")
+            if "sandbox" in self.train.model_fields_set and self.train.sandbox != self.sandbox:
+                _refuse(("train", "sandbox"), "a loop grades rewards in the loop's sandbox: set `sandbox` instead")
+        unknown = sorted(set(self.gate.trained_suites or ()) - set(self.heldout))
+        if unknown:
+            _refuse(("gate", "trained_suites"), f"{', '.join(map(repr, unknown))} is not a held-out suite (heldout "
+                    f"has {', '.join(map(repr, sorted(self.heldout)))})")
+        if self.gate.guard_tolerance is not None and self.gate.trained_suites is None:
+            _refuse(("gate", "guard_tolerance"), "applies to guard suites: name the trained ones in "
+                    "gate.trained_suites")
         return self
 
     def resolve(self, root: Path) -> "LoopConfig":

@@ -4,7 +4,8 @@ run's `LoopSummary` (summary.json).
 The loop writes these; `hone status`, report.md, report.html and the plots read them, and each stage's typed
 report (`TrainReport`, `MergeReport`, `BenchReport`) through the paths named here. No other module spells a
 round's file names. A round's `kind` says how it improved the model (hone.round_kinds): "start" for round 0,
-"sft" for sampling + verified data + LoRA, and whatever a new kind registers.
+"sft" for sampling + verified data + LoRA, "grpo" for online RL on the round's prompts with the verifiers as the
+reward, and whatever a new kind registers.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ class RoundLayout:
     @property
     def verdicts(self) -> Path:
         return self.dir / "verdicts.jsonl"
+
+    @property
+    def prompts(self) -> Path:
+        """The round's training prompts (Task JSONL) where its kind trains on prompts, not rows (GRPO)."""
+        return self.dir / "prompts.jsonl"
 
     @property
     def critiques(self) -> Path:
@@ -155,6 +161,23 @@ class RoundData(DataReport):
     source: str
 
 
+class RoundRL(BaseModel):
+    """What an online-RL round did (hone.round_kinds.grpo_round): the prompts it wrote and the rows it trained on,
+    the optimizer steps, the reward functions (the control's with its p), the mean reward of each logged step, the
+    mean share of groups whose rewards did not vary (those teach nothing), and whether any weight moved."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompts: int
+    rows: int
+    steps: int
+    answers: int  # sampled and rewarded in training, all steps together
+    rewards: list[dict[str, Any]]
+    reward_curve: list[float]
+    zero_variance_groups: float | None
+    learned: bool
+
+
 class JudgeUse(_Record):
     name: str
     calls: int
@@ -175,10 +198,22 @@ class RoundRecord(_Record):
     train_prompts: SampleReport | None = None
     critique: RoundCritique | None = None
     data: RoundData | None = None
+    rl: RoundRL | None = None
     judge: JudgeUse | None = None
     vs_previous: dict[str, dict[str, Any]] | None = None  # hone.gate.decide's paired comparison per suite
     uplift_vs_round0: dict[str, Uplift] | None = None
     win_tie_loss: dict[str, dict[str, dict[str, int]]] | None = None
+    guards: dict[str, Any] | None = None  # the gate's guard suites and their tolerance (gate.trained_suites)
+    stop_rates: dict[str, Any] | None = None  # the gate's stop rates before / after and tolerance (gate.stop_tolerance)
+
+    @property
+    def verifier_calls(self) -> int:
+        """Answers the verifiers graded to train this round, one call each: its samples, or GRPO's rewarded ones."""
+        if self.train_prompts is not None:
+            return self.train_prompts.samples
+        if self.rl is not None and any(f.get("name") == "verifier" for f in self.rl.rewards):
+            return self.rl.answers
+        return 0
 
     @property
     def trained(self) -> bool:

@@ -4,18 +4,19 @@ The loop conducts what every round shares: it starts from the promoted model, as
 adapter trained on that model, merges it with proof, benchmarks the candidate and gates it. What happens before
 the adapter exists — which prompts are sampled, what the model learns from, which trainer runs — is the kind's.
 
-    KINDS = {"sft": sft_round}       # LoopConfig.round_kind names one
+    KINDS = {"sft": sft_round, "grpo": grpo_round}       # LoopConfig.round_kind (train.objective) names one
 
 A kind is `improve(ctx: RoundContext) -> Improvement`: it reads and writes only under `ctx.layout` (so a killed
 round resumes through its stages' manifests), returns the adapter it trained (None: nothing to train on, the model
-stays, with `reason`), and the typed reports the round record keeps. **A new kind of round** (e.g. GRPO: sample
-the round's prompts, reward them with the verifiers, train online): one function here, one line in `KINDS`, and
-the config value that names it (`LoopConfig.round_kind`).
+stays, with `reason`), and the typed reports the round record keeps (`Improvement.reports`). **A new kind of
+round** is one function here, one line in `KINDS`, and the config value that names it (`LoopConfig.round_kind`);
+GRPO came in that way: `grpo_round` writes the round's prompts and trains online on them, rewarded by the
+verifiers, and the loop merges, benchmarks and gates its adapter like any other.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -25,7 +26,7 @@ from hone.progress import Say, stage_bar, step_bars
 if TYPE_CHECKING:
     from hone.generate.registry import EnginePool
     from hone.loop_config import LoopConfig
-    from hone.round import RoundCritique, RoundData, RoundLayout
+    from hone.round import RoundCritique, RoundData, RoundLayout, RoundRL
     from hone.sample.run import SampleReport
 
 
@@ -52,6 +53,11 @@ class Improvement:
     train_prompts: SampleReport | None = None
     critique: RoundCritique | None = None
     data: RoundData | None = None
+    rl: RoundRL | None = None
+
+    def reports(self) -> dict:
+        """The reports, by the name the round record (hone.round.RoundRecord) keeps each under."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("adapter", "reason")}
 
 
 def sft_round(ctx: RoundContext) -> Improvement:
@@ -76,7 +82,40 @@ def sft_round(ctx: RoundContext) -> Improvement:
                        data)
 
 
-KINDS: dict[str, Callable[[RoundContext], Improvement]] = {"sft": sft_round}
+def grpo_round(ctx: RoundContext) -> Improvement:
+    """Write the round's prompts and train a LoRA on them with GRPO, the verifiers as the reward (or the control's
+    random reward at round 0's pass rate on the trained suites). A run in which no group's rewards varied learned
+    nothing: the model stays."""
+    from hone.records import read_tasks, write_records
+    from hone.round import RoundRL
+    from hone.sample.run import round_prompts
+    from hone.train.grpo import nothing_learned, run_grpo
+
+    c, lay = ctx.config, ctx.layout
+    prompts = round_prompts(read_tasks(c.train_tasks), c.sample.prompts_per_round, lay.round)
+    write_records(lay.prompts, prompts)
+    train = c.train.model_copy(update={"sandbox": c.sandbox, "restart": ctx.restart})
+    if c.control == "random-reward" and train.random_reward_p is None:
+        train = train.model_copy(update={"reward": "random", "random_reward_p": _round0_pass_rate(ctx)})
+    reward = f"random reward, p={train.random_reward_p}" if train.reward == "random" else "the verifiers' reward"
+    ctx.say(f"round {lay.round}: GRPO on {len(prompts)} prompts with {reward}, from {ctx.model}")
+    ctx.engines.close()  # the GPU memory of the generation engine goes to training
+    with stage_bar(f"round {lay.round} · train (grpo)") as bar:
+        result = run_grpo(train, lay.prompts, ctx.model, lay.adapter, progress=bar)
+    rewards = result.report.rewards or {}
+    learned = not nothing_learned(result)
+    steps = result.counts["steps"]
+    rl = RoundRL(prompts=len(prompts), rows=result.counts["rows"], steps=steps,
+                 answers=steps * train.per_device_batch_size * train.gradient_accumulation_steps * train.num_processes,
+                 rewards=rewards.get("functions", []), reward_curve=result.reward_curve(),
+                 zero_variance_groups=rewards.get("mean_frac_reward_zero_std"), learned=learned)
+    ctx.say(f"  {result.report.summary()}")
+    if not learned:
+        return Improvement(None, "no group's rewards varied; the model stays", rl=rl)
+    return Improvement(result.folder, rl=rl)
+
+
+KINDS: dict[str, Callable[[RoundContext], Improvement]] = {"sft": sft_round, "grpo": grpo_round}
 
 
 def improve(ctx: RoundContext) -> Improvement:
@@ -106,6 +145,21 @@ def _sample(ctx: RoundContext) -> SampleReport:
     ctx.say(f"  sampling: {rep.solved}/{rep.tasks} training prompts have a verified answer "
             f"(after each pass: {', '.join(map(str, rep.solved_after_pass))})")
     return rep
+
+
+def _round0_pass_rate(ctx: RoundContext) -> float:
+    """The starting model's accuracy on the trained held-out suites (gate.trained_suites; None: all), pooled:
+    the random-reward control's probability when the config gives none."""
+    from hone.round import RoundLayout
+
+    bench = RoundLayout(ctx.layout.run_dir, 0).bench_report()
+    if bench is None:
+        raise HoneError(f"{RoundLayout(ctx.layout.run_dir, 0).bench}: round 0 has no benchmark to take the random "
+                        "reward's p from; set train.random_reward_p")
+    figures = bench.figures()
+    suites = ctx.config.gate.trained_suites or sorted(figures)
+    n = sum(figures[s].n for s in suites)
+    return round(sum(figures[s].correct for s in suites) / n, 4) if n else 0.0
 
 
 def _critique(ctx: RoundContext):

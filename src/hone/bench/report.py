@@ -44,13 +44,14 @@ class SuiteFigures(BaseModel):
     n: int
     correct: int = 0
     errors: int = 0
+    stop_rate: float | None = None  # share of answers that ended their turn (None: none generated, or not kept)
     scorer_gap: float | None = None  # share of answers where the verifier and the strict second reading disagree
 
     @classmethod
     def of(cls, suite: "SuiteReport") -> "SuiteFigures":
         acc = suite.accuracy
         return cls(accuracy=acc.accuracy, ci=acc.ci95, n=acc.graded_tasks, correct=acc.passed, errors=acc.error,
-                   scorer_gap=suite.scorer_gap.share if suite.scorer_gap else None)
+                   stop_rate=suite.stop_rate, scorer_gap=suite.scorer_gap.share if suite.scorer_gap else None)
 
 
 class GroundTruth(_Part):

@@ -82,6 +82,10 @@ class BenchResult(StageResult):
         """Per suite: accuracy, its CI, n, correct and error counts, as JSON (typed: `report.figures()`)."""
         return {name: f.model_dump() for name, f in self.report.figures().items()}
 
+    def stop_rates(self) -> dict[str, float | None]:
+        """Per suite: the share of answers that ended their turn (what the gate's stop-rate guard compares)."""
+        return {name: s.stop_rate for name, s in self.report.suites.items()}
+
 
 BENCH_FILE, FAILURES_FILE = "bench.json", "failures.jsonl"
 
@@ -89,10 +93,6 @@ BENCH_FILE, FAILURES_FILE = "bench.json", "failures.jsonl"
 def suite_outputs(out_dir: str | os.PathLike, suite: str) -> tuple[Path, Path]:
     """(generations, verdicts) of one suite under a benchmark's folder."""
     return Path(out_dir) / suite / "generations.jsonl", Path(out_dir) / suite / "verdicts.jsonl"
-
-    def stop_rates(self) -> dict[str, float | None]:
-        """Per suite: the share of answers that ended their turn (what the gate's stop-rate guard compares)."""
-        return {name: s.stop_rate for name, s in self.report.suites.items()}
 
 
 def _suites(task_paths: list[str]) -> list[Suite]:

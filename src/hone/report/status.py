@@ -123,7 +123,7 @@ def _bench_stages(layout: RoundLayout, suites: list[str]) -> tuple[list[dict[str
 
 
 def _accuracy(f: SuiteFigures) -> dict[str, Any]:
-    return {"accuracy": f.accuracy, "ci": f.ci, "n": f.n}
+    return {"accuracy": f.accuracy, "ci": f.ci, "n": f.n, "stop_rate": f.stop_rate}
 
 
 def _sample_stages(layout: RoundLayout, config: LoopConfig) -> list[dict[str, Any]]:
@@ -144,7 +144,11 @@ def _round_status(layout: RoundLayout, config: LoopConfig, finished: RoundRecord
     """`finished` is the round's record in summary.json, written once the round is over (None before)."""
     r = layout.round
     stages: list[dict[str, Any]] = []
-    if r:
+    no_rows = False
+    if r and config.round_kind == "grpo":  # online RL trains on the round's prompts; no sampling or data stage
+        stages += [file_stage("prompts", layout.prompts), _train_stage(layout, config.train.max_steps),
+                   _merge_stage(layout)]
+    elif r:
         stages += _sample_stages(layout, config)
         if config.improve in ("critique", "both"):
             stages.append(file_stage("critique", layout.critiques))
@@ -315,7 +319,8 @@ def _acc_text(accuracy: dict[str, Any]) -> str:
         if a.get("accuracy") is None:
             continue
         ci = a.get("ci") or [a["accuracy"], a["accuracy"]]
-        parts.append(f"{suite} {100 * a['accuracy']:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] (n={a.get('n')})")
+        stops = f", stops {100 * a['stop_rate']:.0f}%" if a.get("stop_rate") is not None else ""
+        parts.append(f"{suite} {100 * a['accuracy']:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] (n={a.get('n')}{stops})")
     return "; ".join(parts)
 
 

@@ -1,5 +1,6 @@
 """`TrainConfig`: every training setting (a YAML mapping or CLI flags), shared by SFT, DPO, their common trainer
-(hone.train.trainer), the launcher and the loop; its own module so none of them imports another to reach it."""
+(hone.train.trainer), the launcher and the loop, and `GRPOTrainConfig` (GRPO's own settings on top); their own
+module so none of them imports another (or a trainer) to reach them: the loop's config names both."""
 
 from __future__ import annotations
 
@@ -76,4 +77,38 @@ class TrainConfig(StageConfig):
             raise ValueError("accelerate_config needs launcher: accelerate (torchrun runs DDP)")
         if self.packing and self.max_length is None:
             raise ValueError("packing needs max_length")
+        return self
+
+
+class GRPOTrainConfig(TrainConfig):
+    """TrainConfig plus GRPO's own settings. `reward: random` is the control arm: a Bernoulli reward with
+    probability `random_reward_p` (set it to the base's pass rate on these prompts), blind to the answer."""
+
+    learning_rate: float = Field(1e-5, gt=0)
+    num_generations: int = Field(8, ge=2, description="answers sampled per prompt (the group)")
+    beta: float = Field(0.001, ge=0.0, description="KL penalty towards the base (0: no reference model)")
+    max_completion_length: int = Field(256, ge=1)
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    mask_truncated_completions: bool = Field(
+        True, description="answers that hit max_completion_length without ending their turn teach nothing")
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = "dapo"
+    reward: Literal["verifier", "random"] = "verifier"
+    random_reward_p: float | None = Field(None, ge=0.0, le=1.0)
+    grade_workers: int | None = Field(None, ge=1, description="code answers graded in parallel (None: CPU count)")
+    sandbox: Literal["strict", "weak"] = "strict"
+
+    @model_validator(mode="after")
+    def _check_grpo(self) -> "GRPOTrainConfig":
+        if self.packing:
+            raise ValueError("packing does not apply to GRPO (the trainer builds its batches from its own samples)")
+        completions = self.per_device_batch_size * self.gradient_accumulation_steps * self.num_processes
+        if completions % self.num_generations:
+            raise ValueError(f"per_device_batch_size * gradient_accumulation_steps * num_processes ({completions}) "
+                             f"must be a multiple of num_generations ({self.num_generations}): a step holds whole "
+                             "groups")
+        if (self.reward == "random") != (self.random_reward_p is not None):
+            raise ValueError("random_reward_p is the random-reward control's probability: set it with reward: random "
+                             "(to the base's pass rate on these prompts), and only then")
         return self

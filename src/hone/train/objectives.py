@@ -17,7 +17,7 @@ from hone.train.result import TrainResult
 OBJECTIVES = {
     "sft": ("hone.train.config:TrainConfig", "hone.train.sft:run_train"),
     "dpo": ("hone.train.dpo:DPOTrainConfig", "hone.train.dpo:run_dpo"),
-    "grpo": ("hone.train.grpo:GRPOTrainConfig", "hone.train.grpo:run_grpo"),
+    "grpo": ("hone.train.config:GRPOTrainConfig", "hone.train.grpo:run_grpo"),
 }
 # Config keys whose flag is spelled otherwise.
 _FLAGS = {"per_device_batch_size": "batch-size", "learning_rate": "lr", "gradient_accumulation_steps": "grad-accum"}

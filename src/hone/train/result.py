@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from hone.errors import HoneError, dotted, problem
 from hone.stage_contract import StageResult
 
+TRAIN_LOG = "train_log.json"  # the trainer's logged history (loss, reward, ...), one row per logged step
+
 
 class TrainingFigures(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,6 +63,13 @@ class TrainResult(StageResult):
     @property
     def folder(self) -> Path:
         return self.outputs[self.report.kind]
+
+    def reward_curve(self) -> list[float]:
+        """The mean reward of each logged step (online RL), in order; empty for objectives without a reward."""
+        import json
+
+        log = json.loads((self.folder / TRAIN_LOG).read_text())
+        return [row["reward"] for row in log if row.get("reward") is not None]
 
     @classmethod
     def read(cls, out: Path, skipped: bool) -> "TrainResult":

@@ -23,7 +23,7 @@ from hone.models.lineage import LINEAGE_FILE, base_origin, read_lineage, write_l
 from hone.runs import differences
 from hone.train.callbacks import ProgressFactory, require_free
 from hone.train.config import TrainConfig
-from hone.train.result import TrainResult
+from hone.train.result import TRAIN_LOG, TrainResult
 
 CHECKPOINTS = "checkpoints"
 RUN_FILE = "run.json"
@@ -181,7 +181,7 @@ def _finalize(trainer: Any, out: Path, lineage: dict[str, Any]) -> None:
         os.replace(f, out / f.name)
     partial.rmdir()
     history = [row for row in trainer.state.log_history if "loss" in row or "train_runtime" in row]
-    write_text_atomic(out / "train_log.json", json.dumps(history, indent=1) + "\n")
+    write_text_atomic(out / TRAIN_LOG, json.dumps(history, indent=1) + "\n")
     write_lineage(out, lineage)
 
 
@@ -270,7 +270,7 @@ def run_training(config: TrainConfig, data_path: str | os.PathLike, base_dir: st
     with _library_deprecations_hidden():
         trainer = make_trainer(model, _arguments(config, ckpt_dir, device, dtype, checkpointing), rows, tokenizer,
                                _lora_config(config) if config.method == "lora" else None)
-    trainer.remove_callback(PrinterCallback)  # Hone keeps the loss history in train_log.json instead
+    trainer.remove_callback(PrinterCallback)  # Hone keeps the loss history in TRAIN_LOG instead
     trainer.add_callback(DiskGuard(ckpt_dir, _checkpoint_bytes(trainer.model)))
     if progress is not None:
         trainer.add_callback(ProgressBar(progress))
