@@ -244,8 +244,9 @@ def compare(a: Side, b: Side) -> dict[str, Any]:
         paired = paired_compare(ia.correct, ib.correct)
         n = paired["n"]
         k_a, k_b = paired["both_correct"] + paired["regressed"], paired["both_correct"] + paired["improved"]
-        improved = [i for i in sorted(ia.correct) if ib.correct[i] and not ia.correct[i]]
-        regressed = [i for i in sorted(ia.correct) if ia.correct[i] and not ib.correct[i]]
+        # Examples in A's file order, not sorted as text (lm-eval's doc ids are numbers: 2 before 10).
+        improved = [i for i in ia.correct if ib.correct[i] and not ia.correct[i]]
+        regressed = [i for i in ia.correct if ia.correct[i] and not ib.correct[i]]
         suites[name] = {
             **{k: paired[k] for k in ("n", "difference", "ci95", "mcnemar_p", "improved", "regressed",
                                       "both_correct", "both_wrong")},
