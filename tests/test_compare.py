@@ -60,7 +60,7 @@ def _right(row):
 
 
 def test_real_lm_eval_sample_logs_are_paired(tmp_path):
-    a_dir, b_dir = LM_EVAL / "tiny-seed0", LM_EVAL / "tiny-seed1"
+    a_dir, b_dir = LM_EVAL / "tiny-seed0", LM_EVAL / "tiny-seed1-sft"
     a_rows, b_rows = _lm_eval_rows(a_dir), _lm_eval_rows(b_dir)
     assert set(a_rows) == {"hone_gsm8k/strict-match", "hone_gsm8k/flexible-extract", "hone_mmlu"}
 
@@ -86,8 +86,10 @@ def test_real_lm_eval_sample_logs_are_paired(tmp_path):
         assert [int(e["id"]) for e in s["examples"]["improved"]] == improved[:len(s["examples"]["improved"])]
         assert [int(e["id"]) for e in s["examples"]["regressed"]] == regressed[:len(s["examples"]["regressed"])]
 
-    # The MMLU pair disagrees both ways (so the figures above are not all zeros); an example names the letter
-    # each model ranked first, as lm-eval's `acc` read it.
+    # The files are not all zeros: B's SFT answers improve GSM8K, and more under flexible-extract (bare numbers)
+    # than strict-match; the MMLU pair disagrees both ways. An MMLU example names the letter each model ranked
+    # first, as lm-eval's `acc` read it.
+    assert 0 < suites["hone_gsm8k/strict-match"]["improved"] < suites["hone_gsm8k/flexible-extract"]["improved"]
     mmlu = suites["hone_mmlu"]
     assert mmlu["improved"] and mmlu["regressed"]
     for ex in mmlu["examples"]["improved"] + mmlu["examples"]["regressed"]:

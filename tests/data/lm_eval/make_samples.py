@@ -1,7 +1,9 @@
-"""Remake the lm-eval sample logs in this folder: two tiny random-init models (seeds 0 and 1), lm-eval's `hf` model.
+"""Remake the lm-eval sample logs in this folder: two tiny local models through lm-eval's `hf` model.
 
-The two models share one tokenizer and chat template, so lm-eval asks both the same prompts; they know nothing,
-so their answers differ only by chance, which is what a paired comparison must see through. The tasks are the
+A is a random-init tiny Llama (seed 0); B is another (seed 1) after a few SFT steps on six of the GSM8K items
+(four answered "The answer is #### N", two with the bare number, which only lm-eval's flexible-extract filter
+reads). They share one tokenizer and chat template, so lm-eval asks both the same prompts; on MMLU they know
+nothing and differ by chance, which is what a paired comparison must see through. The tasks are the
 local YAMLs of benchmarks/vs_lm_eval.py (its `lm_eval_side` writes them and runs lm-eval), on the first items of
 the shared GSM8K and MMLU data. Usage, from the checkout (lm-eval in its own venv, as that script's docstring says):
 
@@ -11,6 +13,7 @@ the shared GSM8K and MMLU data. Usage, from the checkout (lm-eval in its own ven
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -24,8 +27,26 @@ from vs_lm_eval import DATA, lm_eval_side  # noqa: E402
 
 from hone.importers import import_tasks  # noqa: E402
 from hone.models.tiny import build_tiny_model  # noqa: E402
+from hone.records import Task  # noqa: E402
+from hone.train.config import TrainConfig  # noqa: E402
+from hone.train.sft import run_train  # noqa: E402
 
-MODELS = {"tiny-seed0": 0, "tiny-seed1": 1}
+
+def sft_on_answers(base: Path, gsm: list[Task], out: Path) -> Path:
+    """Full fine-tuning on the answers of gsm[0:6] ("#### N" for the first four, "N" alone for the next two)."""
+    data = out.parent / "sft.jsonl"
+    with open(data, "w") as f:
+        for n, t in enumerate(gsm[:6]):
+            f.write(json.dumps({"prompt": t.prompt, "completion": f"The answer is #### {t.reference}" if n < 4
+                                else str(t.reference)}) + "\n")
+    config = TrainConfig(method="full", max_steps=120, per_device_batch_size=6, learning_rate=1e-3)
+    return Path(run_train(config, data, base, out).folder)
+
+
+def make_models(work: Path, gsm: list[Task]) -> dict[str, Path]:
+    return {"tiny-seed0": build_tiny_model(work / "tiny-seed0", seed=0),
+            "tiny-seed1-sft": sft_on_answers(build_tiny_model(work / "tiny-seed1", seed=1), gsm,
+                                             work / "tiny-seed1-sft")}
 
 
 def main() -> None:
@@ -38,8 +59,7 @@ def main() -> None:
     gsm = import_tasks(DATA / "gsm8k_test_part1.jsonl", "gsm8k", limit=args.gsm8k)
     mmlu = import_tasks(DATA / "mmlu_sample.jsonl", "mmlu", limit=args.mmlu)
     work = Path(tempfile.mkdtemp(prefix="hone-lm-eval-samples-"))
-    for name, seed in MODELS.items():
-        model = build_tiny_model(work / name, seed=seed)
+    for name, model in make_models(work, gsm).items():
         out = work / f"{name}-out"
         lm_eval_side(args.lm_eval_python, str(model), gsm, mmlu, out, args.max_new_tokens, batch_size=8)
         dest = HERE / name
