@@ -1,16 +1,13 @@
-"""`hone compare`: demo arms against the demo's own paired figures, and lm-eval sample logs in their real schema."""
+"""`hone compare`: demo arms against the demo's own paired figures; real lm-eval sample logs (tests/data/lm_eval)."""
 
-import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-import pytest
+from scipy.stats import binomtest
 
-from hone.bench.stats import paired_compare
-from hone.compare import compare, load_side
-from hone.errors import HoneError
-from hone.importers import import_tasks
+LM_EVAL = Path(__file__).parent / "data" / "lm_eval"  # lm-eval 0.4.13's own logs of two tiny models; see README.md
 
 
 def _cli(*args):
@@ -45,85 +42,79 @@ def test_demo_arms_compare_like_the_demo_summary(demo_run, tmp_path):
     assert "compare two of them" in _cli(demo_run, demo_run / "verified").stderr
 
 
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def _lm_eval_rows(folder):
+    """Each suite's rows straight from lm-eval's files: {suite: {doc_id: row}}, a suite per task and filter."""
+    suites = {}
+    for f in folder.glob("samples_*.jsonl"):
+        task = f.name.removeprefix("samples_").rsplit("_", 1)[0]
+        rows = [json.loads(line) for line in f.read_text().splitlines()]
+        filters = {r["filter"] for r in rows}
+        for r in rows:
+            suites.setdefault(task if len(filters) == 1 else f"{task}/{r['filter']}", {})[r["doc_id"]] = r
+    return suites
 
 
-def _lm_eval_gsm8k_samples(docs, outputs, golds, prompt_suffix=""):
-    """Rows as lm-eval 0.4.x `--log_samples` writes them for a generate_until task with two filters."""
-    rows = []
-    for doc_id, (doc, out, gold) in enumerate(zip(docs, outputs, golds)):
-        context = doc["question"] + prompt_suffix
-        gen_kwargs = {"until": ["<|im_end|>"], "do_sample": False, "max_gen_toks": 256}
-        for flt, extracted in (("strict-match", out.split("#### ")[-1] if "#### " in out else "[invalid]"),
-                               ("flexible-extract", out.split()[-1])):
-            rows.append({"doc_id": doc_id, "doc": doc, "target": gold, "arguments": [[context, gen_kwargs]],
-                         "resps": [[out]], "filtered_resps": [extracted], "filter": flt,
-                         "metrics": ["exact_match"],
-                         "doc_hash": _hash(json.dumps(doc, indent=2, ensure_ascii=False)),
-                         "prompt_hash": _hash(context), "target_hash": _hash(gold),
-                         "exact_match": float(extracted == gold)})
-    return rows
+def _right(row):
+    (metric,) = row["metrics"]
+    return float(row[metric]) == 1.0
 
 
-def _lm_eval_mmlu_samples(tasks, picks):
-    """A multiple_choice task: one log-likelihood request per option, `acc` per sample."""
-    rows = []
-    for doc_id, (t, pick) in enumerate(zip(tasks, picks)):
-        letters = "ABCD"[: len(t.options)]
-        doc = {"id": t.id, "prompt": t.prompt, "letters": list(letters), "answer": letters.index(t.reference)}
-        scores = [-1.0 if letter == pick else -3.0 for letter in letters]
-        rows.append({"doc_id": doc_id, "doc": doc, "target": doc["answer"],
-                     "arguments": [[t.prompt, f" {letter}"] for letter in letters],
-                     "resps": [[[s, False]] for s in scores], "filtered_resps": [[s, False] for s in scores],
-                     "filter": "none", "metrics": ["acc"],
-                     "doc_hash": _hash(json.dumps(doc, indent=2, ensure_ascii=False)),
-                     "prompt_hash": _hash(t.prompt), "target_hash": _hash(str(doc["answer"])),
-                     "acc": float(pick == t.reference)})
-    return rows
+def test_real_lm_eval_sample_logs_are_paired(tmp_path):
+    a_dir, b_dir = LM_EVAL / "tiny-seed0", LM_EVAL / "tiny-seed1-sft"
+    a_rows, b_rows = _lm_eval_rows(a_dir), _lm_eval_rows(b_dir)
+    assert set(a_rows) == {"hone_gsm8k/strict-match", "hone_gsm8k/flexible-extract", "hone_mmlu"}
 
+    run = _cli(a_dir, b_dir, "--json")
+    assert run.returncode == 0, run.stderr
+    suites = json.loads(run.stdout)["suites"]
+    assert set(suites) == set(a_rows)
+    for name, rows in a_rows.items():
+        a = {i: _right(r) for i, r in rows.items()}
+        b = {i: _right(r) for i, r in b_rows[name].items()}
+        assert set(a) == set(b)
+        improved = sorted(i for i in a if b[i] and not a[i])
+        regressed = sorted(i for i in a if a[i] and not b[i])
+        s = suites[name]
+        assert (s["n"], s["improved"], s["regressed"]) == (len(a), len(improved), len(regressed)), name
+        assert (s["a"]["correct"], s["b"]["correct"]) == (sum(a.values()), sum(b.values()))
+        assert s["difference"] == (len(improved) - len(regressed)) / len(a)
+        assert s["both_correct"] == sum(a[i] and b[i] for i in a) and s["prompts_checked"]
+        assert s["metric"] == rows[0]["metrics"][0]
+        discordant = len(improved) + len(regressed)
+        assert s["mcnemar_p"] == (binomtest(len(improved), discordant).pvalue if discordant else 1.0)
+        assert s["ci95"][0] <= s["difference"] <= s["ci95"][1]
+        assert [int(e["id"]) for e in s["examples"]["improved"]] == improved[:len(s["examples"]["improved"])]
+        assert [int(e["id"]) for e in s["examples"]["regressed"]] == regressed[:len(s["examples"]["regressed"])]
 
-def _write(folder, task, rows, date="2026-12-06T02-00-00.000001"):
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"samples_{task}_{date}.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return path
+    # The files are not all zeros: B's SFT answers improve GSM8K, and more under flexible-extract (bare numbers)
+    # than strict-match; the MMLU pair disagrees both ways. An MMLU example names the letter each model ranked
+    # first, as lm-eval's `acc` read it.
+    assert 0 < suites["hone_gsm8k/strict-match"]["improved"] < suites["hone_gsm8k/flexible-extract"]["improved"]
+    mmlu = suites["hone_mmlu"]
+    assert mmlu["improved"] and mmlu["regressed"]
+    for ex in mmlu["examples"]["improved"] + mmlu["examples"]["regressed"]:
+        for side, rows in (("a", a_rows), ("b", b_rows)):
+            row = rows["hone_mmlu"][int(ex["id"])]
+            scores = [float(r[0]) for r in row["filtered_resps"]]
+            assert ex[side].startswith(row["doc"]["letters"][scores.index(max(scores))] + " "), (side, ex)
 
+    # The text form prints the same paired figures; one file per side pairs like the folders.
+    (mmlu_a,), (mmlu_b,) = a_dir.glob("samples_hone_mmlu_*.jsonl"), b_dir.glob("samples_hone_mmlu_*.jsonl")
+    text = _cli(mmlu_a, mmlu_b)
+    assert text.returncode == 0, text.stderr
+    assert f"B − A: {100 * mmlu['difference']:+.1f} pts" in text.stdout
+    assert f"improved {mmlu['improved']}, regressed {mmlu['regressed']} " in text.stdout
 
-def test_lm_eval_sample_logs_are_paired(shared_data, tmp_path):
-    docs = [json.loads(line) for line in (shared_data / "gsm8k_test_part1.jsonl").read_text().splitlines()[:40]]
-    golds = [d["answer"].split("#### ")[-1] for d in docs]
-    a_right = [i % 3 == 0 for i in range(40)]
-    b_right = [i % 3 == 0 or i % 4 == 1 for i in range(40)]
-    b_right[0] = False  # one regression
-    answer = lambda ok, gold: f"so the answer is #### {gold if ok else gold + '1'}"  # noqa: E731
-    a = _write(tmp_path / "a", "hone_gsm8k", _lm_eval_gsm8k_samples(docs, [answer(r, g) for r, g in
-                                                                           zip(a_right, golds)], golds))
-    b = _write(tmp_path / "b", "hone_gsm8k", _lm_eval_gsm8k_samples(docs, [answer(r, g) for r, g in
-                                                                           zip(b_right, golds)], golds))
-    mmlu = import_tasks(shared_data / "mmlu_sample.jsonl", "mmlu", limit=30)
-    _write(tmp_path / "a", "hone_mmlu", _lm_eval_mmlu_samples(mmlu, ["A"] * 30))
-    _write(tmp_path / "b", "hone_mmlu", _lm_eval_mmlu_samples(mmlu, [t.reference for t in mmlu[:20]] + ["A"] * 10))
-
-    result = compare(load_side(str(a)), load_side(str(b)))
-    expected = paired_compare(dict(enumerate(a_right)), dict(enumerate(b_right)))
-    for flt in ("strict-match", "flexible-extract"):
-        s = result["suites"][f"hone_gsm8k/{flt}"]
-        assert (s["n"], s["improved"], s["regressed"]) == (40, expected["improved"], expected["regressed"])
-        assert s["difference"] == expected["difference"] and s["ci95"] == expected["ci95"]
-        assert s["mcnemar_p"] == expected["mcnemar_p"] and s["metric"] == "exact_match" and s["prompts_checked"]
-        assert s["examples"]["regressed"][0]["id"] == "0"
-
-    folders = _cli(tmp_path / "a", tmp_path / "b", "--json")
-    assert folders.returncode == 0, folders.stderr
-    suites = json.loads(folders.stdout)["suites"]
-    assert set(suites) == {"hone_gsm8k/strict-match", "hone_gsm8k/flexible-extract", "hone_mmlu"}
-    a_acc = sum(t.reference == "A" for t in mmlu)
-    assert suites["hone_mmlu"]["a"]["correct"] == a_acc and suites["hone_mmlu"]["b"]["correct"] == \
-        20 + sum(t.reference == "A" for t in mmlu[20:])
-
-    # The same doc asked with another prompt is not a paired comparison.
-    c = _write(tmp_path / "c", "hone_gsm8k", _lm_eval_gsm8k_samples(docs, [answer(r, g) for r, g in
-                                                                           zip(b_right, golds)], golds, " Think."))
-    with pytest.raises(HoneError, match="40 items were asked with different prompts"):
-        compare(load_side(str(a)), load_side(str(c)))
+    # The same doc asked with another prompt (one item's context edited) is refused in one line.
+    (gsm_b,) = b_dir.glob("samples_hone_gsm8k_*.jsonl")
+    edited = tmp_path / "b" / gsm_b.name
+    edited.parent.mkdir()
+    rows = [json.loads(line) for line in gsm_b.read_text().splitlines()]
+    for r in rows:
+        if r["doc_id"] == 3:
+            r["arguments"]["gen_args_0"]["arg_0"] += " Think step by step."
+            r["prompt_hash"] = "0" * 64
+    edited.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    bad = _cli(next(a_dir.glob("samples_hone_gsm8k_*.jsonl")), edited)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "1 items were asked with different prompts (e.g. 3)" in bad.stderr

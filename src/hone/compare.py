@@ -103,6 +103,24 @@ def _bench_side(bench_dir: Path, label: str) -> Side:
 _SAMPLES = re.compile(r"^samples_(?P<task>.+)_(?P<date>[^_]+)\.jsonl$")
 
 
+def _lm_eval_answer(row: dict[str, Any]) -> str:
+    """What the model answered: its (filtered) text, or for a multiple-choice task the option it ranked first.
+
+    A multiple-choice sample logs one `[log-likelihood, is_greedy]` pair per option (lm-eval writes them as
+    strings) and each option's continuation in `arguments` (`{"gen_args_i": {"arg_0": context, "arg_1": option}}`,
+    or a list of `[context, option]`); lm-eval's `acc` counts it right when the gold option has the highest.
+    """
+    resps = row.get("filtered_resps") or row.get("resps") or [""]
+    if len(resps) > 1 and all(isinstance(r, list) and len(r) == 2 for r in resps):
+        scores = [float(r[0]) for r in resps]
+        best = max(range(len(scores)), key=scores.__getitem__)
+        args = row.get("arguments")
+        option = (args.get(f"gen_args_{best}", {}).get("arg_1") if isinstance(args, dict)
+                  else args[best][1] if isinstance(args, list) and len(args) > best else None)
+        return f"{str(option).strip() if option is not None else f'option {best}'} (log-lik {scores[best]:.2f})"
+    return resps[0] if isinstance(resps[0], str) else json.dumps(resps[0], ensure_ascii=False)
+
+
 def _lm_eval_suites(path: Path) -> dict[str, SuiteItems]:
     """One lm-eval samples file: a suite per filter (`task` alone when the task has one filter)."""
     m = _SAMPLES.match(path.name)
@@ -124,8 +142,7 @@ def _lm_eval_suites(path: Path) -> dict[str, SuiteItems]:
             raise HoneError(f"{path}:{n}: doc_id {item} appears twice for filter {row.get('filter')!r}")
         suite.correct[item] = float(row[metric]) >= 1.0
         suite.prompts[item] = f"{row.get('doc_hash')}:{row.get('prompt_hash') or json.dumps(row.get('arguments'))}"
-        resps = row.get("filtered_resps") or row.get("resps") or [""]
-        suite.answers[item] = json.dumps(resps[0], ensure_ascii=False) if not isinstance(resps[0], str) else resps[0]
+        suite.answers[item] = _lm_eval_answer(row)
     if not suites:
         raise HoneError(f"{path}: no samples")
     return suites
@@ -227,8 +244,9 @@ def compare(a: Side, b: Side) -> dict[str, Any]:
         paired = paired_compare(ia.correct, ib.correct)
         n = paired["n"]
         k_a, k_b = paired["both_correct"] + paired["regressed"], paired["both_correct"] + paired["improved"]
-        improved = [i for i in sorted(ia.correct) if ib.correct[i] and not ia.correct[i]]
-        regressed = [i for i in sorted(ia.correct) if ia.correct[i] and not ib.correct[i]]
+        # Examples in A's file order, not sorted as text (lm-eval's doc ids are numbers: 2 before 10).
+        improved = [i for i in ia.correct if ib.correct[i] and not ia.correct[i]]
+        regressed = [i for i in ia.correct if ia.correct[i] and not ib.correct[i]]
         suites[name] = {
             **{k: paired[k] for k in ("n", "difference", "ci95", "mcnemar_p", "improved", "regressed",
                                       "both_correct", "both_wrong")},
