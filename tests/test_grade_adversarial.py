@@ -124,6 +124,10 @@ MATH = [  # (category, answer template, verdict)
     ("hedged", "All numbers from 1 to {g2} (including {g})", "fail"),
     ("hedged", "The answer is among {w}, {g}", "fail"),
     ("honest", "The answer is ({g}).", "pass"),
+    # found by the scorer gap on a GRPO model: an answer cut off right after its final-answer marker
+    ("layout", "{expr} = {g}\n\nThe answer is", "fail"),
+    ("layout", "{g}. #### ", "fail"),
+    ("layout", "The answer is:\n{g}", "pass"),
 ]
 
 CHOICE = [  # (category, answer template, verdict)

@@ -13,7 +13,8 @@ candidate. The region does not commit when
   `15 (16 if ...)`), the value is a bound or an approximation (`at least 15`, `about 15`, `15 or more`,
   `probably 15`), or the answer says it is not sure;
 - it negates the value (`not 15`, `16 (not 15)`, `15 is wrong`);
-- it is a question (`15?`, `The answer is 15, right?`);
+- it is a question (`15?`, `The answer is 15, right?`), or it ends at a final-answer marker with nothing after it
+  (an answer cut off before its value: `11 + 6 = 17. The answer is`);
 - an earlier final-answer marker gave another value and nothing between them retracts it
   (`The answer is 17.` then `\\boxed{15}`); "wait", "actually", "correction", ... withdraw an earlier one.
 
@@ -314,6 +315,11 @@ def read_final_answer(output: str) -> Reading:
     reason it gives can tell the model which value was right."""
     text = normalise(output)
     markers = [(mk, read_clause(mk.clause, True)) for mk in _markers(text)]
+    if markers and not markers[-1][1].candidates and not re.search(r"\w", markers[-1][0].clause):
+        # "68 + 43 = 111\n\nThe answer is" (cut off): the model had not yet said what it commits to
+        reading = Reading(region=markers[-1][0].clause.strip(), kind="unfinished",
+                          problem="not committed: the answer ends at a final-answer marker with no value after it")
+        return reading
     markers = [(mk, r) for mk, r in markers if r.candidates]
     if not markers:
         return read_clause(_last_sentence_with_a_number(text), False)
