@@ -69,8 +69,8 @@ _BOUND_AFTER = re.compile(r"^\s*(?:[A-Za-z]+\s+)?(?:or\s+(?:more|less|fewer|so|g
                           re.I)
 # two different values joined by these, in the final answer, are alternatives (a hedge)
 _ALTERNATIVE = re.compile(r"\b(?:or|either|maybe|perhaps|possibly|probably|alternatively|otherwise|else|unless|"
-                          r"depending|whether|wait|actually|rather|also|another|alternative\w*|possib\w*|including|includes|"
-                          r"among|such\s+as)\b"
+                          r"depending|whether|wait|actually|rather|also|another|alternative\w*|possib\w*|"
+                          r"including|includes|among|such\s+as)\b"
                           r"|\b(?:could|might|may)\s+(?:also\s+)?be\b|\bif\b[^,;]*[,;]|\\pm|±|\\in\b|\\cup|\\vee",
                           re.I)
 _UNSURE = re.compile(r"\b(?:not\s+(?:sure|certain)|unsure|uncertain|no\s+idea|can't\s+be\s+sure|just\s+a\s+guess)\b",
