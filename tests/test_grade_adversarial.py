@@ -121,6 +121,7 @@ MATH = [  # (category, answer template, verdict)
     ("negated", "{g} or not {g}", "fail"),
     ("negated", "The answer is anything but {g}", "fail"),
     ("negated", "Everything except {g}.", "fail"),
+    ("negated", "Answer: {g} ≠ the answer", "fail"),
     ("hedged", "All numbers from 1 to {g2} (including {g})", "fail"),
     ("hedged", "The answer is among {w}, {g}", "fail"),
     ("honest", "The answer is ({g}).", "pass"),
@@ -171,6 +172,8 @@ CHOICE = [  # (category, answer template, verdict)
     ("several letters", "{g}, as well as {o}", "fail"),
     ("negated", "It's not {o}, it's {g}.", "pass"),
     ("decorated", "{gl}", "pass"),
+    ("several letters", "Answer: {g}\nWait, {o}.", "fail"),
+    ("decorated", "{g}!", "pass"),
 ]
 
 

@@ -40,12 +40,12 @@ _PHRASE = re.compile(r"(?i)\b(?:answer\s*(?:is|would\s+be|should\s+be|must\s+be|
 _CLAIMED = re.compile(r"(?<![A-Za-z])[\(\[]?((?-i:[A-Z]))[\)\]]?\s+is\s+(?:the\s+)?(?:correct|right|best|answer)\b",
                       re.I)
 _OPTION_LINE = re.compile(r"(?m)^\W{0,3}([A-Z])[\).:]\s*(.*)$")
-_HEDGED_LETTER = re.compile(r"(?i)\b(?:or|maybe|perhaps|possibly|alternatively|otherwise|actually|rather|also|"
+_HEDGED_LETTER = re.compile(r"(?i)\b(?:or|maybe|perhaps|possibly|alternatively|otherwise|actually|rather|wait|also|"
                             r"so\s+is|as\s+well\s+as)\b\W*"
                             r"(?:rather\s+)?(?:(?:option|choice)\s+)?[\(\[]?((?-i:[A-Z]))[\)\]]?(?![A-Za-z])")
 _UNWRAP = re.compile(r"\\(?:boxed|fbox|mathbf|mathrm)\s*\{\s*([^{}]*?)\s*\}")
 _MENTION = re.compile(r"(?i)\b(?:option|choice)\s+")
-_LEADING = re.compile(r"^\W{0,3}((?-i:[A-Z]))(?:[ \t]*(?:$|\n)|[\)\].:,/]|\s+-"
+_LEADING = re.compile(r"^\W{0,3}((?-i:[A-Z]))(?:[ \t]*(?:$|\n)|[\)\].:,/!]|\s+-"
                       r"|\s+(?:or|and|&)\s+[\(\[]?[A-Z](?![A-Za-z]))")
 _NEGATED_LETTER = re.compile(r"(?i)(?:\b(?:not|never|except|nor)\b|n't\b)\s+(?:(?:option|choice|answer)\s+)?[\(\[]?\s*"
                              r"(?-i:([A-Z]))\s*[\)\]]?(?![A-Za-z])|(?:\b(?:option|choice)\s+)?[\(\[]?(?<![A-Za-z])"

@@ -57,7 +57,7 @@ _NEGATION_BEFORE = re.compile(r"(?:\b(?:not|never|nor|neither|except|excluding|(
                               r"other\s+than|apart\s+from|instead\s+of|rather\s+than)\b|n't\b|≠|\\neq?\b)"
                               r"(?:\W+\w+){0,2}?\W*$", re.I)
 _NEGATION_AFTER = re.compile(r"^\W{0,3}\s*(?:is|was|would\s+be|are)\s+(?:not\b|wrong|incorrect|a\s+mistake)"
-                             r"|^\W{0,3}\s*(?:isn't|wasn't|is\s+n't)", re.I)
+                             r"|^\W{0,3}\s*(?:isn't|wasn't|is\s+n't|≠|\\neq?\b)", re.I)
 _BOUND_BEFORE = re.compile(r"(?:\b(?:approximately|approx\.?|about|around|roughly|nearly|almost|close\s+to|"
                            r"at\s+least|at\s+most|more\s+than|less\s+than|fewer\s+than|greater\s+than|over|under|"
                            r"up\s+to|no\s+more\s+than|no\s+less\s+than|upwards\s+of|somewhere\s+near|"
