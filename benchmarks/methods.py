@@ -14,15 +14,19 @@ function on the same items:
 - `random-reward`: GRPO with a Bernoulli reward at the base's pass rate (its held-out greedy accuracy), blind to
   the answer (GRPO's control).
 
-The loop arms run `--rounds` rounds; each GRPO arm gets the wall time the `rft` arm took (its step count is set
-from a short timed calibration run), so every arm has about the same budget. Per method and seed it prints the
-held-out accuracy with its 95% CI, the paired uplift over the base, the paired difference against the arm's
-control, the guard suite's change (`--guard`, e.g. the MMLU sample, scored by log-likelihood), the stop rate, the
-wall time and the tokens (loops: answer tokens sampled on the training prompts; GRPO: its rollouts' prompt and
-answer tokens, TRL's count). Writes `<out>/methods.json`. No scorer gap: Hone has no second grader yet.
+The loop arms run `--rounds` rounds (one: 100 fresh prompts, 4 samples each, 30 LoRA steps, the SmolLM2 demo's
+round 1); the base is benchmarked once per seed (the `rft` arm's round 0, copied into the other loop arms and not
+counted in any arm's time). Each GRPO arm gets the wall time the `rft` arm took (its step count is set from a
+short timed calibration run, keeping time for its merge and benchmark), so every arm has about the same budget.
+Per method and seed it prints the held-out accuracy with its 95% CI, the paired uplift over the base, the paired
+difference against the arm's control, the guard suite's change (`--guard`: MMLU rows, scored by log-likelihood),
+the stop rate, the scorer gap (the share of held-out answers the verifier and the strict second reading judge
+differently), the wall time and the tokens (loops: answer tokens sampled on the training prompts; GRPO: its
+rollouts' prompt and answer tokens, TRL's count). Writes `<out>/seed-N/result.json` per finished seed (a later run
+reads it back instead of redoing it) and `<out>/methods.json`.
 
     .venv/bin/python benchmarks/methods.py --seeds 0 1 2 -o benchmarks/out/methods \\
-        --guard ../shared/data/mmlu_sample.jsonl                      # SmolLM2, ~2.5 h per seed on 2 cores
+        --guard ../shared/data/mmlu_sample.jsonl                      # SmolLM2, ~30 min per seed on 2 cores
     .venv/bin/python benchmarks/methods.py --smoke -o /tmp/methods    # the tiny model, every arm, minutes
 """
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -39,12 +44,15 @@ from typing import Any
 import yaml
 
 from hone.bench.stats import paired_compare, wilson_interval
+from hone.compare import final_round
 from hone.records import iter_jsonl, write_records
 
 ARMS = ("rft", "unverified", "critique", "grpo", "random-reward")
 CONTROL_OF = {"rft": "unverified", "critique": "unverified", "grpo": "random-reward"}
 SUITE = "add-sub"
 CALIBRATION_STEPS = 3
+STOP_TOLERANCE = 0.05  # the gate refuses a model that stops this much less often
+BENCH_AND_MERGE_S = 90  # GRPO's budget keeps this for its merge and benchmark (SmolLM2, 400 items)
 
 
 class Size:
@@ -55,8 +63,8 @@ class Size:
 
 
 SIZES = {
-    # The SmolLM2 demo's settings (hone/demo_smollm2.py): 200 fresh prompts a round, 4 samples, 30 LoRA steps.
-    "full": Size(train=200, heldout=400, rounds=2, samples=4, lora_steps=30, grpo_batch=16, max_new_tokens=16),
+    # One round of the SmolLM2 demo (hone/demo_smollm2.py): 100 fresh prompts, 4 samples each, 30 LoRA steps.
+    "full": Size(train=100, heldout=400, rounds=1, samples=4, lora_steps=30, grpo_batch=32, max_new_tokens=16),
     "smoke": Size(train=8, heldout=8, rounds=1, samples=2, lora_steps=2, grpo_batch=8, max_new_tokens=8),
 }
 
@@ -80,11 +88,26 @@ def bench(model: Path, suites: dict[str, Path], out: Path, size: Size) -> dict[s
 
     config = BenchConfig(params=GenParams(max_new_tokens=size.max_new_tokens, batch_size=200),
                          choice_scoring="loglik")
-    result = run_bench(config, model, [f"{name}={path}" for name, path in suites.items()], out)
-    return {"correct": result.correct, "stop_rates": result.stop_rates()}
+    run_bench(config, model, [f"{name}={path}" for name, path in suites.items()], out)
+    return read_bench(out)
 
 
-def loop_arm(arm: str, base: Path, data: dict[str, Path], size: Size, seed: int, out: Path) -> dict[str, Any]:
+def read_bench(bench_dir: Path) -> dict[str, Any]:
+    """Correctness per item and stop rate per suite of a finished bench folder (a loop round's, or `bench`'s)."""
+    from hone.bench.report import BenchReport
+    from hone.compare import load_side
+
+    figures = BenchReport.model_validate_json((bench_dir / "bench.json").read_text()).figures()
+    return {"correct": {name: s.correct for name, s in load_side(str(bench_dir)).suites.items()},
+            "stop_rates": {name: f.stop_rate for name, f in figures.items()},
+            "scorer_gaps": {name: f.scorer_gap for name, f in figures.items()}}
+
+
+def loop_arm(arm: str, base: Path, data: dict[str, Path], size: Size, seed: int, out: Path,
+             round0: Path | None) -> dict[str, Any]:
+    """One loop run of `size.rounds` rounds. `round0` (the first loop arm's round-0 folder, the base benchmarked on
+    the same items with the same settings) is copied in, so the base is benchmarked once per seed; the first arm's
+    time for it is not counted."""
     config = {
         "base_model": str(base.resolve()), "train_tasks": str(data["train"].resolve()),
         "heldout": {SUITE: str(data["heldout"].resolve())}, "rounds": size.rounds, "judge": "verifier",
@@ -96,29 +119,36 @@ def loop_arm(arm: str, base: Path, data: dict[str, Path], size: Size, seed: int,
         "train": {"method": "lora", "lora_r": 16, "lora_alpha": 32, "learning_rate": 5e-4,
                   "max_steps": size.lora_steps, "per_device_batch_size": 8, "seed": seed, "max_length": 256},
         "bench": {"max_new_tokens": size.max_new_tokens, "batch_size": 200},
-        "gate": {"tolerance": 0.01},
+        "gate": {"tolerance": 0.01, "stop_tolerance": STOP_TOLERANCE},
     }
-    path = out / f"{arm}.yaml"
+    path, run = out / f"{arm}.yaml", out / arm
     path.write_text(yaml.safe_dump(config, sort_keys=False))
+    if round0 is not None and not (run / "round-0").exists():
+        shutil.copytree(round0, run / "round-0")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "hone.cli", "loop", "--config", str(path), "-o", str(out / arm)],
+    subprocess.run([sys.executable, "-m", "hone.cli", "loop", "--config", str(path), "-o", str(run)],
                    check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - t0
-    summary = json.loads((out / arm / "summary.json").read_text())
-    tokens = sum(int(obj.get("tokens", 0)) for f in (out / arm).glob("round-*/samples.jsonl")
-                 for _, obj in iter_jsonl(f))
+    if round0 is None:  # this arm benchmarked the base: that is the seed's, not the method's, time
+        seconds -= (run / "round-0" / "bench" / "bench.json").stat().st_mtime - (path.stat().st_mtime)
+    summary = json.loads((run / "summary.json").read_text())
+    tokens = sum(int(obj.get("tokens", 0)) for f in run.glob("round-*/samples.jsonl") for _, obj in iter_jsonl(f))
+    final = final_round(run)
     return {"model": Path(summary["final_model"]), "seconds": seconds, "tokens": tokens,
-            "promoted": sum(bool(r["promoted"]) for r in summary["rounds"][1:])}
+            "promoted": sum(bool(r["promoted"]) for r in summary["rounds"][1:]),
+            **read_bench(run / f"round-{final}" / "bench")}
 
 
 def grpo_settings(size: Size, seed: int, **more: Any) -> dict[str, Any]:
-    return {"method": "lora", "lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-5, "num_generations": 8,
+    """The settings measured to learn on SmolLM2 (README: 12 steps gave +11.8 points): 4 prompts x 8 answers a
+    step, LoRA r 16, lr 1e-4, no KL term."""
+    return {"method": "lora", "lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-4, "num_generations": 8,
             "per_device_batch_size": size.grpo_batch, "max_completion_length": size.max_new_tokens,
-            "temperature": 0.7, "beta": 0.001, "seed": seed, "max_length": 256, "logging_steps": 5, **more}
+            "temperature": 0.7, "beta": 0.0, "seed": seed, "max_length": 256, "logging_steps": 1, **more}
 
 
 def grpo_arm(arm: str, base: Path, data: dict[str, Path], size: Size, seed: int, out: Path, budget_s: float,
-             p_base: float, base_bench: dict[str, Any], suites: dict[str, Path]) -> dict[str, Any]:
+             p_base: float, base_bench: dict[str, Any]) -> dict[str, Any]:
     """GRPO for about `budget_s` seconds (steps from a timed calibration run), merged with proof, benchmarked and
     gated against the base like a loop round."""
     from hone.gate import decide
@@ -132,21 +162,22 @@ def grpo_arm(arm: str, base: Path, data: dict[str, Path], size: Size, seed: int,
     chosen = out / arm / "steps.json"  # a re-run resumes the same run instead of re-timing it
     if not chosen.exists():
         per_step = calibration.report.training.runtime_s / CALIBRATION_STEPS
-        chosen.write_text(json.dumps({"steps": max(1, int((budget_s - (time.perf_counter() - t0)) / per_step))}))
+        left = budget_s - (time.perf_counter() - t0) - BENCH_AND_MERGE_S
+        chosen.write_text(json.dumps({"steps": max(1, int(left / per_step))}))
     steps = json.loads(chosen.read_text())["steps"]
     trained = run_grpo(GRPOTrainConfig(**grpo_settings(size, seed, max_steps=steps, **reward)), data["train"], base,
                        out / arm / "adapter")
-    promoted, model = False, base
+    promoted, result, model = False, base_bench, base
     if not nothing_learned(trained):  # no group's rewards ever varied: the adapter is zero, the base stays
         merged = run_merge(MergeConfig(), base, trained.outputs["adapter"], out / arm / "model").outputs["model"]
-        candidate = bench(merged, suites, out / arm / "bench", size)
+        candidate = bench(merged, {SUITE: data["heldout"]}, out / arm / "bench", size)
         promoted = decide(base_bench["correct"], candidate["correct"], 0.01, trained={SUITE},
                           stop_rates=(base_bench["stop_rates"], candidate["stop_rates"]),
-                          stop_tolerance=0.05)["promoted"]
-        model = merged if promoted else base
+                          stop_tolerance=STOP_TOLERANCE)["promoted"]
+        result, model = (candidate, merged) if promoted else (base_bench, base)
     tokens = int(calibration.report.training.tokens or 0) + int(trained.report.training.tokens or 0)
-    return {"model": model, "seconds": time.perf_counter() - t0, "tokens": tokens, "promoted": int(promoted),
-            "steps": steps,
+    return {"model": model, "seconds": time.perf_counter() - t0, "tokens": tokens,
+            "promoted": int(promoted), "steps": steps, **result,
             "reward": [trained.report.rewards["first_reward"], trained.report.rewards["final_reward"]]}
 
 
@@ -157,28 +188,35 @@ def run_seed(seed: int, base: Path, out: Path, size: Size, guard: Path | None) -
     data = {"train": out / "data" / "train_tasks.jsonl", "heldout": out / "data" / "heldout.jsonl"}
     write_records(data["train"], splits["train"])
     write_records(data["heldout"], splits["heldout"])
-    suites = {SUITE: data["heldout"], **({"guard": guard} if guard else {})}
-    base_bench = bench(base, suites, out / "base-bench", size)
+    if guard:  # MMLU rows (the shared sample) as Tasks: what `hone tasks import --format mmlu` writes
+        from hone.importers import import_tasks
+
+        write_records(out / "data" / "guard.jsonl", import_tasks(guard, "mmlu"))
+        guard = out / "data" / "guard.jsonl"
+    arms: dict[str, dict[str, Any]] = {"rft": loop_arm("rft", base, data, size, seed, out, None)}
+    base_bench = read_bench(out / "rft" / "round-0" / "bench")
+    for arm in ("unverified", "critique"):
+        arms[arm] = loop_arm(arm, base, data, size, seed, out, out / "rft" / "round-0")
     p_base = sum(base_bench["correct"][SUITE].values()) / len(base_bench["correct"][SUITE])
-    arms: dict[str, dict[str, Any]] = {}
-    for arm in ("rft", "unverified", "critique"):
-        arms[arm] = loop_arm(arm, base, data, size, seed, out)
     for arm in ("grpo", "random-reward"):
-        arms[arm] = grpo_arm(arm, base, data, size, seed, out, arms["rft"]["seconds"], p_base, base_bench, suites)
-    for arm, a in arms.items():
-        a.update(bench(a["model"], suites, out / arm / "final-bench", size))
+        arms[arm] = grpo_arm(arm, base, data, size, seed, out, arms["rft"]["seconds"], p_base, base_bench)
+    guards = {}
+    if guard:  # the guard suite, scored by log-likelihood, once per distinct final model
+        for name, model in [("base", base)] + [(arm, a["model"]) for arm, a in arms.items()]:
+            same = next((g for m, g in guards.values() if m == model), None)
+            guards[name] = (model, same or bench(model, {"guard": guard}, out / name / "guard-bench", size))
     rows = {}
     for arm, a in arms.items():
         correct = a["correct"][SUITE]
         passed = sum(correct.values())
         row = {"accuracy": passed / len(correct), "ci95": list(wilson_interval(passed, len(correct))),
                "uplift": paired_compare(base_bench["correct"][SUITE], correct),
-               "stop_rate": a["stop_rates"][SUITE], "seconds": round(a["seconds"], 1), "tokens": a["tokens"],
+               "stop_rate": a["stop_rates"][SUITE], "scorer_gap": a["scorer_gaps"][SUITE], "seconds": round(a["seconds"], 1), "tokens": a["tokens"],
                "promoted": a["promoted"], **({"steps": a["steps"], "reward": a["reward"]} if "steps" in a else {})}
         if arm in CONTROL_OF:
             row["vs_control"] = paired_compare(arms[CONTROL_OF[arm]]["correct"][SUITE], correct)
         if guard:
-            row["guard"] = paired_compare(base_bench["correct"]["guard"], a["correct"]["guard"])
+            row["guard"] = paired_compare(guards["base"][1]["correct"]["guard"], guards[arm][1]["correct"]["guard"])
         rows[arm] = row
     return {"seed": seed, "base": {"accuracy": p_base, "stop_rate": base_bench["stop_rates"][SUITE]}, "arms": rows}
 
@@ -187,32 +225,41 @@ def _ci(c: dict[str, Any]) -> str:
     return f"{100 * c['difference']:+.1f} [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}]"
 
 
+def _share(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f}%"
+
+
 def print_table(results: list[dict[str, Any]]) -> None:
     print("\n| method | seed | held-out acc | uplift vs base (pts, 95% CI) | vs its control | guard change | "
-          "stop rate | promoted | wall s | tokens |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "stop rate | scorer gap | promoted | wall s | tokens |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| base | {r['seed']} | {100 * r['base']['accuracy']:.1f}% | | | | "
-              f"{100 * (r['base']['stop_rate'] or 0):.0f}% | | | |")
+              f"{100 * (r['base']['stop_rate'] or 0):.0f}% | | | | |")
         for arm, row in r["arms"].items():
             print(f"| {arm} | {r['seed']} | {100 * row['accuracy']:.1f}% [{100 * row['ci95'][0]:.1f}, "
                   f"{100 * row['ci95'][1]:.1f}] | {_ci(row['uplift'])} | "
                   f"{_ci(row['vs_control']) + ' vs ' + CONTROL_OF[arm] if 'vs_control' in row else ''} | "
                   f"{_ci(row['guard']) if 'guard' in row else ''} | {100 * (row['stop_rate'] or 0):.0f}% | "
-                  f"{row['promoted']} | {row['seconds']:.0f} | {row['tokens']} |")
+                  f"{_share(row['scorer_gap'])} | {row['promoted']} | {row['seconds']:.0f} | {row['tokens']} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--out", type=Path, default=Path("benchmarks/out/methods"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--guard", type=Path, help="a held-out choice suite that must not regress (MMLU sample)")
+    parser.add_argument("--guard", type=Path, help="MMLU rows (e.g. ../shared/data/mmlu_sample.jsonl): a guard suite that must not regress")
     parser.add_argument("--smoke", action="store_true", help="the tiny model and a few items: shows it runs")
     args = parser.parse_args()
     size = SIZES["smoke" if args.smoke else "full"]
     args.out.mkdir(parents=True, exist_ok=True)
     base = base_model(args.out, args.smoke)
-    results = [run_seed(seed, base, args.out / f"seed-{seed}", size, args.guard) for seed in args.seeds]
+    results = []
+    for seed in args.seeds:  # a finished seed is read back, so a longer run can add seeds to a shorter one
+        done = args.out / f"seed-{seed}" / "result.json"
+        if not done.exists():
+            done.write_text(json.dumps(run_seed(seed, base, done.parent, size, args.guard), indent=2) + "\n")
+        results.append(json.loads(done.read_text()))
     (args.out / "methods.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
 
