@@ -211,7 +211,8 @@ def run_seed(seed: int, base: Path, out: Path, size: Size, guard: Path | None) -
         passed = sum(correct.values())
         row = {"accuracy": passed / len(correct), "ci95": list(wilson_interval(passed, len(correct))),
                "uplift": paired_compare(base_bench["correct"][SUITE], correct),
-               "stop_rate": a["stop_rates"][SUITE], "scorer_gap": a["scorer_gaps"][SUITE], "seconds": round(a["seconds"], 1), "tokens": a["tokens"],
+               "stop_rate": a["stop_rates"][SUITE], "scorer_gap": a["scorer_gaps"][SUITE],
+               "seconds": round(a["seconds"], 1), "tokens": a["tokens"],
                "promoted": a["promoted"], **({"steps": a["steps"], "reward": a["reward"]} if "steps" in a else {})}
         if arm in CONTROL_OF:
             row["vs_control"] = paired_compare(arms[CONTROL_OF[arm]]["correct"][SUITE], correct)
@@ -248,7 +249,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--out", type=Path, default=Path("benchmarks/out/methods"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--guard", type=Path, help="MMLU rows (e.g. ../shared/data/mmlu_sample.jsonl): a guard suite that must not regress")
+    parser.add_argument("--guard", type=Path,
+                        help="MMLU rows (e.g. ../shared/data/mmlu_sample.jsonl): a guard suite that must not regress")
     parser.add_argument("--smoke", action="store_true", help="the tiny model and a few items: shows it runs")
     args = parser.parse_args()
     size = SIZES["smoke" if args.smoke else "full"]

@@ -10,7 +10,7 @@ from hone.loop_config import LoopConfig
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.mark.parametrize("name", ["llama-3.1-8b.yaml", "tiny.yaml", "cluster/loop.yaml"])
+@pytest.mark.parametrize("name", ["llama-3.1-8b.yaml", "llama-3.1-8b-grpo.yaml", "tiny.yaml", "cluster/loop.yaml"])
 def test_example_loop_configs_validate(name):
     config = load_config(EXAMPLES / name, LoopConfig).resolve((EXAMPLES / name).parent)
     assert config.heldout and config.train.method == "lora"

@@ -183,3 +183,11 @@ def test_the_objective_selects_the_train_section_and_controls_are_refused_where_
         load_config(_config(loop_files, tmp_path, control="unverified"), LoopConfig)
     with pytest.raises(HoneError, match=r"loop.yaml:\d+: key `gate.trained_suites`: 'math' is not a held-out suite"):
         load_config(_config(loop_files, tmp_path, gate={"trained_suites": ["math"]}), LoopConfig)
+
+    import torch
+
+    if not torch.cuda.is_available():  # vLLM rollouts on a machine without a GPU: one line before round 0
+        vllm = load_config(_config(loop_files, tmp_path, train={"rollout_engine": "vllm-colocate"}), LoopConfig)
+        with pytest.raises(HoneError, match=r"^rollout_engine 'vllm-colocate': vLLM rollouts need a CUDA GPU"):
+            run_loop(vllm, tmp_path / "vllm-run", say=lambda _: None)
+        assert not (tmp_path / "vllm-run" / "round-0").exists()

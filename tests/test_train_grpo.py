@@ -15,10 +15,11 @@ import pytest
 from pydantic import ValidationError
 from train_support import answering_model_at, one_torch_thread, sum_tasks  # noqa: F401 - a fixture
 
-from hone.chat import encode, render_prompt
+from hone.chat import encode, render_prompt, stop_token_ids
 from hone.errors import HoneError
 from hone.records import Task, write_records
-from hone.train.grpo import GRPOTrainConfig, grpo_rows, nothing_learned, run_grpo
+from hone.train.grpo import GRPOTrainConfig, grpo_rows, nothing_learned, rollout_args, run_grpo
+from hone.train.trainer import _fingerprint
 
 FAST = dict(method="lora", lora_r=8, lora_alpha=16, learning_rate=1e-2, num_generations=8, per_device_batch_size=16,
             max_completion_length=6, logging_steps=1)
@@ -55,6 +56,41 @@ def test_rows_carry_their_task_and_open_or_long_prompts_are_left_out(tiny_tokeni
         GRPOTrainConfig(reward="random")
     with pytest.raises(ValidationError, match="random_reward_p"):
         GRPOTrainConfig(random_reward_p=0.3)
+
+
+def test_vllm_rollouts_get_the_chat_contract_and_are_refused_in_one_line_where_they_cannot_run(tiny_tokenizer,
+                                                                                                tasks_file, tmp_path):
+    from trl import GRPOConfig
+
+    colocate = GRPOTrainConfig(rollout_engine="vllm-colocate", vllm_gpu_memory_utilization=0.5)
+    args = rollout_args(colocate, tiny_tokenizer)
+    stops = args["generation_kwargs"]["stop_token_ids"]  # vLLM's SamplingParams stop where Hone's engines stop
+    assert stops == stop_token_ids(tiny_tokenizer) and tiny_tokenizer.eos_token_id in stops
+    assert {k: v for k, v in args.items() if k != "generation_kwargs"} == {
+        "use_vllm": True, "vllm_mode": "colocate", "vllm_server_base_url": None, "vllm_gpu_memory_utilization": 0.5}
+    trl_args = GRPOConfig(output_dir=str(tmp_path / "args"), bf16=False, use_cpu=True, **args)  # TRL takes them
+    assert (trl_args.use_vllm, trl_args.vllm_mode) == (True, "colocate")
+    assert trl_args.generation_kwargs == {"stop_token_ids": stops}
+    server = GRPOTrainConfig(rollout_engine="vllm-server", vllm_server_url="http://10.0.0.2:8000")
+    assert rollout_args(server, tiny_tokenizer)["vllm_server_base_url"] == "http://10.0.0.2:8000"
+    assert rollout_args(GRPOTrainConfig(), tiny_tokenizer) == {}  # hf: TRL's own generate, as before
+    for bad in ({"rollout_engine": "vllm-server"}, {"vllm_server_url": "http://10.0.0.2:8000"}):
+        with pytest.raises(ValidationError, match="vllm_server_url"):
+            GRPOTrainConfig(**bad)
+
+    # The engine samples the groups, so it is part of what was learned; where the server runs is not.
+    def fingerprint(config: GRPOTrainConfig) -> dict:
+        return _fingerprint("grpo", config, "base", "data", None)
+
+    assert fingerprint(colocate) != fingerprint(GRPOTrainConfig(vllm_gpu_memory_utilization=0.5))
+    assert fingerprint(server) == fingerprint(server.model_copy(update={"vllm_server_url": "http://10.0.0.3:8000"}))
+
+    import torch
+
+    if not torch.cuda.is_available():  # this machine: refused before any model loads (the base does not exist)
+        with pytest.raises(HoneError, match=r"^rollout_engine 'vllm-colocate': vLLM rollouts need a CUDA GPU"):
+            run_grpo(colocate, tasks_file, tmp_path / "no-model", tmp_path / "out")
+        assert not (tmp_path / "out").exists()
 
 
 def test_the_verifier_reward_scores_what_bench_would_record_and_the_random_reward_is_seeded(tiny_tokenizer):

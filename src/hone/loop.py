@@ -84,6 +84,10 @@ def run_loop(config: LoopConfig, run_dir: str | os.PathLike, say: Say = print, *
     run_dir.mkdir(parents=True, exist_ok=True)
     check_heldout_is_separate(config)
     check_sandbox(config, say)
+    if config.round_kind == "grpo":  # vLLM rollouts without a GPU or vllm: one line now, not after round 0
+        from hone.train.grpo import check_rollout_engine
+
+        check_rollout_engine(config.train)
     _config_guard(config, run_dir)
     if config.judge != "verifier":  # a missing key, a dead server or a budget that cannot be enforced: now,
         config.judge_setup(None).make(None)  # not after an hour of benchmarking and sampling

@@ -98,6 +98,12 @@ class GRPOTrainConfig(TrainConfig):
     random_reward_p: float | None = Field(None, ge=0.0, le=1.0)
     grade_workers: int | None = Field(None, ge=1, description="code answers graded in parallel (None: CPU count)")
     sandbox: Literal["strict", "weak"] = "strict"
+    rollout_engine: Literal["hf", "vllm-colocate", "vllm-server"] = Field(
+        "hf", description="who samples the groups: TRL's transformers generate (hf, CPU or GPU), vLLM inside each "
+        "training process (vllm-colocate) or a `trl vllm-serve` server at vllm_server_url (vllm-server); vLLM needs "
+        "a CUDA GPU and gets the chat contract's prompt token ids and stop tokens")
+    vllm_server_url: str | None = Field(None, description="vllm-server: the `trl vllm-serve` address")
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0.0, le=1.0, description="vllm-colocate: vLLM's GPU share")
 
     @model_validator(mode="after")
     def _check_grpo(self) -> "GRPOTrainConfig":
@@ -108,6 +114,9 @@ class GRPOTrainConfig(TrainConfig):
             raise ValueError(f"per_device_batch_size * gradient_accumulation_steps * num_processes ({completions}) "
                              f"must be a multiple of num_generations ({self.num_generations}): a step holds whole "
                              "groups")
+        if (self.rollout_engine == "vllm-server") != (self.vllm_server_url is not None):
+            raise ValueError("vllm_server_url is where rollout_engine vllm-server finds `trl vllm-serve`: set it with "
+                             "vllm-server, and only then")
         if (self.reward == "random") != (self.random_reward_p is not None):
             raise ValueError("random_reward_p is the random-reward control's probability: set it with reward: random "
                              "(to the base's pass rate on these prompts), and only then")

@@ -49,6 +49,33 @@ def reward_functions(config: GRPOTrainConfig, tokenizer: Any) -> list[Any]:
     return [VerifierReward(tokenizer, workers=config.grade_workers, sandbox=config.sandbox)]
 
 
+def check_rollout_engine(config: GRPOTrainConfig) -> None:
+    """Refuse vLLM rollouts, before any model loads (and before a loop's round 0), where they cannot run."""
+    if config.rollout_engine == "hf":
+        return
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise HoneError(f"rollout_engine {config.rollout_engine!r}: vLLM rollouts need a CUDA GPU and this machine "
+                        "has none (use rollout_engine: hf)")
+    if importlib.util.find_spec("vllm") is None:
+        raise HoneError(f"rollout_engine {config.rollout_engine!r}: vllm is not installed (pip install 'hone[vllm]')")
+
+
+def rollout_args(config: GRPOTrainConfig, tokenizer: Any) -> dict[str, Any]:
+    """GRPOConfig's rollout settings. TRL hands vLLM the prompt token ids `_tokenize_prompts` returns (Hone's chat
+    contract) and `generation_kwargs` as SamplingParams, so vLLM stops where Hone's engines stop, as hf does through
+    the model's generation config. vLLM is refused, before loading anything, where it cannot run."""
+    if config.rollout_engine == "hf":
+        return {}
+    return {"use_vllm": True, "vllm_mode": config.rollout_engine.removeprefix("vllm-"),
+            "vllm_server_base_url": config.vllm_server_url,
+            "vllm_gpu_memory_utilization": config.vllm_gpu_memory_utilization,
+            "generation_kwargs": {"stop_token_ids": stop_token_ids(tokenizer)}}
+
+
 def _grpo_trainer(model: Any, common: dict[str, Any], rows: list[dict[str, Any]], tokenizer: Any, lora: Any,
                   config: GRPOTrainConfig, rewards: list[Any]):
     from datasets import Dataset
@@ -64,7 +91,7 @@ def _grpo_trainer(model: Any, common: dict[str, Any], rows: list[dict[str, Any]]
 
     common = {k: v for k, v in common.items() if k != "dataset_num_proc"}
     args = GRPOConfig(
-        **common, num_generations=config.num_generations, beta=config.beta,
+        **common, **rollout_args(config, tokenizer), num_generations=config.num_generations, beta=config.beta,
         max_completion_length=config.max_completion_length, temperature=config.temperature, top_p=config.top_p,
         mask_truncated_completions=config.mask_truncated_completions, scale_rewards=config.scale_rewards,
         loss_type=config.loss_type, shuffle_dataset=True, log_completions=False)
@@ -79,6 +106,8 @@ def run_grpo(config: GRPOTrainConfig, tasks_path: str | os.PathLike, base_dir: s
     `out_dir`. Skips, resumes and refuses exactly like `run_train`; the lineage's `rewards` names the reward
     functions and grader versions, and the reward curve."""
     from hone.train.trainer import run_training
+
+    check_rollout_engine(config)
 
     def load_rows(tokenizer):
         rows, stats = grpo_rows(tokenizer, read_records(tasks_path, Task), config)

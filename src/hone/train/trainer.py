@@ -30,7 +30,7 @@ RUN_FILE = "run.json"
 # Settings that change how a run is kept, not what it learns: they may differ on resume.
 _BOOKKEEPING = {"save_steps", "save_total_limit", "keep_checkpoints", "report_to", "logging_steps", "launcher",
                 "accelerate_config", "num_machines", "machine_rank", "main_process_ip", "main_process_port",
-                "restart", "overwrite"}
+                "restart", "overwrite", "vllm_server_url", "vllm_gpu_memory_utilization"}
 
 Rows = tuple[list[dict[str, Any]], dict[str, Any]]
 # (model, common TrainingArguments keywords, rows, tokenizer, LoRA config or None) -> a transformers Trainer
