@@ -22,8 +22,9 @@ Per method and seed it prints the held-out accuracy with its 95% CI, the paired 
 difference against the arm's control, the guard suite's change (`--guard`: MMLU rows, scored by log-likelihood),
 the stop rate, the scorer gap (the share of held-out answers the verifier and the strict second reading judge
 differently), the wall time and the tokens (loops: answer tokens sampled on the training prompts; GRPO: its
-rollouts' prompt and answer tokens, TRL's count). Writes `<out>/seed-N/result.json` per finished seed (a later run
-reads it back instead of redoing it) and `<out>/methods.json`.
+rollouts' prompt and answer tokens, TRL's count). Writes `<arm>/arm.json` per finished arm and `<out>/seed-N/result.json` per
+finished seed (a later run reads them back instead of redoing them, so `--arms` can add arms to a seed) and
+`<out>/methods.json`.
 
     .venv/bin/python benchmarks/methods.py --seeds 0 1 2 -o benchmarks/out/methods \\
         --guard ../shared/data/mmlu_sample.jsonl                      # SmolLM2, ~30 min per seed on 2 cores
@@ -181,7 +182,19 @@ def grpo_arm(arm: str, base: Path, data: dict[str, Path], size: Size, seed: int,
             "reward": [trained.report.rewards["first_reward"], trained.report.rewards["final_reward"]]}
 
 
-def run_seed(seed: int, base: Path, out: Path, size: Size, guard: Path | None) -> dict[str, Any]:
+def kept(arm_dir: Path, run: Any) -> dict[str, Any]:
+    """An arm's result, from `arm.json` once it has finished: its wall time is measured once, not by a re-run that
+    finds its stages done."""
+    path = arm_dir / "arm.json"
+    if not path.exists():
+        path.write_text(json.dumps(run(), default=str) + "\n")
+    result = json.loads(path.read_text())
+    return {**result, "model": Path(result["model"])}
+
+
+def run_seed(seed: int, base: Path, out: Path, size: Size, guard: Path | None,
+             chosen: tuple[str, ...] = ARMS) -> dict[str, Any]:
+    """Every chosen arm on this seed's items (`rft` always: it benchmarks the base and sets the GRPO budget)."""
     from hone.synthetic import add_sub_splits
 
     splits = add_sub_splits(seed, size.train, size.heldout)
@@ -193,13 +206,15 @@ def run_seed(seed: int, base: Path, out: Path, size: Size, guard: Path | None) -
 
         write_records(out / "data" / "guard.jsonl", import_tasks(guard, "mmlu"))
         guard = out / "data" / "guard.jsonl"
-    arms: dict[str, dict[str, Any]] = {"rft": loop_arm("rft", base, data, size, seed, out, None)}
+    arms: dict[str, dict[str, Any]] = {"rft": kept(out / "rft", lambda: loop_arm("rft", base, data, size, seed, out,
+                                                                                  None))}
     base_bench = read_bench(out / "rft" / "round-0" / "bench")
-    for arm in ("unverified", "critique"):
-        arms[arm] = loop_arm(arm, base, data, size, seed, out, out / "rft" / "round-0")
+    for arm in [a for a in ("unverified", "critique") if a in chosen]:
+        arms[arm] = kept(out / arm, lambda: loop_arm(arm, base, data, size, seed, out, out / "rft" / "round-0"))
     p_base = sum(base_bench["correct"][SUITE].values()) / len(base_bench["correct"][SUITE])
-    for arm in ("grpo", "random-reward"):
-        arms[arm] = grpo_arm(arm, base, data, size, seed, out, arms["rft"]["seconds"], p_base, base_bench)
+    for arm in [a for a in ("grpo", "random-reward") if a in chosen]:
+        arms[arm] = kept(out / arm, lambda: grpo_arm(arm, base, data, size, seed, out, arms["rft"]["seconds"],
+                                                     p_base, base_bench))
     guards = {}
     if guard:  # the guard suite, scored by log-likelihood, once per distinct final model
         for name, model in [("base", base)] + [(arm, a["model"]) for arm, a in arms.items()]:
@@ -214,7 +229,7 @@ def run_seed(seed: int, base: Path, out: Path, size: Size, guard: Path | None) -
                "stop_rate": a["stop_rates"][SUITE], "scorer_gap": a["scorer_gaps"][SUITE],
                "seconds": round(a["seconds"], 1), "tokens": a["tokens"],
                "promoted": a["promoted"], **({"steps": a["steps"], "reward": a["reward"]} if "steps" in a else {})}
-        if arm in CONTROL_OF:
+        if CONTROL_OF.get(arm) in arms:
             row["vs_control"] = paired_compare(arms[CONTROL_OF[arm]]["correct"][SUITE], correct)
         if guard:
             row["guard"] = paired_compare(guards["base"][1]["correct"]["guard"], guards[arm][1]["correct"]["guard"])
@@ -251,16 +266,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--guard", type=Path,
                         help="MMLU rows (e.g. ../shared/data/mmlu_sample.jsonl): a guard suite that must not regress")
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                        help="a subset of the arms (rft always runs: it benchmarks the base and sets GRPO's budget)")
     parser.add_argument("--smoke", action="store_true", help="the tiny model and a few items: shows it runs")
     args = parser.parse_args()
     size = SIZES["smoke" if args.smoke else "full"]
     args.out.mkdir(parents=True, exist_ok=True)
     base = base_model(args.out, args.smoke)
     results = []
-    for seed in args.seeds:  # a finished seed is read back, so a longer run can add seeds to a shorter one
+    for seed in args.seeds:  # a finished seed (and arm) is read back, so later runs can add seeds and arms
         done = args.out / f"seed-{seed}" / "result.json"
-        if not done.exists():
-            done.write_text(json.dumps(run_seed(seed, base, done.parent, size, args.guard), indent=2) + "\n")
+        if not done.exists() or not set(args.arms) <= set(json.loads(done.read_text())["arms"]):
+            result = run_seed(seed, base, done.parent, size, args.guard, tuple(args.arms))
+            done.write_text(json.dumps(result, indent=2) + "\n")
         results.append(json.loads(done.read_text()))
     (args.out / "methods.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
