@@ -41,12 +41,15 @@ class VLLMGenerator:
         vllm = import_vllm()
         from hone.models.loading import inspect_model_dir, load_tokenizer
 
+        from hone.generate.registry import engine_dtype
+
         inspect_model_dir(path)
         tok = load_tokenizer(path, trust_remote_code=config.trust_remote_code)
+        # generation_config="vllm": Hone's sampling parameters only, not the model's generation_config.json defaults
         kwargs: dict[str, Any] = dict(model=path, tokenizer=path, tensor_parallel_size=config.tensor_parallel_size,
                                       gpu_memory_utilization=config.gpu_memory_utilization, seed=config.seed,
-                                      dtype=config.dtype or "auto", trust_remote_code=config.trust_remote_code,
-                                      enable_prefix_caching=True)
+                                      dtype=engine_dtype(config), trust_remote_code=config.trust_remote_code,
+                                      enable_prefix_caching=True, generation_config="vllm")
         if config.max_model_len:
             kwargs["max_model_len"] = config.max_model_len
         if config.data_parallel_size > 1:  # one engine core per replica; vLLM spreads the requests over them

