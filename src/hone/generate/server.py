@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+from collections import Counter
 import json
 import shlex
 import socket
@@ -126,8 +127,8 @@ class ServerGenerator(OpenAIGenerator):
         super().__init__(served_model, base_url, concurrency=config.concurrency, timeout=config.request_timeout,
                          name=model)
         self.server, self.tokenizer = server, tokenizer
-        # (id, sample) -> the prompt ids the server says it used: what an agreement check compares with Hone's
-        self.server_prompt_ids: dict[tuple[str, int], list[int]] = {}
+        # requests whose prompt ids, as the server reports them, were the ids sent ("same") or not ("other")
+        self.prompt_ids_reported: Counter[str] = Counter()
 
     def _complete(self, ids: list[int], req: Request, params: GenParams, stops: list[int]) -> tuple[Any, float]:
         """One `/v1/completions` call on token ids (runs in a worker thread: no tokenizer here)."""
@@ -154,7 +155,7 @@ class ServerGenerator(OpenAIGenerator):
         extra = choice.model_extra or {}
         used = extra.get("prompt_token_ids")
         if used is not None:
-            self.server_prompt_ids[(req.id, req.sample)] = list(used)
+            self.prompt_ids_reported["same" if list(used) == ids else "other"] += 1
             if list(used) != ids:
                 return record(f"the server generated from other prompt token ids than Hone sent ({len(used)} vs "
                               f"{len(ids)} tokens)", "error")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections import Counter
 from typing import Any, Iterator, Sequence
 
 from hone.chat import cut_at_stop, stop_token_ids
@@ -35,6 +36,8 @@ def import_vllm() -> Any:
 class VLLMGenerator:
     def __init__(self, llm: Any, tokenizer: Any, name: str):
         self.llm, self.tokenizer, self.name = llm, tokenizer, name
+        # requests whose prompt ids, as vLLM reports them, were the ids sent ("same") or not ("other")
+        self.prompt_ids_reported: Counter[str] = Counter()
 
     @classmethod
     def from_dir(cls, path: str, config: Any) -> "VLLMGenerator":
@@ -107,7 +110,8 @@ class VLLMGenerator:
             t0 = time.perf_counter()
             outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
             seconds = (time.perf_counter() - t0) / max(1, len(part))
-            for (req, _), out in zip(part, outputs):
+            for (req, ids), out in zip(part, outputs):
+                self.prompt_ids_reported["same" if list(out.prompt_token_ids or []) == ids else "other"] += 1
                 completion = out.outputs[0]
                 kept, stopped = cut_at_stop(tok, list(completion.token_ids))
                 stopped = stopped or completion.finish_reason == "stop"
