@@ -54,8 +54,8 @@ class GenerateConfig(BaseModel):
                                 "{tensor_parallel_size} {data_parallel_size} {gpu_memory_utilization} {dtype}")
     server_prompt: Literal["token_ids", "messages"] = Field(
         "token_ids", description="token_ids: Hone's rendered prompt as token ids to /v1/completions, answer ids "
-        "decoded by Hone (vLLM, SGLang); messages: chat messages to /v1/chat/completions, rendered and decoded by "
-        "the server (a server that takes no token ids, e.g. `transformers serve`)")
+        "decoded by Hone where the server returns them (vLLM); messages: chat messages to /v1/chat/completions, "
+        "rendered and decoded by the server (a server that takes no token ids, e.g. `transformers serve`)")
     port: int | None = Field(None, ge=1, le=65535, description="None: a free port")
     startup_timeout: float = Field(900.0, gt=0, description="seconds to wait for /v1/models")
     concurrency: int = Field(32, ge=1, description="requests in flight (server, openai)")

@@ -2,10 +2,11 @@
 
 This is how vLLM (or SGLang, or `transformers serve`) runs when it lives in its own environment: vLLM pins
 transformers versions Hone may not share. By default (`server_prompt: token_ids`) the server gets what the
-in-process engines get: the token ids of Hone's own rendering of the prompt, on `/v1/completions`, and returns
-the answer's token ids, which Hone cuts and decodes itself; so its answers are the hf engine's, not those of a
-second chat template or detokenizer (vLLM's drops a trailing incomplete UTF-8 character that HF decodes as
-U+FFFD). A server that reports the prompt ids it used is checked against what was sent.
+in-process engines get: the token ids of Hone's own rendering of the prompt, on `/v1/completions`; where it
+returns the answer's token ids (vLLM does, asked with `return_token_ids`), Hone cuts and decodes them itself.
+So its answers are the hf engine's, not those of a second chat template or detokenizer (vLLM's leaves out a
+trailing incomplete UTF-8 character that HF decodes as U+FFFD). A server that reports the prompt ids it used is
+checked against what was sent.
 
 The server runs in its own session (process group); Hone stops the whole group when the engine is closed, when
 the stage fails or is interrupted (SIGINT, SIGTERM), and the kernel signals it if Hone itself is killed. Its
