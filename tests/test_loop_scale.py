@@ -35,7 +35,8 @@ def test_server_engine_and_launched_training_round_resumes_after_a_kill(demo_run
     raw["sample"]["prompts_per_round"] = 16
     raw["train"].update(max_steps=40, save_steps=10, per_device_batch_size=8, launcher="accelerate",
                         num_processes=2)
-    raw["generate"] = {"backend": "server", "server_command": SERVE, "concurrency": 8, "startup_timeout": 120}
+    raw["generate"] = {"backend": "server", "server_command": SERVE, "server_prompt": "messages", "concurrency": 8,
+                       "startup_timeout": 120}
     cfg = tmp_path / "loop.yaml"
     cfg.write_text(yaml.safe_dump(raw))
     run = tmp_path / "run"

@@ -102,7 +102,7 @@ def test_killed_generation_resumed_with_another_engine_or_batch_size_is_refused(
     tasks, out, partial = _kill_at_temperature(generator, tiny_model_dir, tmp_path)
     hot = GenParams(max_new_tokens=6, temperature=0.7, batch_size=2)
     served = model_ref(GenerateConfig(backend="server", data_parallel_size=4), tiny_model_dir)
-    with pytest.raises(HoneError, match=r"`dtype` was \"float32\" then and is \"auto\" now\); pass --restart"):
+    with pytest.raises(HoneError, match=r"`engine` was \"hf\" then and is \"server\" now\); pass --restart"):
         run_generate(GenerateStageConfig(params=hot, model_ref=served), lambda: generator, tasks, out)
     wider = hot.model_copy(update={"batch_size": 4})
     with pytest.raises(HoneError, match=r"`params.batch_size` was 2 then and is 4 now"):

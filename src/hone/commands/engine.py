@@ -10,4 +10,6 @@ BACKEND_HELP = ("Generation engine: hf (in-process transformers) | vllm (in-proc
                 "Default: the --engine-config section, else hf.")
 ENGINE_CONFIG_HELP = "YAML with a `generate:` section (a loop config works) or that section alone; flags override it."
 SERVER_COMMAND_HELP = ("--backend server: the command that serves {model} on {port}, e.g. "
-                       "'transformers serve {model} --host {host} --port {port}' (default: vllm serve ...).")
+                       "'.venv-vllm/bin/vllm serve {model} --host {host} --port {port}' (default: vllm serve ...). "
+                       "It gets Hone's prompt token ids on /v1/completions; a server that takes chat messages only "
+                       "(transformers serve) needs `server_prompt: messages` in --engine-config.")

@@ -25,7 +25,10 @@ ENGINES: dict[str, str] = {
     "openai": "hone.generate.openai_compat",
 }
 
+# `--generation-config vllm`: the sampling parameters are Hone's alone, not defaults from the model's
+# generation_config.json (top_k, repetition_penalty...) that the hf engine and a stage's fingerprint never see.
 DEFAULT_SERVER_COMMAND = ("vllm serve {model} --host {host} --port {port} --seed {seed} --dtype {dtype} "
+                          "--generation-config vllm "
                           "--tensor-parallel-size {tensor_parallel_size} --data-parallel-size {data_parallel_size} "
                           "--gpu-memory-utilization {gpu_memory_utilization}")
 
@@ -49,6 +52,10 @@ class GenerateConfig(BaseModel):
     # server: Hone starts it for each model, waits for /v1/models, stops its process group afterwards
     server_command: str = Field(DEFAULT_SERVER_COMMAND, description="placeholders: {model} {host} {port} {seed} "
                                 "{tensor_parallel_size} {data_parallel_size} {gpu_memory_utilization} {dtype}")
+    server_prompt: Literal["token_ids", "messages"] = Field(
+        "token_ids", description="token_ids: Hone's rendered prompt as token ids to /v1/completions, answer ids "
+        "decoded by Hone where the server returns them (vLLM); messages: chat messages to /v1/chat/completions, "
+        "rendered and decoded by the server (a server that takes no token ids, e.g. `transformers serve`)")
     port: int | None = Field(None, ge=1, le=65535, description="None: a free port")
     startup_timeout: float = Field(900.0, gt=0, description="seconds to wait for /v1/models")
     concurrency: int = Field(32, ge=1, description="requests in flight (server, openai)")
@@ -94,13 +101,15 @@ class _Wrapper(BaseModel):
 
 
 def engine_dtype(config: GenerateConfig) -> str:
-    """The dtype the engine computes in: hf resolves its default here (bf16 on a GPU, fp32 on CPU), vLLM and a
-    server command decide themselves from the model's config ("auto")."""
-    if config.dtype or config.backend != "hf":
+    """The dtype the engine computes in. hf resolves its default here (bf16 on a GPU, fp32 on CPU); so do vLLM
+    and a server command on a machine without a GPU, where vLLM's "auto" would be bf16 and its answers would
+    differ from hf's; on a GPU they decide from the model's config ("auto")."""
+    if config.dtype or config.backend == "openai":
         return config.dtype or "auto"
     from hone.models.loading import default_device, default_dtype
 
-    return default_dtype(config.device or default_device())
+    device = (config.device if config.backend == "hf" else None) or default_device()
+    return default_dtype(device) if config.backend == "hf" or device == "cpu" else "auto"
 
 
 def model_ref(config: GenerateConfig, model: str | os.PathLike) -> dict[str, Any]:
@@ -114,6 +123,7 @@ def model_ref(config: GenerateConfig, model: str | os.PathLike) -> dict[str, Any
         ref["tensor_parallel_size"] = config.tensor_parallel_size
     if config.backend == "server":
         ref["server_command"] = config.server_command
+        ref["server_prompt"] = config.server_prompt
     return ref
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections import Counter
 from typing import Any, Iterator, Sequence
 
 from hone.chat import cut_at_stop, stop_token_ids
@@ -35,18 +36,23 @@ def import_vllm() -> Any:
 class VLLMGenerator:
     def __init__(self, llm: Any, tokenizer: Any, name: str):
         self.llm, self.tokenizer, self.name = llm, tokenizer, name
+        # requests whose prompt ids, as vLLM reports them, were the ids sent ("same") or not ("other")
+        self.prompt_ids_reported: Counter[str] = Counter()
 
     @classmethod
     def from_dir(cls, path: str, config: Any) -> "VLLMGenerator":
         vllm = import_vllm()
         from hone.models.loading import inspect_model_dir, load_tokenizer
 
+        from hone.generate.registry import engine_dtype
+
         inspect_model_dir(path)
         tok = load_tokenizer(path, trust_remote_code=config.trust_remote_code)
+        # generation_config="vllm": Hone's sampling parameters only, not the model's generation_config.json defaults
         kwargs: dict[str, Any] = dict(model=path, tokenizer=path, tensor_parallel_size=config.tensor_parallel_size,
                                       gpu_memory_utilization=config.gpu_memory_utilization, seed=config.seed,
-                                      dtype=config.dtype or "auto", trust_remote_code=config.trust_remote_code,
-                                      enable_prefix_caching=True)
+                                      dtype=engine_dtype(config), trust_remote_code=config.trust_remote_code,
+                                      enable_prefix_caching=True, generation_config="vllm")
         if config.max_model_len:
             kwargs["max_model_len"] = config.max_model_len
         if config.data_parallel_size > 1:  # one engine core per replica; vLLM spreads the requests over them
@@ -104,7 +110,8 @@ class VLLMGenerator:
             t0 = time.perf_counter()
             outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
             seconds = (time.perf_counter() - t0) / max(1, len(part))
-            for (req, _), out in zip(part, outputs):
+            for (req, ids), out in zip(part, outputs):
+                self.prompt_ids_reported["same" if list(out.prompt_token_ids or []) == ids else "other"] += 1
                 completion = out.outputs[0]
                 kept, stopped = cut_at_stop(tok, list(completion.token_ids))
                 stopped = stopped or completion.finish_reason == "stop"
