@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-from collections import Counter
 import json
 import shlex
 import socket
@@ -25,6 +24,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Iterator, Sequence
