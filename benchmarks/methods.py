@@ -260,6 +260,24 @@ def print_table(results: list[dict[str, Any]]) -> None:
                   f"{_share(row['scorer_gap'])} | {row['promoted']} | {row['seconds']:.0f} | {row['tokens']} |")
 
 
+def print_summary(results: list[dict[str, Any]]) -> None:
+    """Per method over the seeds that ran it: the mean uplift, on how many seeds its CI (and its difference from
+    its control) lies above zero, the mean wall time, and points gained per minute of that time."""
+    print("\n| method | seeds | mean uplift (pts) | CI above 0 | vs control, CI above 0 | mean wall min | "
+          "pts per min |")
+    print("|---|---|---|---|---|---|---|")
+    for arm in ARMS:
+        rows = [r["arms"][arm] for r in results if arm in r["arms"]]
+        if not rows:
+            continue
+        uplift = sum(100 * row["uplift"]["difference"] for row in rows) / len(rows)
+        minutes = sum(row["seconds"] for row in rows) / len(rows) / 60
+        above = sum(row["uplift"]["ci95"][0] > 0 for row in rows)
+        control = [row["vs_control"]["ci95"][0] > 0 for row in rows if "vs_control" in row]
+        print(f"| {arm} | {len(rows)} | {uplift:+.1f} | {above}/{len(rows)} | "
+              f"{f'{sum(control)}/{len(control)}' if control else ''} | {minutes:.1f} | {uplift / minutes:+.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--out", type=Path, default=Path("benchmarks/out/methods"))
@@ -282,6 +300,7 @@ def main() -> None:
         results.append(json.loads(done.read_text()))
     (args.out / "methods.json").write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
+    print_summary(results)
 
 
 if __name__ == "__main__":
