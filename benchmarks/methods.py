@@ -16,8 +16,8 @@ function on the same items:
 
 The loop arms run `--rounds` rounds (one: 100 fresh prompts, 4 samples each, 30 LoRA steps, the SmolLM2 demo's
 round 1); the base is benchmarked once per seed (the `rft` arm's round 0, copied into the other loop arms and not
-counted in any arm's time). Each GRPO arm gets the wall time the `rft` arm took (its step count is set from a
-short timed calibration run, keeping time for its merge and benchmark), so every arm has about the same budget.
+counted in any arm's time). Each GRPO arm runs 18 steps of 4 prompts x 8 answers (its wall time, like every
+arm's, is measured and reported: the summary compares points per minute, not equal budgets).
 Per method and seed it prints the held-out accuracy with its 95% CI, the paired uplift over the base, the paired
 difference against the arm's control, the guard suite's change (`--guard`: MMLU rows, scored by log-likelihood),
 the stop rate, the scorer gap (the share of held-out answers the verifier and the strict second reading judge
@@ -51,22 +51,24 @@ from hone.records import iter_jsonl, write_records
 ARMS = ("rft", "unverified", "critique", "grpo", "random-reward")
 CONTROL_OF = {"rft": "unverified", "critique": "unverified", "grpo": "random-reward"}
 SUITE = "add-sub"
-CALIBRATION_STEPS = 3
 STOP_TOLERANCE = 0.05  # the gate refuses a model that stops this much less often
-BENCH_AND_MERGE_S = 90  # GRPO's budget keeps this for its merge and benchmark (SmolLM2, 400 items)
 
 
 class Size:
     def __init__(self, train: int, heldout: int, rounds: int, samples: int, lora_steps: int, grpo_batch: int,
-                 max_new_tokens: int):
+                 grpo_steps: int, max_new_tokens: int):
         self.train, self.heldout, self.rounds, self.samples = train, heldout, rounds, samples
-        self.lora_steps, self.grpo_batch, self.max_new_tokens = lora_steps, grpo_batch, max_new_tokens
+        self.lora_steps, self.grpo_batch, self.grpo_steps = lora_steps, grpo_batch, grpo_steps
+        self.max_new_tokens = max_new_tokens
 
 
 SIZES = {
     # One round of the SmolLM2 demo (hone/demo_smollm2.py): 100 fresh prompts, 4 samples each, 30 LoRA steps.
-    "full": Size(train=100, heldout=400, rounds=1, samples=4, lora_steps=30, grpo_batch=32, max_new_tokens=16),
-    "smoke": Size(train=8, heldout=8, rounds=1, samples=2, lora_steps=2, grpo_batch=8, max_new_tokens=8),
+    # GRPO: 18 steps of 4 prompts x 8 answers (576 answers; RFT samples 400).
+    "full": Size(train=100, heldout=400, rounds=1, samples=4, lora_steps=30, grpo_batch=32, grpo_steps=18,
+                 max_new_tokens=16),
+    "smoke": Size(train=8, heldout=8, rounds=1, samples=2, lora_steps=2, grpo_batch=8, grpo_steps=2,
+                  max_new_tokens=8),
 }
 
 
@@ -148,26 +150,18 @@ def grpo_settings(size: Size, seed: int, **more: Any) -> dict[str, Any]:
             "temperature": 0.7, "beta": 0.0, "seed": seed, "max_length": 256, "logging_steps": 1, **more}
 
 
-def grpo_arm(arm: str, base: Path, data: dict[str, Path], size: Size, seed: int, out: Path, budget_s: float,
-             p_base: float, base_bench: dict[str, Any]) -> dict[str, Any]:
-    """GRPO for about `budget_s` seconds (steps from a timed calibration run), merged with proof, benchmarked and
-    gated against the base like a loop round."""
+def grpo_arm(arm: str, base: Path, data: dict[str, Path], size: Size, seed: int, out: Path, p_base: float,
+             base_bench: dict[str, Any]) -> dict[str, Any]:
+    """`size.grpo_steps` steps of GRPO, merged with proof, benchmarked and gated against the base like a loop
+    round."""
     from hone.gate import decide
     from hone.merge.run import MergeConfig, run_merge
     from hone.train.grpo import GRPOTrainConfig, nothing_learned, run_grpo
 
     reward = {"reward": "random", "random_reward_p": p_base} if arm == "random-reward" else {}
     t0 = time.perf_counter()
-    calibration = run_grpo(GRPOTrainConfig(**grpo_settings(size, seed, max_steps=CALIBRATION_STEPS, **reward)),
-                           data["train"], base, out / arm / "calibration")
-    chosen = out / arm / "steps.json"  # a re-run resumes the same run instead of re-timing it
-    if not chosen.exists():
-        per_step = calibration.report.training.runtime_s / CALIBRATION_STEPS
-        left = budget_s - (time.perf_counter() - t0) - BENCH_AND_MERGE_S
-        chosen.write_text(json.dumps({"steps": max(1, int(left / per_step))}))
-    steps = json.loads(chosen.read_text())["steps"]
-    trained = run_grpo(GRPOTrainConfig(**grpo_settings(size, seed, max_steps=steps, **reward)), data["train"], base,
-                       out / arm / "adapter")
+    trained = run_grpo(GRPOTrainConfig(**grpo_settings(size, seed, max_steps=size.grpo_steps, **reward)),
+                       data["train"], base, out / arm / "adapter")
     promoted, result, model = False, base_bench, base
     if not nothing_learned(trained):  # no group's rewards ever varied: the adapter is zero, the base stays
         merged = run_merge(MergeConfig(), base, trained.outputs["adapter"], out / arm / "model").outputs["model"]
@@ -176,9 +170,8 @@ def grpo_arm(arm: str, base: Path, data: dict[str, Path], size: Size, seed: int,
                           stop_rates=(base_bench["stop_rates"], candidate["stop_rates"]),
                           stop_tolerance=STOP_TOLERANCE)["promoted"]
         result, model = (candidate, merged) if promoted else (base_bench, base)
-    tokens = int(calibration.report.training.tokens or 0) + int(trained.report.training.tokens or 0)
-    return {"model": model, "seconds": time.perf_counter() - t0, "tokens": tokens,
-            "promoted": int(promoted), "steps": steps, **result,
+    return {"model": model, "seconds": time.perf_counter() - t0, "tokens": int(trained.report.training.tokens or 0),
+            "promoted": int(promoted), "steps": size.grpo_steps, **result,
             "reward": [trained.report.rewards["first_reward"], trained.report.rewards["final_reward"]]}
 
 
@@ -194,7 +187,7 @@ def kept(arm_dir: Path, run: Any) -> dict[str, Any]:
 
 def run_seed(seed: int, base: Path, out: Path, size: Size, guard: Path | None,
              chosen: tuple[str, ...] = ARMS) -> dict[str, Any]:
-    """Every chosen arm on this seed's items (`rft` always: it benchmarks the base and sets the GRPO budget)."""
+    """Every chosen arm on this seed's items (`rft` always: it benchmarks the base)."""
     from hone.synthetic import add_sub_splits
 
     splits = add_sub_splits(seed, size.train, size.heldout)
@@ -213,8 +206,7 @@ def run_seed(seed: int, base: Path, out: Path, size: Size, guard: Path | None,
         arms[arm] = kept(out / arm, lambda: loop_arm(arm, base, data, size, seed, out, out / "rft" / "round-0"))
     p_base = sum(base_bench["correct"][SUITE].values()) / len(base_bench["correct"][SUITE])
     for arm in [a for a in ("grpo", "random-reward") if a in chosen]:
-        arms[arm] = kept(out / arm, lambda: grpo_arm(arm, base, data, size, seed, out, arms["rft"]["seconds"],
-                                                     p_base, base_bench))
+        arms[arm] = kept(out / arm, lambda: grpo_arm(arm, base, data, size, seed, out, p_base, base_bench))
     guards = {}
     if guard:  # the guard suite, scored by log-likelihood, once per distinct final model
         for name, model in [("base", base)] + [(arm, a["model"]) for arm, a in arms.items()]:
@@ -285,7 +277,7 @@ def main() -> None:
     parser.add_argument("--guard", type=Path,
                         help="MMLU rows (e.g. ../shared/data/mmlu_sample.jsonl): a guard suite that must not regress")
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
-                        help="a subset of the arms (rft always runs: it benchmarks the base and sets GRPO's budget)")
+                        help="a subset of the arms (rft always runs: it benchmarks the base)")
     parser.add_argument("--smoke", action="store_true", help="the tiny model and a few items: shows it runs")
     args = parser.parse_args()
     size = SIZES["smoke" if args.smoke else "full"]
