@@ -18,8 +18,8 @@ weights, so every answer runs to max_new_tokens (many are bytes that are not UTF
     PYTHONPATH=src .venv-vllm/bin/python benchmarks/engines.py --engines hf,vllm-lib
 
 Inputs: none to fetch (a random-init 34M Llama and its tokenizer are built in the run). The README's CPU figures
-for serve (0.11x, 0.62x, 32/32 answers) were printed by the first command with its defaults, the vLLM line by the
-second.
+(idle, two runs each: serve 0.11x/0.09x, serve-cb 0.83x/0.72x, vllm 0.89x/0.87x, 32/32 answers everywhere; bf16
+vllm 1.41x, 27/32) were printed by `--engines hf,serve,serve-cb`, by the second command and by the third.
 """
 
 from __future__ import annotations

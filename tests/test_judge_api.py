@@ -66,7 +66,7 @@ def test_calls_run_concurrently(tmp_path, monkeypatch):
         assert [v.verdict for v in judge_all(judge, items)] == expected(items)
         elapsed = time.monotonic() - t0
     assert server.max_inflight == 8
-    assert elapsed < 32 * 0.1 / 3  # sequential would take 3.2 s
+    assert elapsed < 32 * 0.1 / 2  # sequential would take 3.2 s (8 in flight: 0.4 s, plus 2 cores of SDK work)
 
 
 def test_rerun_is_answered_from_the_cache(fake, tmp_path):
