@@ -64,6 +64,9 @@ MATH = [  # (category, answer template, verdict)
     ("hedged", "The answer is {w} or {h} + {k} = {g}.", "fail"),
     ("hedged", "{w},\n{g}", "fail"),
     ("hedged", "I think it is {g}, but I'm not sure.", "fail"),
+    ("hedged", "All numbers from 1 to {g2} include {g}.", "fail"),
+    ("hedged", "Any value from {h} to {g2} works, e.g. {g}.", "fail"),
+    ("hedged", "Several work, for example {w} and {g}.", "fail"),
     ("hedged", "The answer is {g}, but {h} of them came later.", "pass"),
     ("hedged", "The answer is {g}, because if {h} leave, {k} stay.", "pass"),
     ("hedged", "My final answer is {g}, but it could also be {w}.", "fail"),
@@ -76,6 +79,8 @@ MATH = [  # (category, answer template, verdict)
     ("bound", "at least {g}", "fail"),
     ("bound", "{g} or more", "fail"),
     ("bound", "~{g}", "fail"),
+    ("bound", "It's {g} give or take", "fail"),
+    ("bound", "The answer is {g} or thereabouts.", "fail"),
     ("bound", "The answer is probably {g}.", "fail"),
     ("bound", "exactly {g}", "pass"),
     # the gold, denied

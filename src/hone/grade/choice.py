@@ -25,8 +25,8 @@ from hone.hashing import text_sha256
 from hone.records import Generation, Task, Verdict
 
 # 2: exactly one option: several letters, disagreeing answer lines and a negated option fail; decorated letters
-# (`**C**`, `C)`) are read
-CHOICE_GRADER_VERSION = "2"
+# (`**C**`, `C)`) are read; 3: "Wait, C" after an answer hedges it, and `B!` is read as B
+CHOICE_GRADER_VERSION = "3"
 CHOICE_JUDGE = f"verifier:choice@{CHOICE_GRADER_VERSION}"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

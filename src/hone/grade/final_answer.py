@@ -65,12 +65,13 @@ _BOUND_BEFORE = re.compile(r"(?:\b(?:approximately|approx\.?|about|around|roughl
                            r"|~|≈|≥|≤|>|<|\\approx|\\sim|\\geq?|\\leq?)\W{0,3}$", re.I)
 _BOUND_AFTER = re.compile(r"^\s*(?:[A-Za-z]+\s+)?(?:or\s+(?:more|less|fewer|so|greater|higher|lower|above|below|over|"
                           r"under)\b|\+(?!\s*[\d(\\])|-?ish\b|and\s+(?:up|above|over|more)\b|at\s+(?:least|most)\b|"
-                          r"plus\b(?!\s*[\d(])|\(?\s*(?:approx(?:imately|\.)?|roughly|about|or\s+so|estimated?)\b)",
+                          r"plus\b(?!\s*[\d(])|\(?\s*(?:approx(?:imately|\.)?|roughly|about|or\s+so|estimated?|"
+                          r"give\s+or\s+take|or\s+thereabouts|more\s+or\s+less)\b)",
                           re.I)
 # two different values joined by these, in the final answer, are alternatives (a hedge)
 _ALTERNATIVE = re.compile(r"\b(?:or|either|maybe|perhaps|possibly|probably|alternatively|otherwise|else|unless|"
                           r"depending|whether|wait|actually|rather|also|another|alternative\w*|possib\w*|"
-                          r"including|includes|among|such\s+as)\b"
+                          r"includ\w*|among|such\s+as|for\s+(?:example|instance))\b|\be\.g\."
                           r"|\b(?:could|might|may)\s+(?:also\s+)?be\b|\bif\b[^,;]*[,;]|\\pm|±|\\in\b|\\cup|\\vee",
                           re.I)
 _UNSURE = re.compile(r"\b(?:not\s+(?:sure|certain)|unsure|uncertain|no\s+idea|can't\s+be\s+sure|just\s+a\s+guess)\b",

@@ -33,10 +33,11 @@ from hone.records import Generation, Task, Verdict
 
 # 2: a reference with the GSM8K `####` marker is read there; 3: an unevaluated sum or product of numbers
 # ("... we compute 63 + 45.") is not an answer, even when its value equals the reference; 4: one committed final
-# answer (hone.grade.final_answer: hedges, negations, questions, disagreeing final answers and an answer cut off at
-# its final-answer marker fail), and any arithmetic left unevaluated (division and powers too, `(30 - 2)/2`,
-# `15/1`) is not a value
-MATH_GRADER_VERSION = "4"
+# answer (hone.grade.final_answer: hedges, negations, questions and disagreeing final answers fail), and any
+# arithmetic left unevaluated (division and powers too, `(30 - 2)/2`, `15/1`) is not a value; 5: an answer cut off
+# at its final-answer marker (`... The answer is`) is not committed, `15 ≠ ...` negates the value before it, an
+# example out of several (`from 1 to 100 include 15`, `e.g. 15`) is a hedge and `15 give or take` a bound
+MATH_GRADER_VERSION = "5"
 MATH_JUDGE = f"verifier:math@{MATH_GRADER_VERSION}"
 TIMEOUT_S = 5
 
