@@ -67,7 +67,7 @@ def check_rollout_engine(config: GRPOTrainConfig) -> None:
 def rollout_args(config: GRPOTrainConfig, tokenizer: Any) -> dict[str, Any]:
     """GRPOConfig's rollout settings. TRL hands vLLM the prompt token ids `_tokenize_prompts` returns (Hone's chat
     contract) and `generation_kwargs` as SamplingParams, so vLLM stops where Hone's engines stop, as hf does through
-    the model's generation config. vLLM is refused, before loading anything, where it cannot run."""
+    the model's generation config (check_rollout_engine refuses vLLM where it cannot run)."""
     if config.rollout_engine == "hf":
         return {}
     return {"use_vllm": True, "vllm_mode": config.rollout_engine.removeprefix("vllm-"),
